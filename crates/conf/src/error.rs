@@ -1,0 +1,53 @@
+//! The one error type of config parsing: where it happened and what was wrong.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A config error pointing at `file:line:col` (1-based), printed as `file:line:col: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfError {
+    /// The file the error is in (as given by the caller, or the included file).
+    pub file: PathBuf,
+    /// 1-based line number.
+    pub line: u32,
+    /// 1-based column number.
+    pub col: u32,
+    /// What is wrong, naming the keyword where there is one.
+    pub message: String,
+}
+
+impl ConfError {
+    /// Builds an error at a position.
+    pub fn new(file: impl Into<PathBuf>, line: u32, col: u32, message: impl Into<String>) -> Self {
+        Self { file: file.into(), line, col, message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+    }
+}
+
+/// A non-fatal remark about a config (harmless unsupported keyword, risky default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfWarning {
+    /// The file the remark is about.
+    pub file: PathBuf,
+    /// 1-based line (0 when it concerns the whole file).
+    pub line: u32,
+    /// 1-based column (0 when it concerns the whole file).
+    pub col: u32,
+    /// The remark.
+    pub message: String,
+}
+
+impl fmt::Display for ConfWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+        }
+    }
+}

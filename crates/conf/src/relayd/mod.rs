@@ -1,0 +1,5 @@
+//! OpenBSD relayd.conf (relay subset plus hasocks additions): lexer, parser and typed config.
+
+mod types;
+
+pub use types::*;

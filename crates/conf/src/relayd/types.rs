@@ -1,0 +1,170 @@
+//! The typed form of a relayd.conf: what the relay runs from.
+
+use std::path::PathBuf;
+
+use crate::ConfWarning;
+
+/// A whole relayd.conf after macro expansion and includes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelaydConfig {
+    /// Global `interval` in seconds (default 10).
+    pub interval_s: u32,
+    /// Global check `timeout` in milliseconds (default 200).
+    pub timeout_ms: u32,
+    /// `log state changes` (default on) / `log host checks`.
+    pub log_host_checks: bool,
+    /// `log connection` / `log connection errors`.
+    pub log_connections: LogConnections,
+    /// `socket "path"` for the control socket (default /var/run/relayd.sock is NOT assumed:
+    /// None means the relay picks its own default).
+    pub socket: Option<PathBuf>,
+    /// `prefork N` (accepted; used as the worker-thread count).
+    pub prefork: Option<u32>,
+    /// Tables in file order.
+    pub tables: Vec<Table>,
+    /// Relays in file order.
+    pub relays: Vec<Relay>,
+    /// Remarks for the operator.
+    pub warnings: Vec<ConfWarning>,
+}
+
+/// `log connection` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogConnections {
+    /// Not logged.
+    #[default]
+    Off,
+    /// Every connection.
+    All,
+    /// Only failed ones.
+    Errors,
+}
+
+/// `table <name> [disable] { hosts }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// Name without the angle brackets.
+    pub name: String,
+    /// `disable` given.
+    pub disabled: bool,
+    /// Hosts in file order; at least one.
+    pub hosts: Vec<HostEntry>,
+    /// Global `interval` as it stood when the table was defined (relayd semantics).
+    pub interval_s: u32,
+    /// Global `timeout` as it stood when the table was defined.
+    pub timeout_ms: u32,
+    /// 1-based line of the `table` keyword.
+    pub line: u32,
+}
+
+/// One host of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostEntry {
+    /// As written (address, host name, macro value): also the name shown in logs and ctl,
+    /// and the argument of a check script.
+    pub name: String,
+    /// Ours: `port N` after the host, overriding the `forward to` port.
+    pub port: Option<u16>,
+    /// `retry N` (default 0).
+    pub retry: u32,
+    /// 1-based line.
+    pub line: u32,
+}
+
+/// `relay "name" { ... }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relay {
+    /// Name without quotes.
+    pub name: String,
+    /// `listen on ADDR port P` lines (at least one).
+    pub listens: Vec<Listen>,
+    /// `forward to <table> ...` lines; later ones are backups.
+    pub forwards: Vec<Forward>,
+    /// `session timeout S`: inactivity timeout in seconds; default 600; 0 = never.
+    pub session_timeout_s: u32,
+    /// `disable` given.
+    pub disabled: bool,
+    /// Ours: `send proxy-v2` inside the relay block: send a PROXY v2 header to backends.
+    pub send_proxy_v2: bool,
+    /// 1-based line of the `relay` keyword.
+    pub line: u32,
+}
+
+/// A `listen on` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// Address or host name as written (after macro expansion).
+    pub addr: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// A `forward to <table>` line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forward {
+    /// The table name (without brackets).
+    pub table: String,
+    /// `port P`; default: the first `listen on` port.
+    pub port: u16,
+    /// `mode ...`; default round robin.
+    pub mode: Mode,
+    /// `check ...`; None = no check (hosts are always up).
+    pub check: Option<Check>,
+    /// `timeout ms` for checks (default: the table's).
+    pub timeout_ms: Option<u32>,
+    /// `interval s` for checks (default: the table's).
+    pub interval_s: Option<u32>,
+    /// 1-based line.
+    pub line: u32,
+}
+
+/// A 128-bit hash key: `0x` + 32 hex digits, or a string (hashed to 16 bytes).
+pub type HashKey = [u8; 16];
+
+/// Scheduling modes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// `roundrobin` (default).
+    #[default]
+    RoundRobin,
+    /// `random`.
+    Random,
+    /// `loadbalance [key]`: client IP (no port) + relay listen address and port.
+    LoadBalance(Option<HashKey>),
+    /// `source-hash [key]`: client IP alone.
+    SourceHash(Option<HashKey>),
+    /// `hash [key]`: relay listen address and port only.
+    Hash(Option<HashKey>),
+    /// `least-states`: fewest open sessions.
+    LeastStates,
+}
+
+/// Health checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// `check tcp`.
+    Tcp,
+    /// `check send "data" expect "glob"` (empty data or `nothing`: send nothing).
+    Send {
+        /// Bytes to send (may be empty).
+        send: Vec<u8>,
+        /// Shell glob matched against what is read.
+        expect: String,
+    },
+    /// `check binary send "hex" expect "hex"`.
+    Binary {
+        /// Bytes to send.
+        send: Vec<u8>,
+        /// Bytes expected (prefix compare).
+        expect: Vec<u8>,
+    },
+    /// `check script "path"`.
+    Script(PathBuf),
+    /// Ours: `check socks [connect ADDR port P] [user "u" password "p"]`.
+    Socks {
+        /// Target to CONNECT to; None = the relay listens on an ephemeral port of its own.
+        target: Option<(String, u16)>,
+        /// RFC 1929 credentials.
+        auth: Option<(String, String)>,
+    },
+}
