@@ -1,1 +1,50 @@
-fn main() {}
+//! `hasocks`: the one binary. CLI and wiring only; the work lives in the library crates.
+#![forbid(unsafe_code)]
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// High-availability SOCKS: a Dante-compatible server and a relayd-compatible relay.
+#[derive(Parser)]
+#[command(name = "hasocks", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// SOCKS 4/4a/5 server driven by a Dante sockd.conf.
+    Server(cmd::server::ServerArgs),
+    /// Probe one SOCKS server end to end (exit 0 = it forwards).
+    Check(cmd::check::CheckArgs),
+    /// Load generator for any SOCKS5 server or relay.
+    Bench(cmd::bench::BenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    cmd::init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hasocks: cannot start the runtime: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Server(a) => cmd::server::run(a).await,
+            Command::Check(a) => cmd::check::run(a).await,
+            Command::Bench(a) => cmd::bench::run(a).await,
+        }
+    });
+    match result {
+        Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("hasocks: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! CONNECT: resolve, connect from the external address, reply, relay both ways, log.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use net::copy::{CopyOpts, EndReason};
+use socks_wire::v5::ReplyCode;
+use socks_wire::TargetAddr;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::{reply, resolve, Request, Session};
+use crate::logger::Level;
+use crate::rules::CompiledRule;
+use crate::runtime::secs;
+
+/// Runs a CONNECT the rules passed.
+pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut client: TcpStream, req: Request, resolved: Option<Vec<IpAddr>>) {
+    let rt = &sess.rt;
+    let what = sess.what(&req);
+    let target = req.target.to_string();
+    let prefix = format!("{} {what}", rule.label());
+    let connect_secs = rule.timeouts.connect.unwrap_or(rt.timeouts.connect);
+    let limit = secs(connect_secs).unwrap_or(Duration::from_secs(75));
+    let deadline = Instant::now() + limit;
+
+    let outcome = async {
+        let (ips, port) = match &req.target {
+            TargetAddr::Ip(a) => (vec![a.ip()], a.port()),
+            TargetAddr::Domain(name, port) => match resolved {
+                Some(ips) if !ips.is_empty() => (ips, *port),
+                _ => (resolve(name, *port, limit).await.map_err(|e| (ReplyCode::HostUnreachable, e.to_string()))?, *port),
+            },
+        };
+        connect_any(sess, &ips, port, deadline).await
+    }
+    .await;
+
+    let upstream = match outcome {
+        Ok(s) => s,
+        Err((code, why)) => {
+            sess.log_if(
+                rule.log.error || rule.log.connect,
+                Level::Info,
+                &format!("{prefix} -: client {} -> target {target}: {why} (reply {:02x})", sess.client, code.as_u8()),
+            );
+            reply::fail(&mut client, req.version, code).await;
+            return;
+        }
+    };
+    let external = upstream.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let route = format!(
+        "client {} -> internal {} | external {external} -> target {target}",
+        sess.client, sess.internal
+    );
+    if let Err(e) = reply::send(&mut client, req.version, ReplyCode::Succeeded, external).await {
+        sess.log_if(rule.log.error, Level::Info, &format!("{prefix} -: {route}: client went away before the reply: {e}"));
+        return;
+    }
+    sess.log_if(rule.log.connect, Level::Info, &format!("{prefix} [: {route}"));
+
+    let mut upstream = upstream;
+    let mut early = req.pending.len() as u64;
+    if !req.pending.is_empty() && upstream.write_all(&req.pending).await.is_err() {
+        early = 0;
+    }
+    let idle = rule.timeouts.io_tcp.unwrap_or(rt.timeouts.io_tcp);
+    let opts = CopyOpts { idle_timeout: secs(idle), cancel: Some(sess.hard_stop.clone()), ..CopyOpts::default() };
+    let report = net::copy::pump(client, upstream, opts).await;
+    let why = match report.end {
+        EndReason::Closed => "closed",
+        EndReason::IdleTimeout => "i/o timeout (timeout.io)",
+        EndReason::Cancelled => "server shutting down",
+        EndReason::ErrorA => "client connection error",
+        EndReason::ErrorB => "target connection error",
+    };
+    let want = rule.log.disconnect || (rule.log.error && !matches!(report.end, EndReason::Closed));
+    sess.log_if(
+        want,
+        Level::Info,
+        &format!(
+            "{prefix} ]: {route}: {} bytes up, {} bytes down, {:.3} s, {why}",
+            report.a_to_b + early,
+            report.b_to_a,
+            sess.started.elapsed().as_secs_f64()
+        ),
+    );
+}
+
+/// Tries each address in turn until one connects or the deadline passes.
+async fn connect_any(sess: &Session, ips: &[IpAddr], port: u16, deadline: Instant) -> Result<TcpStream, (ReplyCode, String)> {
+    let mut last = (ReplyCode::HostUnreachable, "no address to connect to".to_string());
+    for ip in ips {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err((ReplyCode::TtlExpired, "connect timed out (timeout.connect)".into()));
+        }
+        let source = sess.rt.outgoing_source(*ip, sess.internal).map_err(|m| (ReplyCode::NetworkUnreachable, m))?;
+        let addr = SocketAddr::new(*ip, port);
+        match net::sock::connect_tcp(addr, source, deadline - now).await {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                let code = reply::code_for_io(&e);
+                let text = if e.kind() == std::io::ErrorKind::TimedOut {
+                    format!("connect to {addr} timed out (timeout.connect)")
+                } else {
+                    format!("connect to {addr} failed: {e}")
+                };
+                last = (code, text);
+            }
+        }
+    }
+    Err(last)
+}

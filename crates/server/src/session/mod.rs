@@ -1,0 +1,281 @@
+//! One client connection: PROXY header (trusted peers only) -> client rules -> method
+//! negotiation -> request -> socks rules -> the command -> log.
+
+mod connect;
+pub(crate) mod reply;
+mod wire_io;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conf::sockd::{Command, SocksVersion, Verdict};
+use socks_wire::v5::{self, ReplyCode};
+use socks_wire::{v4, TargetAddr};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::logger::Level;
+use crate::rules::{match_client, socks_rule_matches, CompiledRule, RequestFacts};
+use crate::runtime::{secs, Runtime};
+use wire_io::{read_msg, ReadError};
+
+/// The SOCKS version a client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// SOCKS 4 or 4a.
+    V4,
+    /// SOCKS 5.
+    V5,
+}
+
+/// A negotiated request, ready for the rules.
+pub(crate) struct Request {
+    pub version: Version,
+    pub command: Command,
+    pub target: TargetAddr,
+    /// Bytes the client sent after its request (forwarded once connected).
+    pub pending: Vec<u8>,
+}
+
+/// What every part of a session needs to know about it.
+pub(crate) struct Session {
+    pub rt: Arc<Runtime>,
+    pub client: SocketAddr,
+    pub internal: SocketAddr,
+    pub started: Instant,
+    /// Fired when the server gives up waiting for sessions at shutdown.
+    pub hard_stop: CancellationToken,
+}
+
+impl Session {
+    /// "socks5/connect"-style label for logs.
+    pub fn what(&self, req: &Request) -> String {
+        let v = match req.version {
+            Version::V4 if matches!(&req.target, TargetAddr::Domain(..)) => "socks4a",
+            Version::V4 => "socks4",
+            Version::V5 => "socks5",
+        };
+        let c = match req.command {
+            Command::Connect => "connect",
+            Command::Bind => "bind",
+            Command::UdpAssociate => "udpassociate",
+            Command::BindReply => "bindreply",
+            Command::UdpReply => "udpreply",
+        };
+        format!("{v}/{c}")
+    }
+
+    /// Logs a line if the rule asked for this kind of event.
+    pub fn log_if(&self, wanted: bool, level: Level, msg: &str) {
+        if wanted {
+            self.rt.logger.log(level, msg);
+        }
+    }
+}
+
+/// Serves one accepted connection to its end. Never panics on client input.
+pub async fn serve(mut stream: TcpStream, peer: SocketAddr, rt: Arc<Runtime>, hard_stop: CancellationToken) {
+    let internal = match stream.local_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    let negotiate = secs(rt.timeouts.negotiate);
+    let mut client = peer;
+    if rt.expects_proxy_header(peer.ip()) {
+        match net::proxy::read_header(&mut stream, negotiate.unwrap_or(Duration::from_secs(30))).await {
+            Ok(Some(h)) => client = h.src,
+            Ok(None) => {}
+            Err(e) => {
+                rt.logger.log(Level::Warn, &format!("client {peer} -> internal {internal}: bad PROXY header: {e}"));
+                return;
+            }
+        }
+    }
+    let sess = Session { rt, client, internal, started: Instant::now(), hard_stop };
+    let rt = &sess.rt;
+
+    let crule = match_client(&rt.client_rules, client, internal, &rt.default_rule);
+    if crule.verdict == Verdict::Block {
+        sess.log_if(
+            crule.log.connect || crule.log.error,
+            Level::Info,
+            &format!("{} client: client {client} -> internal {internal}: blocked", crule.label()),
+        );
+        return;
+    }
+
+    let neg_secs = crule.timeouts.negotiate.unwrap_or(rt.timeouts.negotiate);
+    let mut buf = Vec::with_capacity(512);
+    let req = match secs(neg_secs) {
+        Some(limit) => match tokio::time::timeout(limit, negotiate_request(&mut stream, &mut buf, rt)).await {
+            Ok(r) => r,
+            Err(_) => Err(NegError::Timeout(neg_secs)),
+        },
+        None => negotiate_request(&mut stream, &mut buf, rt).await,
+    };
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some((version, code)) = e.reply() {
+                reply::fail(&mut stream, version, code).await;
+            }
+            sess.log_if(
+                crule.log.error || crule.log.connect || rt.debug > 0,
+                Level::Info,
+                &format!("{} client: client {client} -> internal {internal}: negotiation failed: {e}", crule.label()),
+            );
+            let _ = stream.shutdown().await;
+            return;
+        }
+    };
+
+    let target_desc = req.target.to_string();
+    let (rule, resolved) = match_socks(&sess, &req).await;
+    if rule.verdict == Verdict::Block {
+        let why = if rule.number == 0 { "no rule matched" } else { "blocked by rule" };
+        sess.log_if(
+            rule.log.connect || rule.log.error,
+            Level::Info,
+            &format!("{} {} -: client {client} -> target {target_desc}: {why}", rule.label(), sess.what(&req)),
+        );
+        let code = ReplyCode::NotAllowed;
+        reply::fail(&mut stream, req.version, code).await;
+        return;
+    }
+    match req.command {
+        Command::Connect => connect::run(&sess, rule, stream, req, resolved).await,
+        _ => {
+            sess.log_if(
+                rule.log.error,
+                Level::Info,
+                &format!("{} {} -: client {client} -> target {target_desc}: command not supported yet", rule.label(), sess.what(&req)),
+            );
+            reply::fail(&mut stream, req.version, ReplyCode::CommandNotSupported).await;
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum NegError {
+    #[error("{0}")]
+    Read(ReadError, Option<Version>),
+    #[error("unknown SOCKS version {0}")]
+    BadVersion(u8),
+    #[error("no acceptable authentication method (client offered {0:?})")]
+    NoMethod(Vec<u8>),
+    #[error("SOCKS4 refused: socksmethod none is not enabled")]
+    V4NoMethod,
+    #[error("no request within timeout.negotiate ({0} s)")]
+    Timeout(u32),
+}
+
+impl NegError {
+    /// The reply to send before closing, if any (version known and the protocol has one).
+    fn reply(&self) -> Option<(Version, ReplyCode)> {
+        match self {
+            NegError::Read(ReadError::Wire(w), Some(v)) => Some((*v, w.reply_code())),
+            NegError::V4NoMethod => Some((Version::V4, ReplyCode::NotAllowed)),
+            _ => None,
+        }
+    }
+}
+
+async fn negotiate_request(stream: &mut TcpStream, buf: &mut Vec<u8>, rt: &Runtime) -> Result<Request, NegError> {
+    use tokio::io::AsyncReadExt;
+    while buf.is_empty() {
+        let mut first = [0u8; 512];
+        let n = stream.read(&mut first).await.map_err(|e| NegError::Read(ReadError::Io(e), None))?;
+        if n == 0 {
+            return Err(NegError::Read(ReadError::Eof, None));
+        }
+        buf.extend_from_slice(&first[..n]);
+    }
+    match socks_wire::peek_version(buf) {
+        Some(v4::VERSION) => {
+            let r = read_msg(stream, buf, v4::Request::decode).await.map_err(|e| NegError::Read(e, Some(Version::V4)))?;
+            if !rt.method_none {
+                return Err(NegError::V4NoMethod);
+            }
+            let command = match r.command {
+                v4::Command::Connect => Command::Connect,
+                v4::Command::Bind => Command::Bind,
+            };
+            Ok(Request { version: Version::V4, command, target: r.target(), pending: std::mem::take(buf) })
+        }
+        Some(v5::VERSION) => {
+            let g = read_msg(stream, buf, v5::Greeting::decode).await.map_err(|e| NegError::Read(e, None))?;
+            let chosen = (rt.method_none && g.methods.contains(&v5::method::NONE)).then_some(v5::method::NONE);
+            let mut out = Vec::with_capacity(2);
+            v5::MethodSelection { method: chosen.unwrap_or(v5::method::NO_ACCEPTABLE) }.encode(&mut out);
+            stream.write_all(&out).await.map_err(|e| NegError::Read(ReadError::Io(e), None))?;
+            if chosen.is_none() {
+                return Err(NegError::NoMethod(g.methods));
+            }
+            let r = read_msg(stream, buf, v5::Request::decode).await.map_err(|e| NegError::Read(e, Some(Version::V5)))?;
+            let command = match r.command {
+                v5::Command::Connect => Command::Connect,
+                v5::Command::Bind => Command::Bind,
+                v5::Command::UdpAssociate => Command::UdpAssociate,
+            };
+            Ok(Request { version: Version::V5, command, target: r.target, pending: std::mem::take(buf) })
+        }
+        Some(other) => Err(NegError::BadVersion(other)),
+        None => Err(NegError::Read(ReadError::Eof, None)),
+    }
+}
+
+/// Finds the socks rule for a request; a name target is resolved only when a rule needs its
+/// addresses (so `.domain` rules decide on the name as requested). Returns the addresses if
+/// they were resolved on the way.
+async fn match_socks<'a>(sess: &'a Session, req: &Request) -> (&'a CompiledRule, Option<Vec<IpAddr>>) {
+    let (ip, name, port) = match &req.target {
+        TargetAddr::Ip(a) => (Some(a.ip()), None, a.port()),
+        TargetAddr::Domain(n, p) => (None, Some(n.as_str()), *p),
+    };
+    let facts = RequestFacts {
+        client: sess.client,
+        command: req.command,
+        version: match req.version {
+            Version::V4 => SocksVersion::V4,
+            Version::V5 => SocksVersion::V5,
+        },
+        target_ip: ip,
+        target_name: name,
+        target_port: port,
+    };
+    let mut resolved: Option<Vec<IpAddr>> = None;
+    for rule in &sess.rt.socks_rules {
+        let verdict = match socks_rule_matches(rule, &facts, resolved.as_deref()) {
+            Some(v) => v,
+            None => {
+                let name = name.unwrap_or_default();
+                let limit = secs(sess.rt.timeouts.connect).unwrap_or(Duration::from_secs(30));
+                resolved = Some(resolve(name, port, limit).await.unwrap_or_default());
+                socks_rule_matches(rule, &facts, resolved.as_deref()).unwrap_or(false)
+            }
+        };
+        if verdict {
+            return (rule, resolved);
+        }
+    }
+    (&sess.rt.default_rule, resolved)
+}
+
+/// Resolves a host name (getaddrinfo on the blocking pool) under a deadline.
+pub(crate) async fn resolve(name: &str, port: u16, limit: Duration) -> std::io::Result<Vec<IpAddr>> {
+    let lookup = tokio::net::lookup_host((name.to_string(), port));
+    match tokio::time::timeout(limit, lookup).await {
+        Ok(Ok(addrs)) => {
+            let v: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
+            if v.is_empty() {
+                Err(std::io::Error::new(std::io::ErrorKind::HostUnreachable, "name has no address"))
+            } else {
+                Ok(v)
+            }
+        }
+        Ok(Err(e)) => Err(std::io::Error::new(std::io::ErrorKind::HostUnreachable, format!("cannot resolve {name}: {e}"))),
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("resolving {name} timed out"))),
+    }
+}

@@ -1,0 +1,156 @@
+//! Shared test plumbing: a server from config text, local targets, raw SOCKS bytes.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use server::ServerHandle;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Starts a server from sockd.conf text (use `port = 0` in `internal:`).
+pub async fn start(conf_text: &str) -> (ServerHandle, SocketAddr) {
+    let cfg = conf::sockd::parse(conf_text, Path::new("test.conf")).expect("config parses");
+    let h = ServerHandle::start(cfg).await.expect("server starts");
+    let addr = h.local_addrs()[0];
+    (h, addr)
+}
+
+/// A permissive config on 127.0.0.1, port 0, with extra lines before the rules.
+pub fn open_conf(extra: &str) -> String {
+    format!(
+        "internal: 127.0.0.1 port = 0\nexternal: 127.0.0.1\nsocksmethod: none\n{extra}\n\
+         client pass {{ from: 0/0 to: 0/0 }}\nsocks pass {{ from: 0/0 to: 0/0 }}\n"
+    )
+}
+
+/// An echo server on `ip`:0; returns its address.
+pub async fn echo_server(ip: &str) -> SocketAddr {
+    let l = TcpListener::bind((ip, 0)).await.expect("bind echo");
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// A server that accepts one connection and hands it (and the peer) back.
+pub async fn one_shot_server(ip: &str) -> (SocketAddr, tokio::sync::oneshot::Receiver<(TcpStream, SocketAddr)>) {
+    let l = TcpListener::bind((ip, 0)).await.expect("bind");
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        if let Ok(pair) = l.accept().await {
+            let _ = tx.send(pair);
+        }
+    });
+    (addr, rx)
+}
+
+/// A port on 127.0.0.1 where nothing listens.
+pub async fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    drop(l);
+    a
+}
+
+/// SOCKS5 greeting offering `none`; returns the selected method.
+pub async fn greet(s: &mut TcpStream) -> u8 {
+    s.write_all(&[5, 1, 0]).await.unwrap();
+    let mut b = [0u8; 2];
+    s.read_exact(&mut b).await.unwrap();
+    assert_eq!(b[0], 5);
+    b[1]
+}
+
+/// SOCKS5 request bytes for an IP target.
+pub fn request_ip(cmd: u8, target: SocketAddr) -> Vec<u8> {
+    let mut v = vec![5, cmd, 0];
+    match target {
+        SocketAddr::V4(a) => {
+            v.push(1);
+            v.extend_from_slice(&a.ip().octets());
+        }
+        SocketAddr::V6(a) => {
+            v.push(4);
+            v.extend_from_slice(&a.ip().octets());
+        }
+    }
+    v.extend_from_slice(&target.port().to_be_bytes());
+    v
+}
+
+/// SOCKS5 request bytes for a name target.
+pub fn request_name(cmd: u8, name: &str, port: u16) -> Vec<u8> {
+    let mut v = vec![5, cmd, 0, 3, name.len() as u8];
+    v.extend_from_slice(name.as_bytes());
+    v.extend_from_slice(&port.to_be_bytes());
+    v
+}
+
+/// Reads a SOCKS5 reply; returns (REP, BND).
+pub async fn read_reply(s: &mut TcpStream) -> (u8, SocketAddr) {
+    let mut h = [0u8; 4];
+    s.read_exact(&mut h).await.expect("reply header");
+    assert_eq!(h[0], 5, "reply version");
+    let addr = match h[3] {
+        1 => {
+            let mut a = [0u8; 6];
+            s.read_exact(&mut a).await.unwrap();
+            SocketAddr::from(([a[0], a[1], a[2], a[3]], u16::from_be_bytes([a[4], a[5]])))
+        }
+        4 => {
+            let mut a = [0u8; 18];
+            s.read_exact(&mut a).await.unwrap();
+            let mut ip = [0u8; 16];
+            ip.copy_from_slice(&a[..16]);
+            SocketAddr::from((ip, u16::from_be_bytes([a[16], a[17]])))
+        }
+        t => panic!("unexpected ATYP {t}"),
+    };
+    (h[1], addr)
+}
+
+/// Connect + greet + request; returns the stream and the reply.
+pub async fn socks5(proxy: SocketAddr, req: &[u8]) -> (TcpStream, u8, SocketAddr) {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    assert_eq!(greet(&mut s).await, 0);
+    s.write_all(req).await.unwrap();
+    let (rep, bnd) = read_reply(&mut s).await;
+    (s, rep, bnd)
+}
+
+/// Sends `msg` and expects it echoed back.
+pub async fn assert_echo(s: &mut TcpStream, msg: &[u8]) {
+    s.write_all(msg).await.unwrap();
+    let mut back = vec![0u8; msg.len()];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut back)).await.expect("echo in time").unwrap();
+    assert_eq!(back, msg);
+}
+
+/// Reads until EOF (with a deadline); returns what came.
+pub async fn read_to_eof(s: &mut TcpStream) -> Vec<u8> {
+    let mut v = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut v)).await.expect("EOF in time").ok();
+    v
+}
+
+/// Waits until `f` holds or the deadline passes.
+pub async fn wait_until(mut f: impl FnMut() -> bool, deadline: Duration) -> bool {
+    let end = tokio::time::Instant::now() + deadline;
+    while tokio::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
