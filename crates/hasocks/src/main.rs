@@ -15,8 +15,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A whole cluster on loopback: relay on 127.0.0.1:1080, two servers, checks, status page.
+    Up(cmd::up::UpArgs),
     /// SOCKS 4/4a/5 server driven by a Dante sockd.conf.
     Server(cmd::server::ServerArgs),
+    /// Layer-4 relay for a pool of SOCKS servers, driven by a relayd.conf.
+    Relay(cmd::relay::RelayArgs),
     /// Probe one SOCKS server end to end (exit 0 = it forwards).
     Check(cmd::check::CheckArgs),
     /// Load generator for any SOCKS5 server or relay.
@@ -35,7 +39,9 @@ fn main() -> std::process::ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
+            Command::Up(a) => cmd::up::run(a).await,
             Command::Server(a) => cmd::server::run(a).await,
+            Command::Relay(a) => cmd::relay::run(a).await,
             Command::Check(a) => cmd::check::run(a).await,
             Command::Bench(a) => cmd::bench::run(a).await,
         }

@@ -123,6 +123,37 @@ impl Runtime {
             }
         }
     }
+
+    /// The external address to listen on for a BIND towards `dst`, per `external.rotation`
+    /// (none: first external of the family; same-same: the internal address the client
+    /// reached; route: the kernel's source towards `dst`). An unspecified `dst` (the client
+    /// did not name its peer) and a `none` config without externals fall back to the route
+    /// source, then to the internal address, so the reply never names 0.0.0.0.
+    pub fn bind_source(&self, dst: IpAddr, internal: SocketAddr) -> Result<IpAddr, String> {
+        let route = || {
+            if dst.is_unspecified() {
+                return Ok(internal.ip());
+            }
+            net::sock::route_source(dst).map_err(|e| format!("external.rotation route: no route to {dst}: {e}"))
+        };
+        match self.rotation {
+            Rotation::Route => route(),
+            Rotation::SameSame | Rotation::None => match self.outgoing_source(dst, internal)? {
+                Some(ip) => Ok(ip),
+                None => route(),
+            },
+        }
+    }
+
+    /// The address to bind an outgoing UDP socket of `dst`'s family to, per
+    /// `external.rotation`; unspecified lets the kernel pick the source per datagram (route).
+    pub fn udp_source(&self, dst: IpAddr, internal: SocketAddr) -> Result<IpAddr, String> {
+        let any = match dst {
+            IpAddr::V4(_) => IpAddr::from([0u8; 4]),
+            IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+        };
+        Ok(self.outgoing_source(dst, internal)?.unwrap_or(any))
+    }
 }
 
 /// Seconds to a Duration where 0 means "none".

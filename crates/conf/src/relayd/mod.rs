@@ -1,5 +1,131 @@
 //! OpenBSD relayd.conf (relay subset plus hasocks additions): lexer, parser and typed config.
+//!
+//! What relayd accepts and hasocks implements means the same here; relayd keywords hasocks
+//! does not implement are errors (`keyword "redirect" is not supported by hasocks`), never
+//! silently ignored. Deliberate differences from relayd: a forward's `timeout` longer than the
+//! check interval is a warning (relayd refuses it), unquoted words may contain `/`, and a
+//! table not used by any relay is a warning (relayd refuses it).
 
+mod lexer;
+mod md5;
+mod parser;
+mod relay;
+mod stream;
 mod types;
+mod words;
+
+use std::path::Path;
 
 pub use types::*;
+
+use crate::ConfError;
+
+/// Parses relayd.conf text. `file` names it in errors and anchors relative `include`s.
+/// `overrides`: -D name=value macro definitions (they win over the file's).
+pub fn parse(
+    text: &str,
+    file: &Path,
+    overrides: &[(String, String)],
+) -> Result<RelaydConfig, ConfError> {
+    let mut s = stream::Stream::new(text, file);
+    for (name, value) in overrides {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(ConfError::new(
+                file,
+                0,
+                0,
+                format!("-D {name}={value}: invalid macro name \"{name}\""),
+            ));
+        }
+        if words::is_reserved(name) {
+            return Err(ConfError::new(
+                file,
+                0,
+                0,
+                format!(
+                    "-D {name}={value}: \"{name}\" is a reserved word and cannot be a macro name"
+                ),
+            ));
+        }
+        s.define_override(name, value);
+    }
+    parser::Parser::new(s).run()
+}
+
+/// Reads and parses the file; `include "path"` is resolved relative to the including file's
+/// folder when not absolute.
+pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<RelaydConfig, ConfError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfError::new(path, 0, 0, format!("cannot read the file: {e}")))?;
+    parse(&text, path, overrides)
+}
+
+/// The 128-bit hash key for a string key (`mode loadbalance "secret"`): the MD5 digest
+/// (RFC 1321) of the string's UTF-8 bytes, as relayd derives its key from a string. Stable
+/// across releases and machines, so two relays with the same key map clients alike.
+pub fn key_from_str(s: &str) -> HashKey {
+    md5::md5(s.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<RelaydConfig, ConfError> {
+        parse(text, Path::new("relayd.conf"), &[])
+    }
+
+    #[test]
+    fn string_keys_are_the_md5_of_the_string() {
+        assert_eq!(
+            key_from_str("abc"),
+            [
+                0x90, 0x01, 0x50, 0x98, 0x3c, 0xd2, 0x4f, 0xb0, 0xd6, 0x96, 0x3f, 0x7d, 0x28, 0xe1,
+                0x7f, 0x72
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_file_has_relayd_defaults() {
+        let c = p("").unwrap();
+        assert_eq!(
+            (c.interval_s, c.timeout_ms, c.log_host_checks),
+            (10, 200, false)
+        );
+        assert_eq!(c.log_connections, LogConnections::Off);
+        assert!(c.tables.is_empty() && c.relays.is_empty());
+    }
+
+    #[test]
+    fn invalid_override_names_are_refused() {
+        let o = [("table".to_string(), "x".to_string())];
+        assert!(parse("", Path::new("f"), &o)
+            .unwrap_err()
+            .message
+            .contains("reserved"));
+        let o = [("a-b".to_string(), "x".to_string())];
+        assert!(parse("", Path::new("f"), &o)
+            .unwrap_err()
+            .message
+            .contains("invalid macro name"));
+    }
+
+    #[test]
+    fn minimal_relay_gets_its_defaults() {
+        let c = p("table <t> { 10.0.0.1 }\nrelay r {\n listen on 127.0.0.1 port 1080\n forward to <t>\n}\n").unwrap();
+        let r = &c.relays[0];
+        assert_eq!(r.name, "r");
+        assert_eq!(r.session_timeout_s, 600);
+        assert_eq!(r.forwards[0].port, 1080);
+        assert_eq!(r.forwards[0].mode, Mode::RoundRobin);
+        assert_eq!(r.forwards[0].check, None);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn missing_file_is_an_error_naming_it() {
+        let e = load(Path::new("/nonexistent/relayd.conf"), &[]).unwrap_err();
+        assert_eq!(e.file, Path::new("/nonexistent/relayd.conf"));
+    }
+}

@@ -1,5 +1,34 @@
 //! Dante 1.4 sockd.conf: lexer, parser and typed config.
+//!
+//! [`parse`] reads the subset of Dante's grammar hasocks implements (plus the `hasocks.*`
+//! settings); a Dante keyword outside that subset is an error naming it, never ignored,
+//! except harmless ones that only warn. `Display` on [`SockdConfig`] prints canonical text.
 
+mod addr;
+mod cursor;
+mod display;
+mod keywords;
+mod lexer;
+mod parser;
+mod rule;
 mod types;
 
+use std::path::Path;
+
 pub use types::*;
+
+use crate::ConfError;
+
+/// Parses sockd.conf `text`; `file` is only used in messages.
+pub fn parse(text: &str, file: &Path) -> Result<SockdConfig, ConfError> {
+    let toks = lexer::lex(text, file)?;
+    let mut cursor = cursor::Cursor::new(toks, file);
+    parser::parse_config(&mut cursor)
+}
+
+/// Reads and parses the sockd.conf at `path`; a read failure is an error at `0:0`.
+pub fn load(path: &Path) -> Result<SockdConfig, ConfError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfError::new(path, 0, 0, format!("cannot read config: {e}")))?;
+    parse(&text, path)
+}

@@ -21,18 +21,18 @@ pub struct CheckArgs {
     /// Listen on BINDADDR (IP or IP:PORT) and have the server connect back to
     /// it (end-to-end mode, data is verified both ways). Default 127.0.0.1
     /// when neither -b nor -I is given.
-    #[arg(short = 'b', value_name = "BINDADDR", conflicts_with = "remote")]
+    #[arg(short = 'b', value_name = "BINDADDR")]
     pub bind: Option<String>,
     /// CONNECT to this remote HOST:PORT instead and require reply 00 (a host
     /// name is sent to the server as a domain).
     #[arg(short = 'I', value_name = "HOST:PORT")]
     pub remote: Option<String>,
-    /// Sessions that must succeed. Default 1 (maxconn.pl: 10, and it keeps
+    /// Sessions that must succeed (maxconn.pl: 10, and it keeps
     /// them all open; we run them one after another and close each).
     #[arg(short = 'c', value_name = "N", default_value = "1")]
     pub count: String,
-    /// Failed attempts tolerated (each retried) before giving up. Default 0
-    /// (maxconn.pl: 5, and it then still exits 0).
+    /// Failed attempts tolerated (each retried) before giving up (maxconn.pl:
+    /// 5, and it then still exits 0).
     #[arg(short = 'E', value_name = "N", default_value = "0")]
     pub max_errors: String,
     /// RFC 1929 credentials as USER:PASS (offers only method 02, like maxconn.pl).
@@ -145,7 +145,10 @@ async fn execute(plan: &Plan, args: &CheckArgs) -> bool {
 }
 
 fn report(attempt: u32, proxy: SocketAddr, e: &ProbeError) {
-    eprintln!("hasocks check: session {attempt} via {proxy}: {}", e.short());
+    eprintln!(
+        "hasocks check: session {attempt} via {proxy}: {}",
+        e.short()
+    );
 }
 
 fn ms(d: Duration) -> f64 {
@@ -194,8 +197,9 @@ async fn plan(args: &CheckArgs) -> anyhow::Result<Plan> {
             let (host, port) = split_host_port(r, None)?;
             Mode::Remote(match host.parse::<IpAddr>() {
                 Ok(ip) => TargetAddr::Ip(SocketAddr::new(ip, port)),
-                Err(_) => TargetAddr::domain(host, port)
-                    .map_err(|e| anyhow::anyhow!("-I {r}: {e}"))?,
+                Err(_) => {
+                    TargetAddr::domain(host, port).map_err(|e| anyhow::anyhow!("-I {r}: {e}"))?
+                }
             })
         }
         (b, None) => {
@@ -226,7 +230,7 @@ fn parse_num(s: &str, flag: &str) -> anyhow::Result<u32> {
 
 /// Splits `host:port`, `[v6]:port`, or (with a default port) a bare host or
 /// bare IPv6 address. The port may be a service name from /etc/services.
-fn split_host_port(s: &str, default_port: Option<u16>) -> anyhow::Result<(String, u16)> {
+pub(crate) fn split_host_port(s: &str, default_port: Option<u16>) -> anyhow::Result<(String, u16)> {
     let bad = || anyhow::anyhow!("bad address {s:?}, want HOST:PORT");
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (h, after) = rest.split_once(']').ok_or_else(bad)?;
@@ -247,7 +251,9 @@ fn split_host_port(s: &str, default_port: Option<u16>) -> anyhow::Result<(String
         return Err(bad());
     }
     let port = match port {
-        Some(p) => service_port(p).ok_or_else(|| anyhow::anyhow!("unknown port or service {p:?}"))?,
+        Some(p) => {
+            service_port(p).ok_or_else(|| anyhow::anyhow!("unknown port or service {p:?}"))?
+        }
         None => default_port.ok_or_else(bad)?,
     };
     Ok((host.to_owned(), port))
@@ -270,11 +276,13 @@ fn lookup_service(services: &str, name: &str) -> Option<u16> {
         let first = words.next()?;
         let (port, proto) = words.next()?.split_once('/')?;
         let named = first == name || words.any(|alias| alias == name);
-        (named && proto == "tcp").then(|| port.parse().ok()).flatten()
+        (named && proto == "tcp")
+            .then(|| port.parse().ok())
+            .flatten()
     })
 }
 
-async fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+pub(crate) async fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
@@ -286,4 +294,138 @@ async fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    fn args(server: String) -> CheckArgs {
+        CheckArgs {
+            server,
+            bind: None,
+            remote: None,
+            count: "1".into(),
+            max_errors: "0".into(),
+            credentials: None,
+            quiet: true,
+            verbose: false,
+            relayd: false,
+            timeout_ms: "5000".into(),
+        }
+    }
+
+    /// A minimal honest SOCKS5 server (no auth, IPv4 CONNECT); `reply` is its REP.
+    async fn fake(reply: u8) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut g = [0u8; 3];
+                    s.read_exact(&mut g).await?;
+                    s.write_all(&[5, 0]).await?;
+                    let mut r = [0u8; 10];
+                    s.read_exact(&mut r).await?;
+                    s.write_all(&[5, reply, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+                    if reply != 0 {
+                        return Ok::<_, std::io::Error>(());
+                    }
+                    let to = SocketAddr::from((
+                        [r[4], r[5], r[6], r[7]],
+                        u16::from_be_bytes([r[8], r[9]]),
+                    ));
+                    let mut out = TcpStream::connect(to).await?;
+                    tokio::io::copy_bidirectional(&mut s, &mut out).await?;
+                    Ok(())
+                });
+            }
+        });
+        addr
+    }
+
+    async fn refused_port() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    }
+
+    #[tokio::test]
+    async fn working_server_exits_0_and_1_under_relayd() {
+        let proxy = fake(0).await;
+        let mut a = args(proxy.to_string());
+        a.count = "3".into();
+        assert_eq!(run(a.clone()).await.unwrap(), 0);
+        a.relayd = true;
+        assert_eq!(run(a).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn refusing_server_exits_1_and_0_under_relayd() {
+        let proxy = fake(2).await;
+        let mut a = args(proxy.to_string());
+        assert_eq!(run(a.clone()).await.unwrap(), 1);
+        a.relayd = true;
+        assert_eq!(run(a).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn dead_server_is_down_even_with_retries() {
+        let mut a = args(refused_port().await.to_string());
+        a.max_errors = "2".into();
+        a.relayd = true;
+        assert_eq!(run(a).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_mean_down_under_relayd() {
+        let mut a = args("127.0.0.1:1080".into());
+        a.count = "many".into();
+        a.relayd = true;
+        assert_eq!(run(a.clone()).await.unwrap(), 0);
+        a.relayd = false;
+        assert_eq!(run(a).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn remote_mode_checks_the_reply_code() {
+        let proxy = fake(0).await;
+        let target = refused_port().await;
+        // The fake's copy fails after replying 00: -I only checks the reply.
+        let mut a = args(proxy.to_string());
+        a.remote = Some(target.to_string());
+        assert_eq!(run(a).await.unwrap(), 0);
+    }
+
+    #[test]
+    fn host_port_forms_parse() {
+        assert_eq!(
+            split_host_port("10.0.1.2:1080", None).unwrap(),
+            ("10.0.1.2".into(), 1080)
+        );
+        assert_eq!(split_host_port("[::1]:9", None).unwrap(), ("::1".into(), 9));
+        assert_eq!(split_host_port("::1", Some(0)).unwrap(), ("::1".into(), 0));
+        assert_eq!(
+            split_host_port("host", Some(1080)).unwrap(),
+            ("host".into(), 1080)
+        );
+        assert_eq!(
+            split_host_port("h:socks", None).unwrap(),
+            ("h".into(), 1080)
+        );
+        assert!(split_host_port("host", None).is_err());
+        assert!(split_host_port(":80", None).is_err());
+        assert!(split_host_port("h:nosuchservice", None).is_err());
+    }
+
+    #[test]
+    fn service_names_come_from_services_text() {
+        let text = "# c\nsocks\t\t1080/tcp\t\t# socks proxy\nhttp 80/tcp www\nx 9/udp\n";
+        assert_eq!(lookup_service(text, "socks"), Some(1080));
+        assert_eq!(lookup_service(text, "www"), Some(80));
+        assert_eq!(lookup_service(text, "x"), None);
+    }
+
+    #[test]
+    fn hex_line_shows_direction_length_and_bytes() {
+        assert_eq!(hex_line(Direction::Sent, &[5, 1, 0]), ">   3 | 05 01 00");
+    }
+}

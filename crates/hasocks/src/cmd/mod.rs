@@ -2,11 +2,15 @@
 
 pub mod bench;
 pub mod check;
+pub mod relay;
 pub mod server;
+pub mod up;
 
 /// Operator diagnostics (start-up, reload, shutdown) go to stderr; `RUST_LOG` tunes them.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }

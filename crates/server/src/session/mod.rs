@@ -1,8 +1,10 @@
 //! One client connection: PROXY header (trusted peers only) -> client rules -> method
 //! negotiation -> request -> socks rules -> the command -> log.
 
+mod bind;
 mod connect;
 pub(crate) mod reply;
+mod udp;
 mod wire_io;
 
 use std::net::{IpAddr, SocketAddr};
@@ -146,6 +148,8 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, rt: Arc<Runtime>, ha
     }
     match req.command {
         Command::Connect => connect::run(&sess, rule, stream, req, resolved).await,
+        Command::Bind => bind::run(&sess, rule, stream, req, resolved).await,
+        Command::UdpAssociate if req.version == Version::V5 => udp::run(&sess, rule, stream, req).await,
         _ => {
             sess.log_if(
                 rule.log.error,

@@ -154,3 +154,60 @@ pub async fn wait_until(mut f: impl FnMut() -> bool, deadline: Duration) -> bool
     }
     f()
 }
+
+/// SOCKS4 request bytes (VN CD DSTPORT DSTIP USERID\0).
+pub fn socks4_request(cmd: u8, target: std::net::SocketAddrV4) -> Vec<u8> {
+    let mut v = vec![4, cmd];
+    v.extend_from_slice(&target.port().to_be_bytes());
+    v.extend_from_slice(&target.ip().octets());
+    v.extend_from_slice(b"tester\0");
+    v
+}
+
+/// Reads a SOCKS4 reply; returns (CD, DSTPORT:DSTIP).
+pub async fn read_v4_reply(s: &mut TcpStream) -> (u8, SocketAddr) {
+    let mut r = [0u8; 8];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut r)).await.expect("v4 reply in time").expect("v4 reply");
+    assert_eq!(r[0], 0, "SOCKS4 reply VN");
+    (r[1], SocketAddr::from(([r[4], r[5], r[6], r[7]], u16::from_be_bytes([r[2], r[3]]))))
+}
+
+/// A UDP echo server on `ip`:0; returns its address and every payload it echoed, in order.
+pub async fn udp_echo_server(ip: &str) -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    let s = tokio::net::UdpSocket::bind((ip, 0)).await.expect("bind udp echo");
+    let addr = s.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = s.recv_from(&mut buf).await {
+            // Recorded after the echo left, so "seen" also means "answered".
+            let _ = s.send_to(&buf[..n], from).await;
+            log.lock().unwrap().push(buf[..n].to_vec());
+        }
+    });
+    (addr, seen)
+}
+
+/// Wraps a payload in a SOCKS5 UDP header (FRAG = `frag`).
+pub fn udp_wrap(frag: u8, target: socks_wire::TargetAddr, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    socks_wire::udp::UdpHeader { frag, target }.encode(&mut v);
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Receives one datagram (with a deadline) and unwraps its SOCKS5 UDP header.
+pub async fn udp_recv_unwrap(s: &tokio::net::UdpSocket) -> (socks_wire::TargetAddr, Vec<u8>) {
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), s.recv_from(&mut buf)).await.expect("reply in time").unwrap();
+    let (h, len) = socks_wire::udp::UdpHeader::decode(&buf[..n]).expect("reply has a SOCKS UDP header");
+    assert_eq!(h.frag, 0);
+    (h.target, buf[len..n].to_vec())
+}
+
+/// UDP ASSOCIATE declaring `declared` as the client's UDP source; returns the control
+/// connection, REP and BND.
+pub async fn udp_associate(proxy: SocketAddr, declared: SocketAddr) -> (TcpStream, u8, SocketAddr) {
+    socks5(proxy, &request_ip(3, declared)).await
+}

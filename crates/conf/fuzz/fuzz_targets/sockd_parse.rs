@@ -1,0 +1,34 @@
+//! Arbitrary bytes (as lossy UTF-8) into the sockd.conf parser: it must never panic, and a
+//! config it accepts must print to text that parses back equal (lines and warnings aside),
+//! with printing a fixpoint.
+#![no_main]
+
+use std::path::Path;
+
+use conf::sockd::{parse, SockdConfig};
+use libfuzzer_sys::fuzz_target;
+
+/// Drops what printing cannot keep: source lines and warnings.
+fn normalized(mut c: SockdConfig) -> SockdConfig {
+    c.warnings.clear();
+    c.internals.iter_mut().for_each(|i| i.line = 0);
+    c.client_rules
+        .iter_mut()
+        .chain(c.socks_rules.iter_mut())
+        .for_each(|r| r.line = 0);
+    c
+}
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let file = Path::new("fuzz.conf");
+    if let Ok(cfg) = parse(&text, file) {
+        let printed = cfg.to_string();
+        let back = match parse(&printed, file) {
+            Ok(b) => b,
+            Err(e) => panic!("printed config does not parse: {e}\n{printed}"),
+        };
+        assert_eq!(normalized(back.clone()), normalized(cfg), "\n{printed}");
+        assert_eq!(back.to_string(), printed);
+    }
+});

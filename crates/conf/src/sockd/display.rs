@@ -1,0 +1,199 @@
+//! Canonical sockd.conf text for a config: what `parse` reads back to an equal config
+//! (source line numbers and warnings aside).
+
+use std::fmt::{self, Display, Formatter, Write};
+
+use super::{
+    AddrSpec, Command, Endpoint, HostSpec, LogTarget, Method, PortOp, PortSpec, Protocol, Rotation,
+    Rule, SockdConfig, SocksVersion, Verdict,
+};
+
+impl Display for HostSpec {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            HostSpec::Ip(ip) => write!(f, "{ip}"),
+            HostSpec::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+impl Display for LogTarget {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            LogTarget::Stderr => f.write_str("stderr"),
+            LogTarget::Stdout => f.write_str("stdout"),
+            LogTarget::Syslog(fac) => write!(f, "syslog/{fac}"),
+            LogTarget::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl Display for Method {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Method::None => "none",
+            Method::Username => "username",
+            Method::Pam => "pam.any",
+            Method::Other => "gssapi",
+        })
+    }
+}
+
+impl Display for AddrSpec {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            AddrSpec::Any => f.write_str("0/0"),
+            AddrSpec::Net(n) => write!(f, "{n}"),
+            AddrSpec::Domain(d) => write!(f, ".{d}"),
+            AddrSpec::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+impl Display for Endpoint {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.addr)?;
+        match self.port {
+            PortSpec::Any => Ok(()),
+            PortSpec::Range(a, b) => write!(f, " port {a} - {b}"),
+            PortSpec::Op(op, n) => {
+                let op = match op {
+                    PortOp::Eq => "=",
+                    PortOp::Neq => "!=",
+                    PortOp::Ge => ">=",
+                    PortOp::Le => "<=",
+                    PortOp::Gt => ">",
+                    PortOp::Lt => "<",
+                };
+                write!(f, " port {op} {n}")
+            }
+        }
+    }
+}
+
+/// Writes `key: v1 v2 ...` when the list is not empty.
+fn list<T: Display>(f: &mut impl Write, indent: &str, key: &str, items: &[T]) -> fmt::Result {
+    if items.is_empty() {
+        return Ok(());
+    }
+    write!(f, "{indent}{key}:")?;
+    for i in items {
+        write!(f, " {i}")?;
+    }
+    writeln!(f)
+}
+
+impl Display for Rule {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let verdict = match self.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Block => "block",
+        };
+        writeln!(f, "{verdict} {{")?;
+        let ind = "        ";
+        writeln!(f, "{ind}from: {} to: {}", self.from, self.to)?;
+        let cmds: Vec<&str> = self
+            .commands
+            .iter()
+            .map(|c| match c {
+                Command::Connect => "connect",
+                Command::Bind => "bind",
+                Command::UdpAssociate => "udpassociate",
+                Command::BindReply => "bindreply",
+                Command::UdpReply => "udpreply",
+            })
+            .collect();
+        list(f, ind, "command", &cmds)?;
+        let protos: Vec<&str> = self
+            .protocols
+            .iter()
+            .map(|p| match p {
+                Protocol::Tcp => "tcp",
+                Protocol::Udp => "udp",
+            })
+            .collect();
+        list(f, ind, "protocol", &protos)?;
+        let versions: Vec<&str> = self
+            .proxyprotocols
+            .iter()
+            .map(|v| match v {
+                SocksVersion::V4 => "socks_v4",
+                SocksVersion::V5 => "socks_v5",
+            })
+            .collect();
+        list(f, ind, "proxyprotocol", &versions)?;
+        list(f, ind, "socksmethod", &self.socksmethods)?;
+        let l = &self.log;
+        let flags: Vec<&str> = [
+            (l.connect, "connect"),
+            (l.disconnect, "disconnect"),
+            (l.data, "data"),
+            (l.error, "error"),
+            (l.iooperation, "iooperation"),
+            (l.tcpinfo, "tcpinfo"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        list(f, ind, "log", &flags)?;
+        let t = &self.timeouts;
+        for (v, key) in [
+            (t.negotiate, "timeout.negotiate"),
+            (t.connect, "timeout.connect"),
+            (t.io_tcp, "timeout.io.tcp"),
+            (t.io_udp, "timeout.io.udp"),
+        ] {
+            if let Some(v) = v {
+                writeln!(f, "{ind}{key}: {v}")?;
+            }
+        }
+        if let Some((a, b)) = self.udp_portrange {
+            writeln!(f, "{ind}udp.portrange: {a}-{b}")?;
+        }
+        f.write_str("}\n")
+    }
+}
+
+impl Display for SockdConfig {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        for i in &self.internals {
+            writeln!(f, "internal: {} port = {}", i.host, i.port)?;
+        }
+        for e in &self.externals {
+            writeln!(f, "external: {e}")?;
+        }
+        let rotation = match self.external_rotation {
+            Rotation::None => "none",
+            Rotation::SameSame => "same-same",
+            Rotation::Route => "route",
+        };
+        writeln!(f, "external.rotation: {rotation}")?;
+        list(f, "", "logoutput", &self.logoutput)?;
+        list(f, "", "errorlog", &self.errorlog)?;
+        list(f, "", "socksmethod", &self.socksmethods)?;
+        list(f, "", "clientmethod", &self.clientmethods)?;
+        if let Some(u) = &self.user_privileged {
+            writeln!(f, "user.privileged: {u}")?;
+        }
+        if let Some(u) = &self.user_unprivileged {
+            writeln!(f, "user.unprivileged: {u}")?;
+        }
+        let t = &self.timeouts;
+        writeln!(f, "timeout.negotiate: {}", t.negotiate)?;
+        writeln!(f, "timeout.connect: {}", t.connect)?;
+        writeln!(f, "timeout.io.tcp: {}", t.io_tcp)?;
+        writeln!(f, "timeout.io.udp: {}", t.io_udp)?;
+        writeln!(f, "debug: {}", self.debug)?;
+        if let Some(ip) = self.udp_advertise {
+            writeln!(f, "hasocks.udp.advertise: {ip}")?;
+        }
+        list(f, "", "hasocks.proxyprotocol.from", &self.proxy_from)?;
+        for r in &self.client_rules {
+            write!(f, "\nclient {r}")?;
+        }
+        for r in &self.socks_rules {
+            write!(f, "\nsocks {r}")?;
+        }
+        Ok(())
+    }
+}

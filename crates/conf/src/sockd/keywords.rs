@@ -1,0 +1,99 @@
+//! Keyword tables: what Dante has that hasocks refuses, service names, syslog facilities.
+
+/// Dante 1.4 keywords (settings, rule items or rule kinds) that hasocks does not implement.
+/// Naming them gives "not supported by hasocks" instead of "unknown keyword".
+const UNSUPPORTED: &[&str] = &[
+    "route",
+    "hostid",
+    "hostindex",
+    "bandwidth",
+    "redirect",
+    "libwrap",
+    "libwrap.hosts_access",
+    "user",
+    "group",
+    "via",
+    "method",
+    "clientcompatibility",
+    "monitor",
+    "maxsessions",
+    "connecttimeout",
+    "iotimeout",
+    "realm",
+    "resolveprotocol",
+    "internal.protocol",
+    "external.protocol",
+    "extension",
+    "oldsocksmethod",
+    "errorlog.mode",
+    "logoutput.mode",
+    "global.bandwidth",
+    "proxyprotocol.from",
+];
+
+/// Prefixes of Dante keyword families hasocks does not implement.
+const UNSUPPORTED_PREFIXES: &[&str] = &[
+    "session.",
+    "cpu.",
+    "socket.",
+    "child.",
+    "gssapi.",
+    "pam.",
+    "bsdauth.",
+    "ldap.",
+    "internal.log.",
+    "external.log.",
+    "alarm.",
+    "monitor.",
+];
+
+/// Whether `word` is a Dante keyword that hasocks refuses.
+pub(super) fn is_unsupported(word: &str) -> bool {
+    UNSUPPORTED.contains(&word) || UNSUPPORTED_PREFIXES.iter().any(|p| word.starts_with(p))
+}
+
+/// The built-in service-name table for `port = NAME`.
+const SERVICES: &[(&str, u16)] = &[
+    ("ftp", 21),
+    ("ssh", 22),
+    ("telnet", 23),
+    ("smtp", 25),
+    ("domain", 53),
+    ("http", 80),
+    ("pop3", 110),
+    ("nntp", 119),
+    ("imap", 143),
+    ("https", 443),
+    ("socks", 1080),
+];
+
+/// The port of a service name, if known.
+pub(super) fn service_port(name: &str) -> Option<u16> {
+    SERVICES.iter().find(|(n, _)| *n == name).map(|&(_, p)| p)
+}
+
+/// Syslog facilities accepted after `syslog/`.
+pub(super) const FACILITIES: &[&str] = &[
+    "auth", "authpriv", "cron", "daemon", "kern", "lpr", "mail", "news", "syslog", "user", "uucp",
+    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_family_and_bandwidth_are_unsupported() {
+        assert!(is_unsupported("session.max"));
+        assert!(is_unsupported("bandwidth"));
+        assert!(!is_unsupported("from"));
+        assert!(!is_unsupported("sessionx"));
+    }
+
+    #[test]
+    fn services_resolve_and_unknown_is_none() {
+        assert_eq!(service_port("http"), Some(80));
+        assert_eq!(service_port("socks"), Some(1080));
+        assert_eq!(service_port("gopher"), None);
+    }
+}

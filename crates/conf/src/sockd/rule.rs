@@ -1,0 +1,512 @@
+//! `client pass|block { ... }` and `socks pass|block { ... }` rules, their endpoints and lists.
+
+use super::addr::{parse_addr_spec, parse_port, parse_u32};
+use super::cursor::{show, Cursor, Word};
+use super::keywords::is_unsupported;
+use super::lexer::{Sym, Tok, Token};
+use super::parser::is_setting;
+use super::{
+    Command, Endpoint, LogFlags, Method, PortOp, PortSpec, Protocol, Rule, RuleTimeouts,
+    SocksVersion, Verdict,
+};
+use crate::ConfError;
+
+/// Items valid inside a rule.
+const RULE_ITEMS: &[&str] = &[
+    "from",
+    "to",
+    "command",
+    "protocol",
+    "proxyprotocol",
+    "socksmethod",
+    "clientmethod",
+    "log",
+    "timeout.negotiate",
+    "timeout.connect",
+    "timeout.io",
+    "timeout.io.tcp",
+    "timeout.io.udp",
+    "timeout.tcp_fin_wait",
+    "udp.portrange",
+];
+
+/// Whether `word` is a rule item.
+pub(super) fn is_rule_item(word: &str) -> bool {
+    RULE_ITEMS.contains(&word)
+}
+
+/// Parses a rule starting at its `client`/`socks` keyword; returns whether it is a client rule.
+pub(super) fn rule(c: &mut Cursor<'_>) -> Result<(bool, Rule), ConfError> {
+    let kind = c.word("client or socks")?;
+    let verdict_w = c.word("pass or block")?;
+    let verdict = if verdict_w.text == "pass" {
+        Verdict::Pass
+    } else {
+        Verdict::Block
+    };
+    let open = match c.peek() {
+        Some(Token {
+            tok: Tok::LBrace,
+            line,
+            col,
+        }) => (*line, *col),
+        _ => {
+            return Err(c.err_here(format!(
+                "expected \"{{\" after \"{} {}\"",
+                kind.text, verdict_w.text
+            )))
+        }
+    };
+    c.bump();
+    let mut r = Rule {
+        line: kind.line,
+        verdict,
+        from: Endpoint::any(),
+        to: Endpoint::any(),
+        commands: Vec::new(),
+        protocols: Vec::new(),
+        proxyprotocols: Vec::new(),
+        socksmethods: Vec::new(),
+        log: LogFlags::default(),
+        timeouts: RuleTimeouts::default(),
+        udp_portrange: None,
+    };
+    let (mut saw_from, mut saw_to) = (false, false);
+    loop {
+        let Some(t) = c.peek().cloned() else {
+            return Err(c.err_at(
+                open.0,
+                open.1,
+                format!(
+                    "unterminated \"{{\": the {} rule opened here has no \"}}\"",
+                    kind.text
+                ),
+            ));
+        };
+        let Token {
+            tok: Tok::Word(text),
+            line,
+            col,
+        } = t
+        else {
+            if t.tok == Tok::RBrace {
+                c.bump();
+                break;
+            }
+            return Err(c.err_here(format!("unexpected {} in rule", show(&t.tok))));
+        };
+        let kw = Word { text, line, col };
+        let next = c.peek_at(1).map(|t| &t.tok);
+        if matches!(kw.text.as_str(), "client" | "socks")
+            && matches!(next, Some(Tok::Word(n)) if n == "pass" || n == "block")
+        {
+            return Err(c.err_word(
+                &kw,
+                format!(
+                    "missing \"}}\" before \"{}\" (rule opened at line {})",
+                    kw.text, open.0
+                ),
+            ));
+        }
+        c.bump();
+        if is_unsupported(&kw.text) {
+            return Err(c.err_word(
+                &kw,
+                format!("keyword \"{}\" is not supported by hasocks", kw.text),
+            ));
+        }
+        if !is_rule_item(&kw.text) {
+            let msg = if is_setting(&kw.text) {
+                format!("setting \"{}\" cannot appear inside a rule", kw.text)
+            } else {
+                format!("unknown keyword \"{}\"", kw.text)
+            };
+            return Err(c.err_word(&kw, msg));
+        }
+        c.colon(&kw)?;
+        let dup = |seen: &mut bool| {
+            let d = *seen;
+            *seen = true;
+            d
+        };
+        match kw.text.as_str() {
+            "from" | "to" => {
+                let seen = if kw.text == "from" {
+                    &mut saw_from
+                } else {
+                    &mut saw_to
+                };
+                if dup(seen) {
+                    return Err(c.err_word(&kw, format!("duplicate \"{}:\" in rule", kw.text)));
+                }
+                let e = endpoint(c, &kw)?;
+                if kw.text == "from" {
+                    r.from = e;
+                } else {
+                    r.to = e;
+                }
+            }
+            "command" => r.commands.extend(list(c, &kw, command)?),
+            "protocol" => r.protocols.extend(list(c, &kw, protocol)?),
+            "proxyprotocol" => r.proxyprotocols.extend(list(c, &kw, socks_version)?),
+            "socksmethod" => r.socksmethods.extend(methods(c, &kw)?),
+            // Only `none` exists here, so the condition holds for every client: nothing to keep.
+            "clientmethod" => drop(methods(c, &kw)?),
+            "log" => {
+                for w in c.values(&kw)? {
+                    set_log_flag(&mut r.log, &w.text).map_err(|m| c.err_word(&w, m))?;
+                }
+            }
+            "timeout.negotiate" => r.timeouts.negotiate = Some(c.parsed(&kw, parse_u32)?),
+            "timeout.connect" => r.timeouts.connect = Some(c.parsed(&kw, parse_u32)?),
+            "timeout.io" => {
+                let n = c.parsed(&kw, parse_u32)?;
+                r.timeouts.io_tcp = Some(n);
+                r.timeouts.io_udp = Some(n);
+            }
+            "timeout.io.tcp" => r.timeouts.io_tcp = Some(c.parsed(&kw, parse_u32)?),
+            "timeout.io.udp" => r.timeouts.io_udp = Some(c.parsed(&kw, parse_u32)?),
+            "timeout.tcp_fin_wait" => {
+                c.parsed(&kw, parse_u32)?;
+                c.warn(&kw, "\"timeout.tcp_fin_wait\" is ignored by hasocks");
+            }
+            _ => {
+                // udp.portrange
+                let first = c.one_value(&kw)?;
+                match port_range(c, &first)? {
+                    (a, Some(b)) => r.udp_portrange = Some((a, b)),
+                    (_, None) => {
+                        return Err(c.err_word(&first, "udp.portrange needs a range \"A-B\""));
+                    }
+                }
+            }
+        }
+    }
+    Ok((kind.text == "client", r))
+}
+
+/// Parses each value word of a list item with `f`.
+fn list<T>(c: &mut Cursor<'_>, kw: &Word, f: fn(&str) -> Option<T>) -> Result<Vec<T>, ConfError> {
+    let mut out = Vec::new();
+    for w in c.values(kw)? {
+        match f(&w.text) {
+            Some(v) => out.push(v),
+            None => return Err(c.err_word(&w, format!("unknown {} \"{}\"", kw.text, w.text))),
+        }
+    }
+    Ok(out)
+}
+
+fn command(v: &str) -> Option<Command> {
+    Some(match v {
+        "connect" => Command::Connect,
+        "bind" => Command::Bind,
+        "udpassociate" => Command::UdpAssociate,
+        "bindreply" => Command::BindReply,
+        "udpreply" => Command::UdpReply,
+        _ => return None,
+    })
+}
+
+fn protocol(v: &str) -> Option<Protocol> {
+    match v {
+        "tcp" => Some(Protocol::Tcp),
+        "udp" => Some(Protocol::Udp),
+        _ => None,
+    }
+}
+
+fn socks_version(v: &str) -> Option<SocksVersion> {
+    match v {
+        "socks_v4" => Some(SocksVersion::V4),
+        "socks_v5" => Some(SocksVersion::V5),
+        _ => None,
+    }
+}
+
+/// Sets the flag a `log:` word names.
+fn set_log_flag(f: &mut LogFlags, v: &str) -> Result<(), String> {
+    let flag = match v {
+        "connect" => &mut f.connect,
+        "disconnect" => &mut f.disconnect,
+        "data" => &mut f.data,
+        "error" => &mut f.error,
+        "iooperation" | "ioop" => &mut f.iooperation,
+        "tcpinfo" => &mut f.tcpinfo,
+        _ => return Err(format!("unknown log \"{v}\"")),
+    };
+    *flag = true;
+    Ok(())
+}
+
+/// A `socksmethod:`/`clientmethod:` list; only `none` is supported for now.
+pub(super) fn methods(c: &mut Cursor<'_>, kw: &Word) -> Result<Vec<Method>, ConfError> {
+    let mut out = Vec::new();
+    for w in c.values(kw)? {
+        match w.text.as_str() {
+            "none" => out.push(Method::None),
+            "username" | "gssapi" | "rfc931" | "pam.address" | "pam.any" | "pam.username"
+            | "bsdauth" | "ldapauth" => {
+                return Err(c.err_word(
+                    &w,
+                    format!(
+                        "{} \"{}\" is not supported yet (only \"none\")",
+                        kw.text, w.text
+                    ),
+                ));
+            }
+            other => return Err(c.err_word(&w, format!("unknown {} \"{other}\"", kw.text))),
+        }
+    }
+    Ok(out)
+}
+
+/// A `from:`/`to:` address with its optional port condition.
+fn endpoint(c: &mut Cursor<'_>, kw: &Word) -> Result<Endpoint, ConfError> {
+    let addr = c.parsed(kw, parse_addr_spec)?;
+    if c.peek_word() != Some("port") || c.starts_item(0) {
+        return Ok(Endpoint {
+            addr,
+            port: PortSpec::Any,
+        });
+    }
+    c.bump();
+    let op = match c.peek().map(|t| &t.tok) {
+        Some(Tok::Op(s)) => Some(match s {
+            Sym::Eq => PortOp::Eq,
+            Sym::Neq => PortOp::Neq,
+            Sym::Ge => PortOp::Ge,
+            Sym::Le => PortOp::Le,
+            Sym::Gt => PortOp::Gt,
+            Sym::Lt => PortOp::Lt,
+        }),
+        Some(Tok::Word(w)) => match w.as_str() {
+            "eq" => Some(PortOp::Eq),
+            "neq" => Some(PortOp::Neq),
+            "ge" => Some(PortOp::Ge),
+            "le" => Some(PortOp::Le),
+            "gt" => Some(PortOp::Gt),
+            "lt" => Some(PortOp::Lt),
+            _ => None,
+        },
+        _ => None,
+    };
+    let port = match op {
+        Some(op) => {
+            c.bump();
+            let w = c.word("a port number")?;
+            PortSpec::Op(op, parse_port(&w.text).map_err(|m| c.err_word(&w, m))?)
+        }
+        None => {
+            let w = c.word("a port number, range or operator")?;
+            match port_range(c, &w)? {
+                (a, Some(b)) => PortSpec::Range(a, b),
+                (a, None) => PortSpec::Op(PortOp::Eq, a),
+            }
+        }
+    };
+    Ok(Endpoint { addr, port })
+}
+
+/// `A`, `A-B`, `A -B`, `A- B` or `A - B` starting at word `first`; checks `A <= B`.
+fn port_range(c: &mut Cursor<'_>, first: &Word) -> Result<(u16, Option<u16>), ConfError> {
+    let at = |c: &Cursor<'_>, w: &Word, s: &str| parse_port(s).map_err(|m| c.err_word(w, m));
+    let (a, b) = match first.text.split_once('-') {
+        Some((a, b)) if !a.is_empty() => {
+            let pa = at(c, first, a)?;
+            if b.is_empty() {
+                let w = c.word("the end of the port range")?;
+                (pa, Some(at(c, &w, &w.text)?))
+            } else {
+                let off = u32::try_from(a.chars().count() + 1).unwrap_or(0);
+                let bw = Word {
+                    text: b.into(),
+                    line: first.line,
+                    col: first.col.saturating_add(off),
+                };
+                (pa, Some(at(c, &bw, b)?))
+            }
+        }
+        _ => {
+            let pa = at(c, first, &first.text)?;
+            match c.peek_word() {
+                Some("-") if !c.starts_item(0) => {
+                    c.bump();
+                    let w = c.word("the end of the port range")?;
+                    (pa, Some(at(c, &w, &w.text)?))
+                }
+                Some(w) if w.len() > 1 && w.starts_with('-') && !c.starts_item(0) => {
+                    let w = c.word("the end of the port range")?;
+                    let bw = Word {
+                        text: w.text[1..].into(),
+                        line: w.line,
+                        col: w.col.saturating_add(1),
+                    };
+                    (pa, Some(at(c, &bw, &bw.text)?))
+                }
+                _ => (pa, None),
+            }
+        }
+    };
+    if let Some(b) = b {
+        if a > b {
+            return Err(c.err_word(
+                first,
+                format!("port range {a}-{b} is empty (start is above end)"),
+            ));
+        }
+    }
+    Ok((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::sockd::{
+        parse, AddrSpec, Command, Endpoint, Method, PortOp, PortSpec, Protocol, Rule, SocksVersion,
+        Verdict,
+    };
+
+    fn rule(body: &str) -> Rule {
+        let text = format!("internal: lo\nsocks block {{\n{body}\n}}\n");
+        let mut c = parse(&text, Path::new("r.conf")).unwrap();
+        c.socks_rules.remove(0)
+    }
+
+    fn err(body: &str) -> (u32, u32, String) {
+        let text = format!("internal: lo\nsocks pass {{\n{body}\n}}\n");
+        let e = parse(&text, Path::new("r.conf")).unwrap_err();
+        (e.line, e.col, e.message)
+    }
+
+    #[test]
+    fn from_and_to_on_one_line_with_ports() {
+        let r = rule("from: 10.0.0.0/8 port 1024-65535 to:.Example.com port = http");
+        assert_eq!(r.line, 2);
+        assert_eq!(r.verdict, Verdict::Block);
+        assert_eq!(r.from.port, PortSpec::Range(1024, 65535));
+        assert_eq!(r.to.addr, AddrSpec::Domain("example.com".into()));
+        assert_eq!(r.to.port, PortSpec::Op(PortOp::Eq, 80));
+    }
+
+    #[test]
+    fn every_port_operator_form() {
+        for (text, spec) in [
+            ("port eq 1", PortSpec::Op(PortOp::Eq, 1)),
+            ("port neq 1", PortSpec::Op(PortOp::Neq, 1)),
+            ("port != 1", PortSpec::Op(PortOp::Neq, 1)),
+            ("port >= 1", PortSpec::Op(PortOp::Ge, 1)),
+            ("port<=1", PortSpec::Op(PortOp::Le, 1)),
+            ("port gt 1", PortSpec::Op(PortOp::Gt, 1)),
+            ("port < 1", PortSpec::Op(PortOp::Lt, 1)),
+            ("port 1 - 2", PortSpec::Range(1, 2)),
+            ("port 1 -2", PortSpec::Range(1, 2)),
+            ("port 1- 2", PortSpec::Range(1, 2)),
+            ("port 22", PortSpec::Op(PortOp::Eq, 22)),
+        ] {
+            let r = rule(&format!("to: 0/0 {text}"));
+            assert_eq!(
+                r.to,
+                Endpoint {
+                    addr: AddrSpec::Any,
+                    port: spec
+                },
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn lists_append_and_logs_combine() {
+        let r = rule(
+            "command: connect bind\ncommand: udpassociate bindreply udpreply\nprotocol: tcp udp\n\
+             proxyprotocol: socks_v4 socks_v5 socksmethod: none\nlog: error connect\nlog: disconnect data ioop tcpinfo",
+        );
+        assert_eq!(
+            r.commands,
+            vec![
+                Command::Connect,
+                Command::Bind,
+                Command::UdpAssociate,
+                Command::BindReply,
+                Command::UdpReply
+            ]
+        );
+        assert_eq!(r.protocols, vec![Protocol::Tcp, Protocol::Udp]);
+        assert_eq!(r.proxyprotocols, vec![SocksVersion::V4, SocksVersion::V5]);
+        assert_eq!(r.socksmethods, vec![Method::None]);
+        let l = r.log;
+        assert!(l.error && l.connect && l.disconnect && l.data && l.iooperation && l.tcpinfo);
+    }
+
+    #[test]
+    fn rule_timeouts_and_udp_portrange() {
+        let r = rule("timeout.io: 9 timeout.io.tcp: 7 timeout.negotiate: 1 timeout.connect: 2\nudp.portrange: 40000 - 40010");
+        assert_eq!(r.timeouts.io_tcp, Some(7));
+        assert_eq!(r.timeouts.io_udp, Some(9));
+        assert_eq!(
+            (r.timeouts.negotiate, r.timeouts.connect),
+            (Some(1), Some(2))
+        );
+        assert_eq!(r.udp_portrange, Some((40000, 40010)));
+        assert_eq!(rule("udp.portrange: 5-6").udp_portrange, Some((5, 6)));
+    }
+
+    #[test]
+    fn rule_errors_point_at_the_token() {
+        assert_eq!(
+            err("  bandwidth: 1"),
+            (
+                3,
+                3,
+                "keyword \"bandwidth\" is not supported by hasocks".into()
+            )
+        );
+        assert_eq!(err("from: 0/0 to: 0/0 port = 70000").0, 3);
+        assert_eq!(err("from: 0/0 to: 0/0 port = 70000").1, 26);
+        assert_eq!(
+            err("udp.portrange: 9-70000"),
+            (3, 18, "port 70000 is out of range (0-65535)".into())
+        );
+        assert_eq!(
+            err("udp.portrange: 9-1").2,
+            "port range 9-1 is empty (start is above end)"
+        );
+        assert_eq!(
+            err("command: connect jump"),
+            (3, 18, "unknown command \"jump\"".into())
+        );
+        assert_eq!(
+            err("to: 0/0 port = gopher").2,
+            "unknown port or service name \"gopher\""
+        );
+        assert_eq!(
+            err("from: 1.2.3.4/40").2,
+            "prefix length /40 is too long for 1.2.3.4 (at most /32)"
+        );
+        assert_eq!(err("from: 0/0 from: 0/0").1, 11);
+        assert_eq!(
+            err("internal: lo").2,
+            "setting \"internal\" cannot appear inside a rule"
+        );
+        assert_eq!(
+            err("socksmethod: pam.any").2,
+            "socksmethod \"pam.any\" is not supported yet (only \"none\")"
+        );
+    }
+
+    #[test]
+    fn unterminated_brace_points_at_the_brace() {
+        let e = parse("internal: lo\nclient pass {\n from: 0/0", Path::new("r")).unwrap_err();
+        assert_eq!((e.line, e.col), (2, 13));
+        assert!(e.message.contains("unterminated"));
+        let e = parse(
+            "internal: lo\nclient pass {\nsocks pass {\n}",
+            Path::new("r"),
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.col), (3, 1));
+        assert!(e.message.contains("missing \"}\""));
+    }
+}

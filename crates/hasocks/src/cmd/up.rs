@@ -1,0 +1,176 @@
+//! `hasocks up`: a whole cluster on loopback in one process, from built-in configs: a relay on
+//! 127.0.0.1:1080 (`mode loadbalance`, `check socks`) in front of two SOCKS servers on
+//! 127.0.0.2 and 127.0.0.3, and a status page. Everything binds loopback only.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use relay::{RelayHandle, Status};
+use server::ServerHandle;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Options of `hasocks up`.
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// Port of the relay on 127.0.0.1 (the address clients use).
+    #[arg(long, default_value_t = 1080)]
+    pub port: u16,
+    /// Port of the status page on 127.0.0.1.
+    #[arg(long, default_value_t = 8080)]
+    pub status_port: u16,
+    /// Folder for the generated configs and logs (default: a new folder under the temp dir).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+const SERVERS: [(&str, &str); 2] = [("a", "127.0.0.2"), ("b", "127.0.0.3")];
+const SERVER_PORT: u16 = 1080;
+
+fn server_conf(ip: &str, log: &Path) -> String {
+    format!(
+        "# hasocks up: SOCKS server on {ip} (Dante sockd.conf syntax)\n\
+         errorlog: stderr\n\
+         logoutput: {log}\n\
+         internal: {ip} port = {SERVER_PORT}\n\
+         external: {ip}\n\
+         socksmethod: none\n\n\
+         client pass {{\n        from: 127.0.0.0/8 to: 0/0\n        log: error\n}}\n\n\
+         socks pass {{\n        from: 127.0.0.0/8 to: 0/0\n        log: error connect disconnect\n}}\n",
+        log = log.display()
+    )
+}
+
+fn relay_conf(port: u16) -> String {
+    let hosts: Vec<String> = SERVERS.iter().map(|(_, ip)| format!("{ip} port {SERVER_PORT}")).collect();
+    format!(
+        "# hasocks up: the relay (relayd.conf syntax)\n\
+         interval 2\n\
+         timeout 1000\n\
+         log state changes\n\n\
+         table <socks> {{ {} }}\n\n\
+         relay \"socks\" {{\n    listen on 127.0.0.1 port {port}\n    \
+         # SOCKS control connections carry UDP associations: no idle cut-off.\n    \
+         session timeout 0\n    \
+         forward to <socks> port {SERVER_PORT} mode loadbalance check socks\n}}\n",
+        hosts.join(", ")
+    )
+}
+
+/// Starts the cluster and runs until Ctrl-C / SIGTERM.
+pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
+    let dir = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("hasocks-up-{}", std::process::id())));
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let _ = net::sock::raise_nofile_limit();
+
+    let mut servers = Vec::new();
+    for (name, ip) in SERVERS {
+        let path = dir.join(format!("sockd-{name}.conf"));
+        let text = server_conf(ip, &dir.join(format!("sockd-{name}.log")));
+        std::fs::write(&path, &text)?;
+        let cfg = conf::sockd::parse(&text, &path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let h = ServerHandle::start(cfg).await.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        servers.push((path, h));
+    }
+    let relay_path = dir.join("relayd.conf");
+    let text = relay_conf(args.port);
+    std::fs::write(&relay_path, &text)?;
+    let cfg = conf::relayd::parse(&text, &relay_path, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let relay = Arc::new(
+        RelayHandle::start(cfg)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e} (is something else on 127.0.0.1:{}? try --port)", relay_path.display(), args.port))?,
+    );
+    let status_addr = SocketAddr::from(([127, 0, 0, 1], args.status_port));
+    let status_listener = TcpListener::bind(status_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("status page on {status_addr}: {e} (try --status-port)"))?;
+    tokio::spawn(serve_status(status_listener, relay.clone()));
+
+    println!("hasocks up: a SOCKS cluster on loopback");
+    for (path, h) in &servers {
+        println!("  server   {:<22} config {}", h.local_addrs()[0], path.display());
+    }
+    for (name, addr) in relay.listen_addrs() {
+        println!("  relay    {:<22} config {} (relay \"{name}\", mode loadbalance, check socks)", addr, relay_path.display());
+    }
+    println!("  status   http://{status_addr}/");
+    println!("  logs     {}", dir.display());
+    println!();
+    let ready = relay.wait_ready(Duration::from_secs(5)).await;
+    println!("{}", render(&relay.snapshot()));
+    if !ready {
+        println!("(first health checks not finished yet)");
+    }
+    println!("Try it (the status page, fetched through the relay and one of the servers):");
+    println!("  curl --socks5-hostname 127.0.0.1:{} http://127.0.0.1:{}/", args.port, args.status_port);
+    println!("Ctrl-C stops everything.");
+
+    super::relay::wait_for_stop().await?;
+    println!("stopping...");
+    if let Ok(relay) = Arc::try_unwrap(relay) {
+        relay.shutdown(Duration::from_secs(5)).await;
+    }
+    for (_, h) in servers {
+        h.shutdown(Duration::from_secs(5)).await;
+    }
+    Ok(0)
+}
+
+/// relayctl-style text: relays, their tables and hosts with state and availability.
+pub fn render(s: &Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<4}\t{:<8}\t{:<24}\t{:<7}\tStatus", "Id", "Type", "Name", "Avlblty");
+    for (ri, r) in s.relays.iter().enumerate() {
+        let st = if r.disabled { "disabled" } else { "active" };
+        let _ = writeln!(out, "{:<4}\t{:<8}\t{:<24}\t{:<7}\t{st}", ri + 1, "relay", r.name, "");
+        for tname in &r.tables {
+            let Some(t) = s.table(tname) else { continue };
+            let up = t.hosts_up();
+            let st = if t.disabled {
+                "disabled".to_string()
+            } else if up == 0 {
+                "empty".to_string()
+            } else {
+                format!("active ({up} hosts)")
+            };
+            let _ = writeln!(out, "{:<4}\t{:<8}\t{:<24}\t{:<7}\t{st}", "", "table", t.name, "");
+            for h in &t.hosts {
+                let avail = h.availability().map(|a| format!("{a:.2}%")).unwrap_or_default();
+                let _ = writeln!(out, "{:<4}\t{:<8}\t{:<24}\t{:<7}\t{}", "", "host", h.addr, avail, h.state.as_str());
+                let mut line = format!("\t        \ttotal: {}/{} checks", h.ups, h.checks);
+                if let (Some(err), relay::HostState::Down) = (&h.last_error, h.state) {
+                    let _ = write!(line, ", error: {err}");
+                }
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\t        \tsessions: {} open, {} total, {} failed, {} connect retries",
+            r.sessions_open, r.sessions_total, r.sessions_failed, r.retries
+        );
+    }
+    out
+}
+
+async fn serve_status(listener: TcpListener, relay: Arc<RelayHandle>) {
+    while let Ok((mut s, _)) = listener.accept().await {
+        let relay = relay.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            // Read the request head (bounded, with a deadline); the page is the same for any path.
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+            let body = format!("hasocks up: status\n\n{}", render(&relay.snapshot()));
+            let resp = format!(
+                "HTTP/1.0 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes()).await;
+            let _ = s.shutdown().await;
+        });
+    }
+}

@@ -1,0 +1,184 @@
+//! An accept loop that survives file-descriptor and memory exhaustion instead of failing.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustix::io::Errno;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// First back-off step after a resource error.
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// Longest back-off step.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Accepts connections; on EMFILE/ENFILE/ENOBUFS/ENOMEM it logs once per burst (tracing::warn)
+/// and backs off (10 ms doubling to 1 s) instead of failing; other transient errors
+/// (ECONNABORTED etc.) are skipped.
+#[derive(Debug)]
+pub struct Acceptor {
+    listener: TcpListener,
+    stats: Arc<AcceptStats>,
+    /// Current back-off step; zero when the last accept succeeded.
+    backoff: Duration,
+    /// Errors seen in the current burst (for the "accepting again" log line).
+    burst_errors: u64,
+}
+
+/// Counters of an `Acceptor`, readable while it runs (for metrics and tests).
+#[derive(Debug, Default)]
+pub struct AcceptStats {
+    accepted: AtomicU64,
+    resource_errors: AtomicU64,
+}
+
+impl AcceptStats {
+    /// Connections handed out so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Accept failures for lack of fds or memory (each one caused a back-off step).
+    pub fn resource_errors(&self) -> u64 {
+        self.resource_errors.load(Ordering::Relaxed)
+    }
+}
+
+/// How an accept error is handled.
+#[derive(Debug, PartialEq, Eq)]
+enum ErrorClass {
+    /// Out of fds or memory: wait and retry; the pending connection stays queued.
+    Resource,
+    /// A problem of that one connection: skip it at once.
+    Connection,
+    /// Not expected on a healthy listener; back off so that it cannot spin.
+    Other,
+}
+
+fn classify(e: &io::Error) -> ErrorClass {
+    match Errno::from_io_error(e) {
+        Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM) => ErrorClass::Resource,
+        Some(
+            Errno::CONNABORTED
+            | Errno::CONNRESET
+            | Errno::PROTO
+            | Errno::PERM
+            | Errno::INTR
+            | Errno::AGAIN
+            | Errno::TIMEDOUT
+            | Errno::HOSTUNREACH
+            | Errno::NETUNREACH
+            | Errno::HOSTDOWN
+            | Errno::NETDOWN
+            | Errno::NONET
+            | Errno::OPNOTSUPP,
+        ) => ErrorClass::Connection,
+        _ => ErrorClass::Other,
+    }
+}
+
+impl Acceptor {
+    /// Wraps a listener (e.g. from `sock::listen_tcp`).
+    pub fn new(listener: TcpListener) -> Self {
+        Acceptor {
+            listener,
+            stats: Arc::default(),
+            backoff: Duration::ZERO,
+            burst_errors: 0,
+        }
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Shared counters of this acceptor.
+    pub fn stats(&self) -> Arc<AcceptStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Next connection (TCP_NODELAY set); None once `cancel` fires.
+    pub async fn accept(&mut self, cancel: &CancellationToken) -> Option<(TcpStream, SocketAddr)> {
+        loop {
+            let res = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return None,
+                r = self.listener.accept() => r,
+            };
+            let err = match res {
+                Ok((stream, peer)) => {
+                    if self.burst_errors > 0 {
+                        tracing::info!(
+                            errors = self.burst_errors,
+                            "accepting connections again after resource exhaustion"
+                        );
+                    }
+                    self.backoff = Duration::ZERO;
+                    self.burst_errors = 0;
+                    self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = stream.set_nodelay(true) {
+                        // The peer may already be gone; the session will notice on its own.
+                        tracing::debug!(%peer, "TCP_NODELAY: {e}");
+                    }
+                    return Some((stream, peer));
+                }
+                Err(e) => e,
+            };
+            match classify(&err) {
+                ErrorClass::Connection => {
+                    tracing::debug!("accept skipped a connection: {err}");
+                    continue;
+                }
+                class => {
+                    if class == ErrorClass::Resource {
+                        self.stats.resource_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if self.burst_errors == 0 {
+                        tracing::warn!(
+                            ?class,
+                            "accept failed: {err}; backing off until resources free up"
+                        );
+                    }
+                    self.burst_errors += 1;
+                    self.backoff = if self.backoff.is_zero() {
+                        BACKOFF_MIN
+                    } else {
+                        (self.backoff * 2).min(BACKOFF_MAX)
+                    };
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => return None,
+                        _ = tokio::time::sleep(self.backoff) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fd_exhaustion_is_a_resource_error() {
+        let e = io::Error::from_raw_os_error(Errno::MFILE.raw_os_error());
+        assert_eq!(classify(&e), ErrorClass::Resource);
+    }
+
+    #[test]
+    fn aborted_connection_is_skipped() {
+        let e = io::Error::from_raw_os_error(Errno::CONNABORTED.raw_os_error());
+        assert_eq!(classify(&e), ErrorClass::Connection);
+    }
+
+    #[test]
+    fn bad_descriptor_backs_off() {
+        let e = io::Error::from_raw_os_error(Errno::BADF.raw_os_error());
+        assert_eq!(classify(&e), ErrorClass::Other);
+    }
+}

@@ -1,0 +1,144 @@
+//! Socket set-up: outgoing connects with a deadline and a source address, listeners, route
+//! and interface address lookups, and the open-file limit.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// Listen backlog for `listen_tcp`; the kernel clamps it to net.core.somaxconn.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// TCP connect with a deadline; if `local` is given, bind that source address first with
+/// IP_BIND_ADDRESS_NO_PORT (so the kernel picks the port at connect time: no local-port
+/// exhaustion under high session rates) and port 0. Sets TCP_NODELAY.
+pub async fn connect_tcp(
+    target: SocketAddr,
+    local: Option<IpAddr>,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    let sock = match target {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if let Some(ip) = local {
+        if ip.is_ipv4() != target.is_ipv4() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("source address {ip} and target {target} are of different families"),
+            ));
+        }
+        // Without this, bind(port 0) reserves a port for the 2-tuple alone and a busy relay
+        // runs out of ports long before it runs out of 4-tuples. Only an optimisation, so a
+        // kernel that lacks it is not an error.
+        if let Err(e) = nix::sys::socket::setsockopt(
+            &sock,
+            nix::sys::socket::sockopt::IpBindAddressNoPort,
+            &true,
+        ) {
+            tracing::debug!("IP_BIND_ADDRESS_NO_PORT not set: {e}");
+        }
+        sock.bind(SocketAddr::new(ip, 0))?;
+    }
+    sock.set_nodelay(true)?;
+    match tokio::time::timeout(timeout, sock.connect(target)).await {
+        Ok(res) => res,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("connect to {target} timed out after {timeout:?}"),
+        )),
+    }
+}
+
+/// Listening socket with SO_REUSEADDR, backlog 1024, nonblocking, for tokio.
+/// Must be called from inside a tokio runtime.
+pub fn listen_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(LISTEN_BACKLOG)?;
+    TcpListener::from_std(sock.into())
+}
+
+/// The source address the kernel would use towards `dst` (UDP connect trick, sends nothing).
+pub fn route_source(dst: IpAddr) -> io::Result<IpAddr> {
+    let any: IpAddr = match dst {
+        IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let sock = UdpSocket::bind(SocketAddr::new(any, 0))?;
+    // A UDP connect only selects the route and source address; no packet leaves.
+    sock.connect(SocketAddr::new(dst, 9))?;
+    Ok(sock.local_addr()?.ip())
+}
+
+/// Addresses configured on an interface, or Ok(None) when no such interface exists.
+pub fn interface_addrs(name: &str) -> io::Result<Option<Vec<IpAddr>>> {
+    let mut found = false;
+    let mut addrs = Vec::new();
+    for ifa in nix::ifaddrs::getifaddrs().map_err(io::Error::from)? {
+        if ifa.interface_name != name {
+            continue;
+        }
+        // An interface without IP addresses still shows up (as a link-layer entry).
+        found = true;
+        let Some(sa) = ifa.address else { continue };
+        if let Some(v4) = sa.as_sockaddr_in() {
+            addrs.push(IpAddr::V4(v4.ip()));
+        } else if let Some(v6) = sa.as_sockaddr_in6() {
+            addrs.push(IpAddr::V6(v6.ip()));
+        }
+    }
+    Ok(found.then_some(addrs))
+}
+
+/// Raise the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let cur = getrlimit(Resource::Nofile);
+    // Linux refuses an infinite NOFILE; fall back to the usual fs.nr_open default.
+    let target = cur.maximum.unwrap_or(1 << 20);
+    if cur.current == Some(target) {
+        return Ok(target);
+    }
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(target),
+            maximum: cur.maximum,
+        },
+    )?;
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_interface_has_loopback_address() {
+        let addrs = interface_addrs("lo").unwrap().expect("lo exists");
+        assert!(addrs.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    }
+
+    #[test]
+    fn unknown_interface_is_none() {
+        assert_eq!(interface_addrs("no-such-if0").unwrap(), None);
+    }
+
+    #[test]
+    fn route_to_loopback_leaves_from_loopback() {
+        let src = route_source(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5))).unwrap();
+        assert!(src.is_loopback());
+    }
+
+    #[test]
+    fn nofile_limit_is_raised_to_hard_limit() {
+        let got = raise_nofile_limit().unwrap();
+        let now = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        assert_eq!(now.current, Some(got));
+    }
+}

@@ -1,0 +1,5 @@
+//! `copy::pump` behaviour with splice(2) through pipes.
+
+const SPLICE: bool = true;
+
+mod copy_cases;

@@ -1,0 +1,104 @@
+//! Outgoing connects and the accept loop over real loopback sockets.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use net::listen::Acceptor;
+use net::sock::{connect_tcp, listen_tcp};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn loopback() -> SocketAddr {
+    SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0)
+}
+
+#[tokio::test]
+async fn connect_with_source_address_leaves_from_that_address() {
+    let mut acc = Acceptor::new(listen_tcp(loopback()).unwrap());
+    let target = acc.local_addr().unwrap();
+    let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    let cancel = CancellationToken::new();
+    let (out, accepted) = tokio::join!(
+        connect_tcp(target, Some(src), DEADLINE),
+        acc.accept(&cancel)
+    );
+    let out = out.unwrap();
+    let (_conn, peer) = accepted.expect("accepted");
+    assert_eq!(peer.ip(), src);
+    assert_eq!(out.local_addr().unwrap().ip(), src);
+    assert!(out.nodelay().unwrap(), "TCP_NODELAY is set");
+    let no_port =
+        nix::sys::socket::getsockopt(&out, nix::sys::socket::sockopt::IpBindAddressNoPort).unwrap();
+    assert!(no_port, "the port was left for connect() to choose");
+}
+
+#[tokio::test]
+async fn connect_to_a_closed_port_is_refused() {
+    let port = {
+        let l = std::net::TcpListener::bind(loopback()).unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let target = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port);
+    let err = connect_tcp(target, None, DEADLINE).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+}
+
+#[tokio::test]
+async fn source_address_of_the_other_family_is_rejected() {
+    let target = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 9);
+    let err = connect_tcp(target, Some("::1".parse().unwrap()), DEADLINE)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn accepted_connection_carries_bytes_and_has_nodelay() {
+    let mut acc = Acceptor::new(listen_tcp(loopback()).unwrap());
+    let addr = acc.local_addr().unwrap();
+    let cancel = CancellationToken::new();
+    let (out, accepted) = tokio::join!(connect_tcp(addr, None, DEADLINE), acc.accept(&cancel));
+    let mut out = out.unwrap();
+    let (mut conn, peer) = accepted.expect("accepted");
+    assert_eq!(peer, out.local_addr().unwrap());
+    assert!(conn.nodelay().unwrap());
+    out.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    conn.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+    assert_eq!(acc.stats().accepted(), 1);
+}
+
+#[tokio::test]
+async fn accept_returns_none_once_cancelled() {
+    let mut acc = Acceptor::new(listen_tcp(loopback()).unwrap());
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    let task = tokio::spawn(async move { acc.accept(&c2).await.is_none() });
+    cancel.cancel();
+    let none = tokio::time::timeout(DEADLINE, task).await.unwrap().unwrap();
+    assert!(none);
+}
+
+#[tokio::test]
+async fn listener_port_can_be_rebound_while_old_connections_linger() {
+    // SO_REUSEADDR: a restarted server rebinds its port although TIME_WAIT entries remain.
+    let l = listen_tcp(loopback()).unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut acc = Acceptor::new(l);
+    let cancel = CancellationToken::new();
+    let (out, accepted) = tokio::join!(connect_tcp(addr, None, DEADLINE), acc.accept(&cancel));
+    let (conn, _) = accepted.unwrap();
+    // The server side closes first, so the TIME_WAIT entry sits on the listener's port.
+    drop(conn);
+    let mut out = out.unwrap();
+    let mut rest = Vec::new();
+    out.read_to_end(&mut rest).await.unwrap();
+    drop(out);
+    drop(acc);
+    let again = listen_tcp(addr).unwrap();
+    assert_eq!(again.local_addr().unwrap(), addr);
+}

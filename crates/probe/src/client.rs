@@ -1,0 +1,221 @@
+//! The SOCKS5 client handshake: greeting, optional RFC 1929 login, CONNECT.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use socks_wire::v5::{
+    method, Command, Greeting, MethodSelection, Reply, Request, UserPassReply, UserPassRequest,
+};
+use socks_wire::{TargetAddr, WireError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+
+use crate::ProbeError;
+
+/// Username and password for RFC 1929 authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    /// Username, 1 to 255 bytes.
+    pub user: String,
+    /// Password, 1 to 255 bytes.
+    pub pass: String,
+}
+
+/// Which way a tapped chunk of bytes went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From us to the proxy (or, in an end-to-end check, to the target side).
+    Sent,
+    /// From the proxy to us.
+    Received,
+}
+
+/// Observer of every SOCKS message and probe payload, for `check -v` hex dumps.
+pub type Tap<'a> = &'a (dyn Fn(Direction, &[u8]) + Send + Sync);
+
+/// Greeting (+RFC 1929 if `auth`) + CONNECT; returns the stream ready for
+/// data and the reply's BND address. The whole exchange runs under `timeout`.
+pub async fn socks5_connect(
+    proxy: SocketAddr,
+    target: &TargetAddr,
+    auth: Option<&Auth>,
+    timeout: Duration,
+) -> Result<(TcpStream, TargetAddr), ProbeError> {
+    socks5_connect_by(proxy, target, auth, Instant::now() + timeout, None).await
+}
+
+/// Like [`socks5_connect`], but finishing by an absolute `deadline` (so a
+/// caller can fit it into a larger budget) and reporting bytes to `tap`.
+pub async fn socks5_connect_by(
+    proxy: SocketAddr,
+    target: &TargetAddr,
+    auth: Option<&Auth>,
+    deadline: Instant,
+    tap: Option<Tap<'_>>,
+) -> Result<(TcpStream, TargetAddr), ProbeError> {
+    let stream = timeout_at(deadline, TcpStream::connect(proxy))
+        .await
+        .map_err(|_| ProbeError::Timeout("connect"))?
+        .map_err(ProbeError::Connect)?;
+    // Handshake messages are tiny and each waits for an answer: Nagle only adds delay.
+    stream.set_nodelay(true).map_err(ProbeError::Io)?;
+    let mut c = Conn {
+        stream,
+        deadline,
+        tap,
+        buf: Vec::with_capacity(64),
+    };
+    c.negotiate(auth).await?;
+    let bound = c.connect(target).await?;
+    Ok((c.stream, bound))
+}
+
+/// A `socks-wire` decode function.
+type Decoder<M> = fn(&[u8]) -> Result<Option<(M, usize)>, WireError>;
+
+/// One handshake in progress.
+struct Conn<'t> {
+    stream: TcpStream,
+    deadline: Instant,
+    tap: Option<Tap<'t>>,
+    buf: Vec<u8>,
+}
+
+impl Conn<'_> {
+    async fn negotiate(&mut self, auth: Option<&Auth>) -> Result<(), ProbeError> {
+        // Like maxconn.pl: offer exactly one method, so the server's choice is checkable.
+        let offered = if auth.is_some() {
+            method::USERPASS
+        } else {
+            method::NONE
+        };
+        let mut out = Vec::with_capacity(3);
+        Greeting {
+            methods: vec![offered],
+        }
+        .encode(&mut out);
+        self.send(&out, "greeting").await?;
+        let sel = self
+            .recv(2, "greeting", "method selection", MethodSelection::decode)
+            .await?;
+        if sel.method == method::NO_ACCEPTABLE {
+            return Err(ProbeError::NoAcceptableMethod);
+        }
+        if sel.method != offered {
+            return Err(ProbeError::Protocol(format!(
+                "proxy selected method {:02x}, offered only {offered:02x}",
+                sel.method
+            )));
+        }
+        if let Some(a) = auth {
+            self.login(a).await?;
+        }
+        Ok(())
+    }
+
+    async fn login(&mut self, a: &Auth) -> Result<(), ProbeError> {
+        for (what, v) in [("username", &a.user), ("password", &a.pass)] {
+            if v.is_empty() || v.len() > 255 {
+                return Err(ProbeError::Protocol(format!(
+                    "{what} must be 1 to 255 bytes for RFC 1929"
+                )));
+            }
+        }
+        let mut out = Vec::with_capacity(3 + a.user.len() + a.pass.len());
+        UserPassRequest {
+            username: a.user.as_bytes().to_vec(),
+            password: a.pass.as_bytes().to_vec(),
+        }
+        .encode(&mut out);
+        self.send(&out, "auth").await?;
+        let r = self
+            .recv(2, "auth", "authentication reply", UserPassReply::decode)
+            .await?;
+        if r.status != UserPassReply::SUCCESS {
+            return Err(ProbeError::AuthFailed(r.status));
+        }
+        Ok(())
+    }
+
+    async fn connect(&mut self, target: &TargetAddr) -> Result<TargetAddr, ProbeError> {
+        let mut out = Vec::with_capacity(3 + target.encoded_len());
+        Request {
+            command: Command::Connect,
+            target: target.clone(),
+        }
+        .encode(&mut out);
+        self.send(&out, "request").await?;
+        // 7 bytes is the shortest possible reply (one-character domain is 8,
+        // IPv4 10), so reading that much never swallows relayed data.
+        let reply = self.recv(7, "request", "reply", Reply::decode).await?;
+        if reply.code != 0 {
+            return Err(ProbeError::Rejected(reply.code));
+        }
+        Ok(reply.bound)
+    }
+
+    async fn send(&mut self, bytes: &[u8], phase: &'static str) -> Result<(), ProbeError> {
+        if let Some(t) = self.tap {
+            t(Direction::Sent, bytes);
+        }
+        timeout_at(self.deadline, self.stream.write_all(bytes))
+            .await
+            .map_err(|_| ProbeError::Timeout(phase))?
+            .map_err(ProbeError::Io)
+    }
+
+    /// Reads exactly one message: `min` bytes first, then one byte at a time
+    /// until the decoder is satisfied, so no byte after the message is consumed.
+    async fn recv<M>(
+        &mut self,
+        min: usize,
+        phase: &'static str,
+        what: &str,
+        decode: Decoder<M>,
+    ) -> Result<M, ProbeError> {
+        self.buf.clear();
+        self.buf.resize(min, 0);
+        self.read_exact_buf(0, phase).await?;
+        loop {
+            match decode(&self.buf) {
+                Ok(Some((m, used))) => {
+                    if let (Some(t), Some(b)) = (self.tap, self.buf.get(..used)) {
+                        t(Direction::Received, b);
+                    }
+                    return Ok(m);
+                }
+                Ok(None) => {
+                    let at = self.buf.len();
+                    self.buf.push(0);
+                    self.read_exact_buf(at, phase).await?;
+                }
+                Err(e) => {
+                    if let Some(t) = self.tap {
+                        t(Direction::Received, &self.buf);
+                    }
+                    return Err(ProbeError::Protocol(format!("bad {what}: {e}")));
+                }
+            }
+        }
+    }
+
+    /// Fills `self.buf[from..]` from the stream.
+    async fn read_exact_buf(&mut self, from: usize, phase: &'static str) -> Result<(), ProbeError> {
+        let Some(dst) = self.buf.get_mut(from..) else {
+            return Ok(());
+        };
+        match timeout_at(self.deadline, self.stream.read_exact(dst)).await {
+            Err(_) => Err(ProbeError::Timeout(phase)),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(ProbeError::Io(io::Error::new(
+                    e.kind(),
+                    format!("proxy closed the connection during {phase}"),
+                )))
+            }
+            Ok(Err(e)) => Err(ProbeError::Io(e)),
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Source-address affinity: a client keeps its host over many sessions, and two relays built
+//! from the same config agree on every client's host.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use conf::relayd::{Check, Mode};
+use relay::RelayHandle;
+
+#[tokio::test]
+async fn clients_keep_one_host_and_two_relays_agree() {
+    let backends = [
+        id_backend(1).await,
+        id_backend(2).await,
+        id_backend(3).await,
+    ];
+    let ports: Vec<u16> = backends.iter().map(|b| b.port()).collect();
+    let cfg = config(
+        vec![table("pool", &ports)],
+        vec![relay(vec![forward(
+            "pool",
+            Mode::LoadBalance(None),
+            Some(Check::Tcp),
+        )])],
+    );
+    let a = RelayHandle::start(cfg.clone()).await.expect("relay a");
+    let b = RelayHandle::start(cfg).await.expect("relay b");
+    assert!(a.wait_ready(DEADLINE).await && b.wait_ready(DEADLINE).await);
+    let (addr_a, addr_b) = (addr_of(&a), addr_of(&b));
+    assert_ne!(addr_a, addr_b);
+
+    let mut used = [0u32; 4];
+    for n in 2..=50u8 {
+        let first = session_from(client(n), addr_a).await.expect("session");
+        for _ in 0..3 {
+            assert_eq!(
+                session_from(client(n), addr_a).await,
+                Some(first),
+                "client {n} moved"
+            );
+        }
+        assert_eq!(
+            session_from(client(n), addr_b).await,
+            Some(first),
+            "relays disagree on {n}"
+        );
+        used[usize::from(first)] += 1;
+    }
+    assert!(
+        used[1..].iter().all(|c| *c > 0),
+        "some host got no client: {used:?}"
+    );
+    a.shutdown(Duration::from_secs(1)).await;
+    b.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn round_robin_spreads_one_client_over_hosts() {
+    let backends = [id_backend(1).await, id_backend(2).await];
+    let ports: Vec<u16> = backends.iter().map(|b| b.port()).collect();
+    let cfg = config(
+        vec![table("pool", &ports)],
+        vec![relay(vec![forward("pool", Mode::RoundRobin, None)])],
+    );
+    let h = RelayHandle::start(cfg).await.expect("relay");
+    let addr = addr_of(&h);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(session_from(client(1), addr).await.expect("session"));
+    }
+    assert!(seen.contains(&1) && seen.contains(&2), "{seen:?}");
+}

@@ -1,0 +1,121 @@
+//! Backup tables and the start-up state: hosts start Unknown and take no traffic until their
+//! first check; a backup table serves while the primary has no host up, and gives back.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use conf::relayd::{Check, Mode};
+use relay::{HostState, RelayHandle};
+
+#[tokio::test]
+async fn backup_table_serves_while_primary_is_down_and_gives_back() {
+    let mut primary = id_backend(1).await;
+    let backup = id_backend(9).await;
+    let cfg = config(
+        vec![
+            table("main", &[primary.port()]),
+            table("spare", &[backup.port()]),
+        ],
+        vec![relay(vec![
+            forward("main", Mode::SourceHash(None), Some(Check::Tcp)),
+            forward("spare", Mode::SourceHash(None), Some(Check::Tcp)),
+        ])],
+    );
+    let h = RelayHandle::start(cfg).await.expect("relay");
+    assert!(h.wait_ready(DEADLINE).await);
+    let addr = addr_of(&h);
+    assert_eq!(session_from(client(3), addr).await, Some(1));
+
+    primary.stop().await;
+    h.poll();
+    wait_until("primary down", || state(&h, "main:1", 0) == HostState::Down).await;
+    let retries = h.snapshot().relays[0].retries;
+    assert_eq!(session_from(client(3), addr).await, Some(9));
+    assert_eq!(
+        h.snapshot().relays[0].retries,
+        retries,
+        "tried the down primary"
+    );
+
+    primary.restart().await;
+    h.poll();
+    wait_until("primary up", || state(&h, "main:1", 0) == HostState::Up).await;
+    assert_eq!(session_from(client(3), addr).await, Some(1));
+    h.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn hosts_start_unknown_and_relay_refuses_until_first_check() {
+    let b = id_backend(1).await;
+    let flag = std::env::temp_dir().join(format!("relay-test-{}-flag", std::process::id()));
+    let _ = std::fs::remove_file(&flag);
+    let path = script(
+        "wait-flag",
+        &format!(
+            "while [ ! -f '{}' ]; do sleep 0.05; done\nexit 1",
+            flag.display()
+        ),
+    );
+    let mut f = forward("pool", Mode::RoundRobin, Some(Check::Script(path.clone())));
+    f.timeout_ms = Some(60_000);
+    let h = RelayHandle::start(config(
+        vec![table("pool", &[b.port()])],
+        vec![relay(vec![f])],
+    ))
+    .await
+    .expect("relay");
+    let addr = addr_of(&h);
+
+    assert_eq!(state(&h, "pool:1", 0), HostState::Unknown);
+    assert!(!h.wait_ready(Duration::from_millis(200)).await);
+    assert_eq!(
+        session_from(client(1), addr).await,
+        None,
+        "served before the first check"
+    );
+    assert_eq!(h.snapshot().relays[0].sessions_failed, 1);
+
+    std::fs::write(&flag, b"go").expect("flag");
+    assert!(h.wait_ready(DEADLINE).await);
+    assert_eq!(state(&h, "pool:1", 0), HostState::Up);
+    assert_eq!(session_from(client(1), addr).await, Some(1));
+    let _ = std::fs::remove_file(&flag);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn table_without_check_serves_at_once_and_disabled_relay_closes() {
+    let b = id_backend(4).await;
+    let cfg = config(
+        vec![table("pool", &[b.port()])],
+        vec![relay(vec![forward("pool", Mode::RoundRobin, None)])],
+    );
+    let h = RelayHandle::start(cfg.clone()).await.expect("relay");
+    assert!(h.wait_ready(Duration::from_secs(1)).await);
+    assert_eq!(session_from(client(1), addr_of(&h)).await, Some(4));
+
+    let mut off = cfg;
+    off.relays[0].disabled = true;
+    let h2 = RelayHandle::start(off)
+        .await
+        .expect("disabled relay starts");
+    assert_eq!(session_from(client(1), addr_of(&h2)).await, None);
+    assert_eq!(h2.snapshot().relays[0].sessions_total, 1);
+}
+
+#[tokio::test]
+async fn bind_error_names_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let mut r = relay(vec![]);
+    r.listens[0].port = port;
+    let err = RelayHandle::start(config(vec![], vec![r]))
+        .await
+        .expect_err("port taken");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+}

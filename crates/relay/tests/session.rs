@@ -1,0 +1,126 @@
+//! The copy path: idle timeout, half-close, PROXY v2 header, graceful shutdown.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use common::*;
+use conf::relayd::Mode;
+use relay::RelayHandle;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn start(backend: &Backend, tune: impl FnOnce(&mut conf::relayd::Relay)) -> RelayHandle {
+    let mut r = relay(vec![forward("pool", Mode::RoundRobin, None)]);
+    tune(&mut r);
+    RelayHandle::start(config(vec![table("pool", &[backend.port()])], vec![r]))
+        .await
+        .expect("relay")
+}
+
+#[tokio::test]
+async fn session_timeout_closes_an_idle_session() {
+    let b = id_backend(1).await;
+    let h = start(&b, |r| r.session_timeout_s = 1).await;
+    let mut s = connect_from(client(1), addr_of(&h)).await.expect("connect");
+    let mut buf = [0u8; 8];
+    assert_eq!(s.read(&mut buf).await.expect("id"), 1);
+    // Nothing more is sent either way: the relay must end the session itself.
+    let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    wait_until("session counted closed", || {
+        h.snapshot().relays[0].sessions_open == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn half_close_passes_through_both_ways() {
+    // Reads to EOF, then answers with the byte count: only works if our FIN reached it while
+    // its direction stayed open.
+    let b = Backend::start(serve(|mut s: TcpStream| async move {
+        let mut all = Vec::new();
+        if s.read_to_end(&mut all).await.is_ok() {
+            let _ = s.write_all(format!("got {}", all.len()).as_bytes()).await;
+        }
+    }))
+    .await;
+    let h = start(&b, |_| {}).await;
+    let mut s = connect_from(client(1), addr_of(&h)).await.expect("connect");
+    s.write_all(&[7u8; 3000]).await.expect("write");
+    s.shutdown().await.expect("half-close");
+    let mut back = String::new();
+    tokio::time::timeout(DEADLINE, s.read_to_string(&mut back))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert_eq!(back, "got 3000");
+}
+
+#[tokio::test]
+async fn proxy_v2_header_carries_the_client_address() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Vec<u8>, Vec<u8>)>();
+    let b = Backend::start(serve(move |mut s: TcpStream| {
+        let tx = tx.clone();
+        async move {
+            let mut head = [0u8; 16];
+            if s.read_exact(&mut head).await.is_err() {
+                return;
+            }
+            let mut rest = vec![0u8; usize::from(u16::from_be_bytes([head[14], head[15]]))];
+            let mut payload = [0u8; 5];
+            if s.read_exact(&mut rest).await.is_ok() && s.read_exact(&mut payload).await.is_ok() {
+                let mut all = head.to_vec();
+                all.extend_from_slice(&rest);
+                let _ = tx.send((all, payload.to_vec()));
+            }
+        }
+    }))
+    .await;
+    let h = start(&b, |r| r.send_proxy_v2 = true).await;
+    let relay_addr = addr_of(&h);
+    let mut s = connect_from(client(7), relay_addr).await.expect("connect");
+    let me = s.local_addr().expect("local");
+    s.write_all(b"hello").await.expect("write");
+    let (header, payload) = tokio::time::timeout(DEADLINE, rx.recv())
+        .await
+        .expect("in time")
+        .expect("backend got a header");
+    assert_eq!(&header[..12], b"\r\n\r\n\0\r\nQUIT\n");
+    assert_eq!(header[12], 0x21, "v2 PROXY");
+    assert_eq!(header[13], 0x11, "TCP over IPv4");
+    let ip = |o: usize| IpAddr::from([header[o], header[o + 1], header[o + 2], header[o + 3]]);
+    let port = |o: usize| u16::from_be_bytes([header[o], header[o + 1]]);
+    assert_eq!(SocketAddr::new(ip(16), port(24)), me);
+    assert_eq!(SocketAddr::new(ip(20), port(26)), relay_addr);
+    assert_eq!(
+        payload, b"hello",
+        "client bytes follow the header unchanged"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_lets_open_sessions_finish_then_ends_them() {
+    let b = id_backend(1).await;
+    let h = start(&b, |_| {}).await;
+    let addr = addr_of(&h);
+    let mut s = connect_from(client(1), addr).await.expect("connect");
+    let mut id = [0u8; 1];
+    s.read_exact(&mut id).await.expect("id");
+    assert_eq!(h.snapshot().relays[0].sessions_open, 1);
+    tokio::time::timeout(DEADLINE, h.shutdown(Duration::from_millis(300)))
+        .await
+        .expect("shutdown returns");
+    let mut buf = [0u8; 4];
+    let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
+}

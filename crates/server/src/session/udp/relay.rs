@@ -1,0 +1,507 @@
+//! The association's relay loop: one task watches the TCP control connection, the
+//! client-side socket and the (lazily created) outgoing sockets, and moves datagrams both
+//! ways until the control connection closes, `timeout.io.udp` passes, or the server stops.
+//!
+//! Memory stays flat under a flood: datagrams are read into one fixed buffer per worker
+//! thread (nothing is held across an await except a datagram waiting for its name to
+//! resolve), caches are bounded, and everything dropped is only counted.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::time::Duration;
+
+use conf::sockd::{Command, SocksVersion, Verdict};
+use socks_wire::udp::UdpHeader;
+use socks_wire::TargetAddr;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::Instant;
+
+use super::cache::Bounded;
+use super::source::Expected;
+use crate::logger::Level;
+use crate::rules::{socks_rule_matches, CompiledRule, RequestFacts};
+use crate::runtime::secs;
+use crate::session::{resolve, Session};
+
+/// Room before a reply's payload for the SOCKS UDP header (IPv6: 22 bytes).
+const HEAD: usize = 24;
+/// The largest datagram plus that room.
+const BUF_LEN: usize = HEAD + 65536;
+/// Datagrams handled per wake-up before the other sockets get their turn.
+const BATCH: usize = 64;
+/// Entries per cache (names, verdicts per destination, verdicts per replying peer).
+const CACHE_CAP: usize = 256;
+/// Longest wait for a name in a datagram (the association stalls meanwhile).
+const RESOLVE_LIMIT: Duration = Duration::from_secs(10);
+
+thread_local! {
+    // One buffer per worker thread: a datagram is read, handled and sent without an await
+    // in between, so no association ever needs a buffer of its own.
+    static BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; BUF_LEN].into_boxed_slice());
+}
+
+/// Why an association ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The client closed its TCP control connection.
+    ControlClosed,
+    /// The control connection failed.
+    ControlError,
+    /// Nothing moved for `timeout.io.udp`.
+    IdleTimeout,
+    /// The server is stopping.
+    Cancelled,
+    /// The client-side UDP socket failed.
+    SocketError,
+}
+
+/// What an association moved and dropped.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Stats {
+    /// Datagrams relayed client -> remote.
+    pub up_dgrams: u64,
+    /// Payload bytes relayed client -> remote.
+    pub up_bytes: u64,
+    /// Datagrams relayed remote -> client.
+    pub down_dgrams: u64,
+    /// Payload bytes relayed remote -> client.
+    pub down_bytes: u64,
+    /// From a source other than the client's.
+    pub wrong_source: u64,
+    /// Truncated or malformed SOCKS UDP header.
+    pub malformed: u64,
+    /// FRAG != 0 (no reassembly, as in Dante).
+    pub fragmented: u64,
+    /// Blocked by the socks rules (client -> remote).
+    pub blocked: u64,
+    /// Target name that does not resolve.
+    pub unresolved: u64,
+    /// No outgoing socket or send failure (either way).
+    pub undeliverable: u64,
+    /// Replies blocked by the `udpreply` rules.
+    pub reply_blocked: u64,
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} datagrams ({} bytes) up, {} datagrams ({} bytes) down; dropped: {} wrong source, \
+             {} malformed, {} fragmented, {} blocked, {} unresolvable, {} undeliverable, {} replies blocked",
+            self.up_dgrams,
+            self.up_bytes,
+            self.down_dgrams,
+            self.down_bytes,
+            self.wrong_source,
+            self.malformed,
+            self.fragmented,
+            self.blocked,
+            self.unresolved,
+            self.undeliverable,
+            self.reply_blocked
+        )
+    }
+}
+
+/// An outgoing socket slot: not yet opened, open, or known not to work (logged once).
+enum Out {
+    Unopened,
+    Open(UdpSocket),
+    Failed,
+}
+
+/// One association's state.
+pub(crate) struct Relay<'a> {
+    sess: &'a Session,
+    rule: &'a CompiledRule,
+    prefix: String,
+    client_sock: UdpSocket,
+    expected: Expected,
+    /// The client's UDP address as the socket reports it (for sending back).
+    client: Option<SocketAddr>,
+    out4: Out,
+    out6: Out,
+    names: Bounded<String, Option<IpAddr>>,
+    verdicts: Bounded<TargetAddr, bool>,
+    reply_verdicts: Bounded<SocketAddr, bool>,
+    stats: Stats,
+    /// A datagram waiting for its target name to resolve.
+    stash: Vec<u8>,
+    /// Something was relayed since the flag was last cleared.
+    active: bool,
+}
+
+impl<'a> Relay<'a> {
+    /// An association around its client-side socket.
+    pub fn new(sess: &'a Session, rule: &'a CompiledRule, client_sock: UdpSocket, expected: Expected, prefix: String) -> Self {
+        Self {
+            sess,
+            rule,
+            prefix,
+            client_sock,
+            expected,
+            client: None,
+            out4: Out::Unopened,
+            out6: Out::Unopened,
+            names: Bounded::new(CACHE_CAP),
+            verdicts: Bounded::new(CACHE_CAP),
+            reply_verdicts: Bounded::new(CACHE_CAP),
+            stats: Stats::default(),
+            stash: Vec::new(),
+            active: false,
+        }
+    }
+
+    /// Relays until the association ends; every socket is dropped on return.
+    pub async fn run(mut self, mut control: TcpStream, idle: Option<Duration>) -> (Stats, End) {
+        let mut ctl = [0u8; 256];
+        let hard_stop = self.sess.hard_stop.clone();
+        let idle_span = idle.unwrap_or(Duration::from_secs(86_400));
+        let mut last = Instant::now();
+        // One timer for the whole association, re-armed only when it fires early.
+        let sleep = tokio::time::sleep_until(last + idle_span);
+        tokio::pin!(sleep);
+        let end = loop {
+            tokio::select! {
+                r = control.read(&mut ctl) => match r {
+                    // Bytes on the control connection mean nothing after the reply; ignored.
+                    Ok(0) => break End::ControlClosed,
+                    Ok(_) => {}
+                    Err(_) => break End::ControlError,
+                },
+                r = self.client_sock.readable() => {
+                    if r.is_err() {
+                        break End::SocketError;
+                    }
+                    match self.drain_client() {
+                        Ok(Some((name, port, src))) => self.resolve_and_deliver(name, port, src).await,
+                        Ok(None) => {}
+                        Err(_) => break End::SocketError,
+                    }
+                }
+                r = readable(&self.out4) => if r.is_ok() { self.drain_out(true) },
+                r = readable(&self.out6) => if r.is_ok() { self.drain_out(false) },
+                () = &mut sleep, if idle.is_some() => {
+                    let due = last + idle_span;
+                    if due <= Instant::now() {
+                        break End::IdleTimeout;
+                    }
+                    sleep.as_mut().reset(due);
+                }
+                () = hard_stop.cancelled() => break End::Cancelled,
+            }
+            if std::mem::take(&mut self.active) {
+                last = Instant::now();
+            }
+        };
+        (self.stats, end)
+    }
+
+    /// Reads a batch of client datagrams. Returns a target name to resolve when a datagram
+    /// needs one (the datagram waits in `stash`).
+    fn drain_client(&mut self) -> io::Result<Option<(String, u16, SocketAddr)>> {
+        BUF.with(|cell| {
+            let Ok(mut buf) = cell.try_borrow_mut() else { return Ok(None) };
+            for _ in 0..BATCH {
+                match self.client_sock.try_recv_from(&mut buf[..]) {
+                    Ok((n, src)) => {
+                        let dg = buf.get(..n).unwrap_or_default();
+                        if let Some((name, port)) = self.from_client(dg, src) {
+                            self.stash.clear();
+                            self.stash.extend_from_slice(dg);
+                            return Ok(Some((name, port, src)));
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    // ICMP errors for earlier sends surface here on some systems: not fatal.
+                    Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    /// Handles one datagram from the client-side socket. Returns the target's name and port
+    /// when it must be resolved first.
+    fn from_client(&mut self, dg: &[u8], src: SocketAddr) -> Option<(String, u16)> {
+        if !self.expected.accepts(src) {
+            self.stats.wrong_source += 1;
+            return None;
+        }
+        let Ok((hdr, len)) = UdpHeader::decode(dg) else {
+            self.stats.malformed += 1;
+            return None;
+        };
+        if hdr.frag != 0 {
+            self.stats.fragmented += 1;
+            return None;
+        }
+        self.expected.learn(src);
+        self.client = Some(src);
+        let payload = dg.get(len..).unwrap_or_default();
+        let dest = match &hdr.target {
+            TargetAddr::Ip(a) => *a,
+            TargetAddr::Domain(name, port) => match self.names.get(name.as_str()) {
+                Some(Some(ip)) => SocketAddr::new(ip, *port),
+                Some(None) => {
+                    self.stats.unresolved += 1;
+                    return None;
+                }
+                None => return Some((name.clone(), *port)),
+            },
+        };
+        if !self.allowed(&hdr.target, dest.ip(), src) {
+            self.stats.blocked += 1;
+            return None;
+        }
+        self.send_out(payload, dest);
+        None
+    }
+
+    /// Resolves a datagram's target name (cached, also when it fails), then delivers it.
+    async fn resolve_and_deliver(&mut self, name: String, port: u16, src: SocketAddr) {
+        let limit = secs(self.sess.rt.timeouts.connect).unwrap_or(RESOLVE_LIMIT).min(RESOLVE_LIMIT);
+        let prefer_v4 = self.sess.internal.is_ipv4();
+        let ip = match resolve(&name, port, limit).await {
+            // Prefer the family of the address the client reached us on ("localhost" may
+            // list ::1 first while the client speaks IPv4).
+            Ok(ips) => ips.iter().copied().find(|ip| ip.is_ipv4() == prefer_v4).or(ips.first().copied()),
+            Err(e) => {
+                self.sess.log_if(self.rule.log.error, Level::Info, &format!("{} -: udp from {src}: {e}", self.prefix));
+                None
+            }
+        };
+        self.names.insert(name, ip);
+        let stash = std::mem::take(&mut self.stash);
+        // The name is cached now, so this cannot ask for resolution again.
+        let _ = self.from_client(&stash, src);
+        self.stash = stash;
+    }
+
+    /// Whether the socks rules let the client (`src`) send to `target` (verdict cached; the
+    /// source is fixed once learnt).
+    fn allowed(&mut self, target: &TargetAddr, ip: IpAddr, src: SocketAddr) -> bool {
+        if let Some(v) = self.verdicts.get(target) {
+            return v;
+        }
+        let (target_ip, target_name) = match target {
+            TargetAddr::Ip(a) => (Some(a.ip()), None),
+            TargetAddr::Domain(n, _) => (None, Some(n.as_str())),
+        };
+        let facts = RequestFacts {
+            client: src,
+            command: Command::UdpAssociate,
+            version: SocksVersion::V5,
+            target_ip,
+            target_name,
+            target_port: target.port(),
+        };
+        let resolved = [ip];
+        let rule = self.first_rule(&facts, &resolved);
+        let pass = rule.verdict == Verdict::Pass;
+        if !pass {
+            self.sess.log_if(
+                rule.log.connect || rule.log.error,
+                Level::Info,
+                &format!("{} {}: udp from {src} to {target}: blocked", rule.label(), "socks5/udpassociate"),
+            );
+        }
+        self.verdicts.insert(target.clone(), pass);
+        pass
+    }
+
+    /// Whether the `udpreply` rules let `from` answer the client (`from:` = the replying
+    /// peer, `to:` = the client, as Dante evaluates replies).
+    fn reply_allowed(&mut self, from: SocketAddr, client: SocketAddr) -> bool {
+        if let Some(v) = self.reply_verdicts.get(&from) {
+            return v;
+        }
+        let facts = RequestFacts {
+            client: from,
+            command: Command::UdpReply,
+            version: SocksVersion::V5,
+            target_ip: Some(client.ip()),
+            target_name: None,
+            target_port: client.port(),
+        };
+        let rule = self.first_rule(&facts, &[]);
+        let pass = rule.verdict == Verdict::Pass;
+        if !pass {
+            self.sess.log_if(
+                rule.log.connect || rule.log.error,
+                Level::Info,
+                &format!("{} socks5/udpreply: udp from {from} to {client}: blocked", rule.label()),
+            );
+        }
+        self.reply_verdicts.insert(from, pass);
+        pass
+    }
+
+    fn first_rule(&self, facts: &RequestFacts<'_>, resolved: &[IpAddr]) -> &'a CompiledRule {
+        let sess: &'a Session = self.sess;
+        let rt: &'a crate::runtime::Runtime = &sess.rt;
+        rt.socks_rules
+            .iter()
+            .find(|r| socks_rule_matches(r, facts, Some(resolved)).unwrap_or(false))
+            .unwrap_or(&rt.default_rule)
+    }
+
+    /// Sends a payload to the remote from the outgoing socket of its family.
+    fn send_out(&mut self, payload: &[u8], dest: SocketAddr) {
+        let sent = match self.out_sock(dest.ip()) {
+            Some(sock) => sock.try_send_to(payload, dest).is_ok(),
+            None => false,
+        };
+        if sent {
+            self.stats.up_dgrams += 1;
+            self.stats.up_bytes += payload.len() as u64;
+            self.active = true;
+        } else {
+            self.stats.undeliverable += 1;
+        }
+    }
+
+    /// The outgoing socket for `dest`'s family, opened on first use and bound per
+    /// `external.rotation` (as Dante binds it only after the first client datagram).
+    fn out_sock(&mut self, dest: IpAddr) -> Option<&UdpSocket> {
+        let v4 = dest.is_ipv4();
+        if matches!(self.slot(v4), Out::Unopened) {
+            let opened = self.open_out(dest);
+            *self.slot(v4) = match opened {
+                Ok(s) => Out::Open(s),
+                Err(e) => {
+                    self.sess.log_if(
+                        self.rule.log.error || self.rule.log.connect,
+                        Level::Warn,
+                        &format!("{} -: client {}: no outgoing UDP socket for {dest}: {e}", self.prefix, self.sess.client),
+                    );
+                    Out::Failed
+                }
+            };
+        }
+        match self.slot(v4) {
+            Out::Open(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn slot(&mut self, v4: bool) -> &mut Out {
+        if v4 {
+            &mut self.out4
+        } else {
+            &mut self.out6
+        }
+    }
+
+    fn open_out(&self, dest: IpAddr) -> Result<UdpSocket, String> {
+        let src = self.sess.rt.udp_source(dest, self.sess.internal)?;
+        let s = StdUdpSocket::bind(SocketAddr::new(src, 0)).map_err(|e| format!("bind {src}: {e}"))?;
+        s.set_nonblocking(true).map_err(|e| e.to_string())?;
+        UdpSocket::from_std(s).map_err(|e| e.to_string())
+    }
+
+    /// Reads a batch of replies on one outgoing socket and sends them to the client wrapped
+    /// in the SOCKS UDP header naming the replying peer.
+    fn drain_out(&mut self, v4: bool) {
+        BUF.with(|cell| {
+            let Ok(mut buf) = cell.try_borrow_mut() else { return };
+            for _ in 0..BATCH {
+                let Out::Open(sock) = self.slot(v4) else { return };
+                let Some(room) = buf.get_mut(HEAD..) else { return };
+                match sock.try_recv_from(room) {
+                    Ok((n, from)) => self.from_remote(&mut buf, n, from),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(_) => {
+                        self.stats.undeliverable += 1;
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Handles one reply held at `buf[HEAD..HEAD + n]`.
+    fn from_remote(&mut self, buf: &mut [u8], n: usize, from: SocketAddr) {
+        let Some(client) = self.client else {
+            self.stats.undeliverable += 1;
+            return;
+        };
+        if !self.reply_allowed(from, client) {
+            self.stats.reply_blocked += 1;
+            return;
+        }
+        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+        let sent = match put_header(buf, from).and_then(|start| buf.get(start..HEAD + n)) {
+            Some(dg) => self.client_sock.try_send_to(dg, client).is_ok(),
+            None => false,
+        };
+        if sent {
+            self.stats.down_dgrams += 1;
+            self.stats.down_bytes += n as u64;
+            self.active = true;
+        } else {
+            self.stats.undeliverable += 1;
+        }
+    }
+}
+
+/// Writes `RSV RSV FRAG ATYP ADDR PORT` for `from` just before `buf[HEAD]`; returns where
+/// the datagram starts.
+fn put_header(buf: &mut [u8], from: SocketAddr) -> Option<usize> {
+    let mut h = [0u8; 22];
+    let len = match from {
+        SocketAddr::V4(a) => {
+            h[3] = 1;
+            h[4..8].copy_from_slice(&a.ip().octets());
+            h[8..10].copy_from_slice(&a.port().to_be_bytes());
+            10
+        }
+        SocketAddr::V6(a) => {
+            h[3] = 4;
+            h[4..20].copy_from_slice(&a.ip().octets());
+            h[20..22].copy_from_slice(&a.port().to_be_bytes());
+            22
+        }
+    };
+    let start = HEAD.checked_sub(len)?;
+    buf.get_mut(start..HEAD)?.copy_from_slice(h.get(..len)?);
+    Some(start)
+}
+
+async fn readable(out: &Out) -> io::Result<()> {
+    match out {
+        Out::Open(s) => s.readable().await,
+        _ => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_header_matches_the_codec() {
+        for from in ["192.0.2.1:53", "[2001:db8::1]:5353"] {
+            let from: SocketAddr = from.parse().unwrap();
+            let mut buf = vec![0u8; HEAD + 3];
+            buf[HEAD..].copy_from_slice(b"abc");
+            let start = put_header(&mut buf, from).unwrap();
+            let (h, len) = UdpHeader::decode(&buf[start..]).unwrap();
+            assert_eq!(h, UdpHeader::new(TargetAddr::Ip(from)));
+            assert_eq!(&buf[start + len..], b"abc");
+        }
+    }
+
+    #[test]
+    fn stats_line_names_every_counter() {
+        let s = Stats { up_dgrams: 1, wrong_source: 2, fragmented: 3, ..Stats::default() };
+        let line = s.to_string();
+        assert!(line.contains("1 datagrams (0 bytes) up"));
+        assert!(line.contains("2 wrong source"));
+        assert!(line.contains("3 fragmented"));
+    }
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every interop script against the real programs (Dante, HAProxy, curl, PySocks).
+set -uo pipefail
+cd "$(dirname "$0")"
+status=0
+for s in server-curl.sh; do
+  echo "== $s"
+  bash "$s" || status=1
+done
+exit $status
