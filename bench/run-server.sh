@@ -16,7 +16,8 @@
 #        DANTED=path       danted binary (default /usr/sbin/danted)
 #        DURATION=10 STREAMS=8 CONCURRENCY=50 IDLE=10000 PAYLOAD=64
 #        RESULTS=bench/RESULTS.md   where to write the table
-# Run as root (Dante wants user.privileged: root). Runtime ~1.5 minutes.
+# Run as root (Dante wants user.privileged: root). Runtime about 2-3 minutes
+# (it may wait up to 70 s for TIME_WAIT sockets of earlier runs to expire).
 set -u
 
 cd "$(dirname "$0")/.." || exit 1
@@ -28,7 +29,7 @@ IDLE=${IDLE:-10000}
 PAYLOAD=${PAYLOAD:-64}
 DANTED=${DANTED:-/usr/sbin/danted}
 RESULTS=${RESULTS:-$REPO/bench/RESULTS.md}
-COMMAND="$0 $*"
+COMMAND="$0${*:+ $*}"
 [ -n "${HASOCKS_BIN:-}" ] && COMMAND="HASOCKS_BIN=$HASOCKS_BIN $COMMAND"
 
 # 10,000 idle sessions need ~20,000 descriptors in the server and as many in
@@ -131,12 +132,11 @@ socks pass {
 CONF
 }
 
-# measure NAME VIA... : runs all loads through VIA; sets M_<NAME>_<metric>.
-measure() {
-    local name=$1 pid=$2; shift 2
-    local out
+# measure_load NAME VIA... : throughput and sessions through VIA; sets M_<NAME>_<metric>.
+measure_load() {
+    local name=$1 out; shift
     log "[$name] throughput ($STREAMS streams, ${DURATION}s)"
-    out=$("$BIN" bench "$@" --mode throughput --streams "$STREAMS" --duration "$DURATION" --json 2>"$TMP/$name.err")
+    out=$("$BIN" bench "$@" --mode throughput --streams "$STREAMS" --duration "$DURATION" --json 2>>"$TMP/$name.err")
     eval "M_${name}_mbs=$(echo "$out" | jget mb_per_s)"
     eval "M_${name}_terr=$(echo "$out" | jget errors)"
     log "[$name] sessions ($CONCURRENCY workers, ${DURATION}s)"
@@ -145,9 +145,27 @@ measure() {
     eval "M_${name}_serr=$(echo "$out" | jget errors)"
     eval "M_${name}_p50=$(echo "$out" | jget p50_us)"
     eval "M_${name}_p99=$(echo "$out" | jget p99_us)"
-    [ "$pid" = "-" ] && return 0
-    log "[$name] memory with $IDLE idle sessions"
+}
+
+# Waits (up to 70 s) until few TIME_WAIT sockets are left: Dante binds its
+# external side to port 0 before connecting, which fails while earlier
+# sessions' TIME_WAIT entries hold the ephemeral ports.
+drain_time_wait() {
+    local i n
+    command -v ss >/dev/null || return 0
+    for i in $(seq 1 140); do
+        n=$(ss -Htan state time-wait 2>/dev/null | wc -l)
+        [ "$n" -lt 1000 ] && return 0
+        [ "$i" = 1 ] && log "waiting for $n TIME_WAIT sockets to expire..."
+        sleep 0.5
+    done
+}
+
+# measure_idle NAME PID VIA... : server memory around $IDLE idle sessions.
+measure_idle() {
+    local name=$1 pid=$2; shift 2
     local rss0 pss0 rss1 pss1 np bpid i open
+    log "[$name] memory with $IDLE idle sessions"
     rss0=$(mem_kb "$pid" VmRSS); pss0=$(mem_kb "$pid" Pss)
     "$BIN" bench "$@" --mode idle --sessions "$IDLE" --concurrency 200 --payload "$PAYLOAD" --json >"$TMP/$name.idle" 2>>"$TMP/$name.err" &
     bpid=$!
@@ -170,11 +188,9 @@ measure() {
     fi
 }
 
-# --- (a) direct -------------------------------------------------------------
-measure direct - --direct
-
-# --- (b) Dante ----------------------------------------------------------------
-DANTE_STATUS="not run"
+# Both servers run side by side for the whole script; memory is measured
+# first, on fresh servers and before the load phases fill the port range.
+DANTE_STATUS="not run"; DPID=""
 if [ -x "$DANTED" ]; then
     DPORT=$(free_port)
     write_conf "$TMP/danted.conf" "$DPORT"
@@ -183,17 +199,14 @@ if [ -x "$DANTED" ]; then
     PIDS="$PIDS $DPID"
     if wait_ready "$DPORT" "$DPID"; then
         DANTE_STATUS="ok"
-        measure dante "$DPID" -s "127.0.0.1:$DPORT"
     else
         DANTE_STATUS="did not start: $(tail -n 3 "$TMP/danted.out" "$TMP/danted.log" 2>/dev/null | tr '\n' ' ')"
     fi
-    kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null
 else
     DANTE_STATUS="no $DANTED"
 fi
 log "[dante] $DANTE_STATUS"
 
-# --- (c) hasocks server -----------------------------------------------------
 HAS_STATUS="not run"
 HPORT=$(free_port)
 write_conf "$TMP/hasocks.conf" "$HPORT"
@@ -202,12 +215,19 @@ HPID=$!
 PIDS="$PIDS $HPID"
 if wait_ready "$HPORT" "$HPID"; then
     HAS_STATUS="ok"
-    measure hasocks "$HPID" -s "127.0.0.1:$HPORT"
 else
     HAS_STATUS="did not start: $(tail -n 3 "$TMP/hasocks.out" 2>/dev/null | tr '\n' ' ')"
 fi
-kill "$HPID" 2>/dev/null; wait "$HPID" 2>/dev/null
 log "[hasocks] $HAS_STATUS"
+
+# Order: Dante goes first after each drain (see drain_time_wait); hasocks
+# and the direct line do not bind before connecting, so TIME_WAIT does not
+# hurt them.
+if [ "$DANTE_STATUS" = ok ]; then drain_time_wait; measure_idle dante "$DPID" -s "127.0.0.1:$DPORT"; fi
+[ "$HAS_STATUS" = ok ] && measure_idle hasocks "$HPID" -s "127.0.0.1:$HPORT"
+if [ "$DANTE_STATUS" = ok ]; then drain_time_wait; measure_load dante -s "127.0.0.1:$DPORT"; fi
+measure_load direct --direct
+[ "$HAS_STATUS" = ok ] && measure_load hasocks -s "127.0.0.1:$HPORT"
 
 # --- table ------------------------------------------------------------------
 v() { eval "echo \${M_$1_$2:-n/a}"; }
@@ -223,7 +243,7 @@ row() { # label direct dante hasocks better
 
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null)
-DVER=$("$DANTED" -v 2>&1 | head -n1)
+DVER=$("$DANTED" -v 2>&1 | head -n1 | sed 's/\. *Copyright.*//')
 {
     echo "# hasocks server vs Dante: loopback benchmark"
     echo
@@ -234,6 +254,7 @@ DVER=$("$DANTED" -v 2>&1 | head -n1)
     echo "- hasocks: \`hasocks server -f FILE\` ($("$BIN" --version 2>/dev/null)); status: $HAS_STATUS"
     echo "- both servers read the same sockd.conf (internal/external 127.0.0.1, method none, pass rules, no session logging)"
     echo "- load: \`hasocks bench\` with its in-process target on 127.0.0.1; throughput = upload only (client -> target), counted at the target; sessions = connect + greeting + CONNECT + ${PAYLOAD}-byte echo + close"
+    echo "- Dante binds its outgoing sockets to 127.0.0.1:0 before connecting, so ports held in TIME_WAIT by earlier sessions make it fail with 'out of free ports' (reply 03); the script waits for TIME_WAIT sockets to expire before each Dante phase. Under sustained load Dante's own TIME_WAITs still accumulate (28k ports / 60 s), which shows up as its errors."
     echo "- memory: $IDLE idle sessions requested (each CONNECTed, one echo done); RSS = VmRSS summed over the server's processes; PSS from smaps_rollup"
     [ -n "$IDLE_NOTE" ] && echo "- note: $IDLE_NOTE"
     echo

@@ -50,3 +50,15 @@ summary() {
 
 # hasocks binary: HASOCKS_BIN or the release build.
 HASOCKS=${HASOCKS_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release/hasocks}
+
+# free_port_retry: free_port, tried again for a few seconds when the loopback's ephemeral
+# ports are exhausted for a moment (TIME_WAIT from a benchmark running at the same time).
+free_port_retry() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$(free_port 2>/dev/null) && [ -n "$p" ] && { echo "$p"; return 0; }
+    sleep 0.1
+  done
+  echo "no free port on 127.0.0.1 after 5 s" >&2
+  return 1
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # curl through `hasocks server` and through Dante's sockd with the same sockd.conf:
-# SOCKS4, SOCKS4a, SOCKS5 and SOCKS5 with remote name resolution, to a local HTTP server.
+# SOCKS4, SOCKS4a, SOCKS5 and SOCKS5 with remote name resolution, to a local HTTP server;
+# then UDP ASSOCIATE with PySocks through both.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -77,5 +78,10 @@ for p in "$H_PORT" "$D_PORT"; do
     ok "refused target through port $p fails cleanly: $(head -c 120 "$WORK/curl.err")"
   fi
 done
+
+# UDP ASSOCIATE with Python's PySocks through both, same config.
+here=$(dirname "$0")
+$PY "$here/pysocks_udp.py" 127.0.0.1 "$H_PORT" >"$WORK/udp.out" 2>&1 && ok "hasocks PySocks UDP (IP and name targets)" || bad "hasocks PySocks UDP: $(tail -3 "$WORK/udp.out")"
+$PY "$here/pysocks_udp.py" 127.0.0.1 "$D_PORT" >"$WORK/udp.out" 2>&1 && ok "dante PySocks UDP (IP and name targets)" || bad "dante PySocks UDP: $(tail -3 "$WORK/udp.out")"
 
 summary

@@ -13,48 +13,79 @@ use tokio::net::{TcpSocket, TcpStream};
 async fn peer_connect(from_ip: &str, to: SocketAddr) -> TcpStream {
     let s = TcpSocket::new_v4().unwrap();
     s.bind(format!("{from_ip}:0").parse().unwrap()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), s.connect(to)).await.expect("peer connects in time").unwrap()
+    tokio::time::timeout(Duration::from_secs(5), s.connect(to))
+        .await
+        .expect("peer connects in time")
+        .unwrap()
 }
 
 /// Data both ways between the SOCKS client and the peer.
 async fn check_both_ways(client: &mut TcpStream, peer: &mut TcpStream) {
     client.write_all(b"from client").await.unwrap();
     let mut b = [0u8; 11];
-    tokio::time::timeout(Duration::from_secs(5), peer.read_exact(&mut b)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), peer.read_exact(&mut b))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&b, b"from client");
     peer.write_all(b"from peer").await.unwrap();
     let mut b = [0u8; 9];
-    tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut b)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut b))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&b, b"from peer");
 }
 
 /// Waits until the server closes `s` (EOF or reset).
 async fn closed_by_server(s: &mut TcpStream) -> bool {
     let mut b = [0u8; 16];
-    matches!(tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await, Ok(Ok(0)) | Ok(Err(_)))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
 }
 
 #[tokio::test]
 async fn socks5_bind_listens_on_external_and_relays_both_ways() {
     let (_h, proxy) = start(&open_conf("")).await;
-    let (mut client, rep, bnd) = socks5(proxy, &request_ip(2, "127.0.0.2:0".parse().unwrap())).await;
+    let (mut client, rep, bnd) =
+        socks5(proxy, &request_ip(2, "127.0.0.2:0".parse().unwrap())).await;
     assert_eq!(rep, 0);
-    assert_eq!(bnd.ip().to_string(), "127.0.0.1", "first reply names the external address");
+    assert_eq!(
+        bnd.ip().to_string(),
+        "127.0.0.1",
+        "first reply names the external address"
+    );
     assert_ne!(bnd.port(), 0);
     let mut peer = peer_connect("127.0.0.2", bnd).await;
     let (rep, who) = read_reply(&mut client).await;
     assert_eq!(rep, 0);
-    assert_eq!(who, peer.local_addr().unwrap(), "second reply names the connecting peer");
+    assert_eq!(
+        who,
+        peer.local_addr().unwrap(),
+        "second reply names the connecting peer"
+    );
     check_both_ways(&mut client, &mut peer).await;
     drop(peer);
-    assert_eq!(read_to_eof(&mut client).await, b"", "peer's close reaches the client");
+    assert_eq!(
+        read_to_eof(&mut client).await,
+        b"",
+        "peer's close reaches the client"
+    );
 }
 
 #[tokio::test]
 async fn socks4_bind_relays_both_ways() {
     let (_h, proxy) = start(&open_conf("")).await;
     let mut client = TcpStream::connect(proxy).await.unwrap();
-    client.write_all(&socks4_request(2, SocketAddrV4::new([127, 0, 0, 2].into(), 21))).await.unwrap();
+    client
+        .write_all(&socks4_request(
+            2,
+            SocketAddrV4::new([127, 0, 0, 2].into(), 21),
+        ))
+        .await
+        .unwrap();
     let (cd, bnd) = read_v4_reply(&mut client).await;
     assert_eq!(cd, 90);
     assert_eq!(bnd.ip().to_string(), "127.0.0.1");
@@ -68,10 +99,14 @@ async fn socks4_bind_relays_both_ways() {
 #[tokio::test]
 async fn socks5_bind_refuses_a_wrong_peer_and_keeps_waiting_for_the_named_one() {
     let (_h, proxy) = start(&open_conf("")).await;
-    let (mut client, rep, bnd) = socks5(proxy, &request_ip(2, "127.0.0.2:0".parse().unwrap())).await;
+    let (mut client, rep, bnd) =
+        socks5(proxy, &request_ip(2, "127.0.0.2:0".parse().unwrap())).await;
     assert_eq!(rep, 0);
     let mut stranger = peer_connect("127.0.0.3", bnd).await;
-    assert!(closed_by_server(&mut stranger).await, "a peer the client did not name is closed");
+    assert!(
+        closed_by_server(&mut stranger).await,
+        "a peer the client did not name is closed"
+    );
     let mut peer = peer_connect("127.0.0.2", bnd).await;
     let (rep, who) = read_reply(&mut client).await;
     assert_eq!((rep, who), (0, peer.local_addr().unwrap()));
@@ -82,7 +117,13 @@ async fn socks5_bind_refuses_a_wrong_peer_and_keeps_waiting_for_the_named_one() 
 async fn socks4_bind_from_a_wrong_peer_is_rejected_with_91() {
     let (_h, proxy) = start(&open_conf("")).await;
     let mut client = TcpStream::connect(proxy).await.unwrap();
-    client.write_all(&socks4_request(2, SocketAddrV4::new([127, 0, 0, 2].into(), 21))).await.unwrap();
+    client
+        .write_all(&socks4_request(
+            2,
+            SocketAddrV4::new([127, 0, 0, 2].into(), 21),
+        ))
+        .await
+        .unwrap();
     let (cd, bnd) = read_v4_reply(&mut client).await;
     assert_eq!(cd, 90);
     let mut stranger = peer_connect("127.0.0.3", bnd).await;
@@ -95,18 +136,32 @@ async fn socks4_bind_from_a_wrong_peer_is_rejected_with_91() {
 #[tokio::test]
 async fn bind_that_nobody_connects_to_ends_with_ttl_expired() {
     let (_h, proxy) = start(&open_conf("timeout.connect: 1")).await;
-    let (mut client, rep, bnd) = socks5(proxy, &request_ip(2, "127.0.0.2:0".parse().unwrap())).await;
+    let (mut client, rep, bnd) =
+        socks5(proxy, &request_ip(2, "127.0.0.2:0".parse().unwrap())).await;
     assert_eq!(rep, 0);
     let (rep, _) = read_reply(&mut client).await;
     assert_eq!(rep, 6, "v5 failure after the wait: TTL expired");
     assert_eq!(read_to_eof(&mut client).await, b"");
     // The rendezvous socket is gone with the session.
-    assert!(TcpStream::connect(bnd).await.is_err(), "nothing listens at {bnd} any more");
+    assert!(
+        TcpStream::connect(bnd).await.is_err(),
+        "nothing listens at {bnd} any more"
+    );
 
     let mut client = TcpStream::connect(proxy).await.unwrap();
-    client.write_all(&socks4_request(2, SocketAddrV4::new([127, 0, 0, 2].into(), 21))).await.unwrap();
+    client
+        .write_all(&socks4_request(
+            2,
+            SocketAddrV4::new([127, 0, 0, 2].into(), 21),
+        ))
+        .await
+        .unwrap();
     assert_eq!(read_v4_reply(&mut client).await.0, 90);
-    assert_eq!(read_v4_reply(&mut client).await.0, 91, "v4 failure after the wait");
+    assert_eq!(
+        read_v4_reply(&mut client).await.0,
+        91,
+        "v4 failure after the wait"
+    );
 }
 
 #[tokio::test]
@@ -120,7 +175,10 @@ async fn bindreply_rules_judge_the_connecting_peer() {
     let (mut client, rep, bnd) = socks5(proxy, &request_ip(2, "0.0.0.0:0".parse().unwrap())).await;
     assert_eq!(rep, 0);
     let mut blocked = peer_connect("127.0.0.3", bnd).await;
-    assert!(closed_by_server(&mut blocked).await, "bindreply block rule refuses 127.0.0.3");
+    assert!(
+        closed_by_server(&mut blocked).await,
+        "bindreply block rule refuses 127.0.0.3"
+    );
     let mut peer = peer_connect("127.0.0.4", bnd).await;
     let (rep, who) = read_reply(&mut client).await;
     assert_eq!((rep, who), (0, peer.local_addr().unwrap()));

@@ -512,3 +512,82 @@ fn report_first_error(e: Option<String>) {
         eprintln!("hasocks bench: first error: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(mode: Mode) -> BenchArgs {
+        BenchArgs {
+            server: None,
+            direct: true,
+            mode,
+            streams: 2,
+            concurrency: 2,
+            duration: 0.2,
+            sessions: 5,
+            payload: 16,
+            target: None,
+            hold: Some(0.0),
+            credentials: None,
+            timeout_ms: 2000,
+            json: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn direct_sessions_against_own_echo_target_succeed() {
+        assert_eq!(run(args(Mode::Sessions)).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn direct_throughput_and_idle_run_to_completion() {
+        assert_eq!(run(args(Mode::Throughput)).await.unwrap(), 0);
+        assert_eq!(run(args(Mode::Idle)).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn dead_proxy_is_counted_as_errors_not_a_panic() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dead = l.local_addr().unwrap();
+        drop(l);
+        for mode in [Mode::Sessions, Mode::Throughput, Mode::Idle] {
+            let mut a = args(mode);
+            a.direct = false;
+            a.server = Some(dead.to_string());
+            assert_eq!(run(a).await.unwrap(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_server_without_direct_is_an_error() {
+        let mut a = args(Mode::Sessions);
+        a.direct = false;
+        assert!(run(a).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn one_session_detects_a_non_echoing_target() {
+        // A target that answers with different bytes.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut b = [0u8; 4];
+                if s.read_exact(&mut b).await.is_ok() {
+                    let _ = s.write_all(b"nope").await;
+                }
+            }
+        });
+        let route = Route {
+            proxy: None,
+            target: TargetAddr::Ip(addr),
+            target_addr: Some(addr),
+            auth: None,
+            timeout: Duration::from_secs(5),
+        };
+        let mut back = [0u8; 4];
+        let r = one_session(&route, b"ping", &mut back).await;
+        assert_eq!(r, Err("echo mismatch".to_owned()));
+    }
+}

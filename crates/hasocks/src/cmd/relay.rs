@@ -35,7 +35,10 @@ pub fn parse_defines(defines: &[String]) -> anyhow::Result<Vec<(String, String)>
 }
 
 /// Loads a relayd.conf and prints its warnings.
-pub fn load(file: &std::path::Path, defines: &[(String, String)]) -> anyhow::Result<conf::relayd::RelaydConfig> {
+pub fn load(
+    file: &std::path::Path,
+    defines: &[(String, String)],
+) -> anyhow::Result<conf::relayd::RelaydConfig> {
     let cfg = conf::relayd::load(file, defines).map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &cfg.warnings {
         eprintln!("hasocks: warning: {w}");
@@ -52,12 +55,17 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let _ = net::sock::raise_nofile_limit();
-    let handle = RelayHandle::start(cfg).await.map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let handle = RelayHandle::start(cfg)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     for (name, addr) in handle.listen_addrs() {
         tracing::info!("relay {name} listening on {addr}");
     }
     wait_for_stop().await?;
-    tracing::info!("stopping: no new sessions; waiting up to {} s for open ones", args.grace);
+    tracing::info!(
+        "stopping: no new sessions; waiting up to {} s for open ones",
+        args.grace
+    );
     handle.shutdown(Duration::from_secs(args.grace)).await;
     Ok(0)
 }

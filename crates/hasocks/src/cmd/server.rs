@@ -37,7 +37,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
     }
     let _ = net::sock::raise_nofile_limit();
     let unprivileged = cfg.user_unprivileged.clone();
-    let handle = ServerHandle::start(cfg).await.map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let handle = ServerHandle::start(cfg)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     if let Some(user) = unprivileged {
         match server::privs::drop_to(&user) {
             Ok(true) => tracing::info!("dropped privileges to {user}"),
@@ -48,7 +50,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
     for a in handle.local_addrs() {
         tracing::info!("listening on {a}");
     }
-    handle.log(Level::Info, &format!("hasocks server started, listening on {:?}", handle.local_addrs()));
+    handle.log(
+        Level::Info,
+        &format!(
+            "hasocks server started, listening on {:?}",
+            handle.local_addrs()
+        ),
+    );
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -60,7 +68,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
             _ = int.recv() => break,
         }
     }
-    tracing::info!("stopping: no new sessions; {} open, waiting up to {} s", handle.active_sessions(), args.grace);
+    tracing::info!(
+        "stopping: no new sessions; {} open, waiting up to {} s",
+        handle.active_sessions(),
+        args.grace
+    );
     handle.log(Level::Info, "shutting down");
     let cut = handle.shutdown(Duration::from_secs(args.grace)).await;
     if cut > 0 {
@@ -76,7 +88,10 @@ async fn reload(handle: &ServerHandle, file: &std::path::Path) {
     match conf::sockd::load(file) {
         Err(e) => {
             tracing::error!("reload refused, keeping the running config: {e}");
-            handle.log(Level::Error, &format!("reload refused, keeping the running config: {e}"));
+            handle.log(
+                Level::Error,
+                &format!("reload refused, keeping the running config: {e}"),
+            );
         }
         Ok(cfg) => match handle.reload(cfg).await {
             Ok(notes) => {
@@ -88,7 +103,10 @@ async fn reload(handle: &ServerHandle, file: &std::path::Path) {
             }
             Err(e) => {
                 tracing::error!("reload refused, keeping the running config: {e}");
-                handle.log(Level::Error, &format!("reload refused, keeping the running config: {e}"));
+                handle.log(
+                    Level::Error,
+                    &format!("reload refused, keeping the running config: {e}"),
+                );
             }
         },
     }

@@ -45,7 +45,10 @@ fn server_conf(ip: &str, log: &Path) -> String {
 }
 
 fn relay_conf(port: u16) -> String {
-    let hosts: Vec<String> = SERVERS.iter().map(|(_, ip)| format!("{ip} port {SERVER_PORT}")).collect();
+    let hosts: Vec<String> = SERVERS
+        .iter()
+        .map(|(_, ip)| format!("{ip} port {SERVER_PORT}"))
+        .collect();
     format!(
         "# hasocks up: the relay (relayd.conf syntax)\n\
          interval 2\n\
@@ -62,8 +65,12 @@ fn relay_conf(port: u16) -> String {
 
 /// Starts the cluster and runs until Ctrl-C / SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
-    let dir = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("hasocks-up-{}", std::process::id())));
-    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("hasocks-up-{}", std::process::id())));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let _ = net::sock::raise_nofile_limit();
 
     let mut servers = Vec::new();
@@ -72,18 +79,22 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
         let text = server_conf(ip, &dir.join(format!("sockd-{name}.log")));
         std::fs::write(&path, &text)?;
         let cfg = conf::sockd::parse(&text, &path).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let h = ServerHandle::start(cfg).await.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let h = ServerHandle::start(cfg)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         servers.push((path, h));
     }
     let relay_path = dir.join("relayd.conf");
     let text = relay_conf(args.port);
     std::fs::write(&relay_path, &text)?;
     let cfg = conf::relayd::parse(&text, &relay_path, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let relay = Arc::new(
-        RelayHandle::start(cfg)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}: {e} (is something else on 127.0.0.1:{}? try --port)", relay_path.display(), args.port))?,
-    );
+    let relay = Arc::new(RelayHandle::start(cfg).await.map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e} (is something else on 127.0.0.1:{}? try --port)",
+            relay_path.display(),
+            args.port
+        )
+    })?);
     let status_addr = SocketAddr::from(([127, 0, 0, 1], args.status_port));
     let status_listener = TcpListener::bind(status_addr)
         .await
@@ -92,10 +103,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
 
     println!("hasocks up: a SOCKS cluster on loopback");
     for (path, h) in &servers {
-        println!("  server   {:<22} config {}", h.local_addrs()[0], path.display());
+        println!(
+            "  server   {:<22} config {}",
+            h.local_addrs()[0],
+            path.display()
+        );
     }
     for (name, addr) in relay.listen_addrs() {
-        println!("  relay    {:<22} config {} (relay \"{name}\", mode loadbalance, check socks)", addr, relay_path.display());
+        println!(
+            "  relay    {:<22} config {} (relay \"{name}\", mode loadbalance, check socks)",
+            addr,
+            relay_path.display()
+        );
     }
     println!("  status   http://{status_addr}/");
     println!("  logs     {}", dir.display());
@@ -106,7 +125,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
         println!("(first health checks not finished yet)");
     }
     println!("Try it (the status page, fetched through the relay and one of the servers):");
-    println!("  curl --socks5-hostname 127.0.0.1:{} http://127.0.0.1:{}/", args.port, args.status_port);
+    println!(
+        "  curl --socks5-hostname 127.0.0.1:{} http://127.0.0.1:{}/",
+        args.port, args.status_port
+    );
     println!("Ctrl-C stops everything.");
 
     super::relay::wait_for_stop().await?;
@@ -123,10 +145,21 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
 /// relayctl-style text: relays, their tables and hosts with state and availability.
 pub fn render(s: &Status) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{:<4}\t{:<8}\t{:<24}\t{:<7}\tStatus", "Id", "Type", "Name", "Avlblty");
+    let _ = writeln!(
+        out,
+        "{:<4}\t{:<8}\t{:<24}\t{:<7}\tStatus",
+        "Id", "Type", "Name", "Avlblty"
+    );
     for (ri, r) in s.relays.iter().enumerate() {
         let st = if r.disabled { "disabled" } else { "active" };
-        let _ = writeln!(out, "{:<4}\t{:<8}\t{:<24}\t{:<7}\t{st}", ri + 1, "relay", r.name, "");
+        let _ = writeln!(
+            out,
+            "{:<4}\t{:<8}\t{:<24}\t{:<7}\t{st}",
+            ri + 1,
+            "relay",
+            r.name,
+            ""
+        );
         for tname in &r.tables {
             let Some(t) = s.table(tname) else { continue };
             let up = t.hosts_up();
@@ -137,10 +170,25 @@ pub fn render(s: &Status) -> String {
             } else {
                 format!("active ({up} hosts)")
             };
-            let _ = writeln!(out, "{:<4}\t{:<8}\t{:<24}\t{:<7}\t{st}", "", "table", t.name, "");
+            let _ = writeln!(
+                out,
+                "{:<4}\t{:<8}\t{:<24}\t{:<7}\t{st}",
+                "", "table", t.name, ""
+            );
             for h in &t.hosts {
-                let avail = h.availability().map(|a| format!("{a:.2}%")).unwrap_or_default();
-                let _ = writeln!(out, "{:<4}\t{:<8}\t{:<24}\t{:<7}\t{}", "", "host", h.addr, avail, h.state.as_str());
+                let avail = h
+                    .availability()
+                    .map(|a| format!("{a:.2}%"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "{:<4}\t{:<8}\t{:<24}\t{:<7}\t{}",
+                    "",
+                    "host",
+                    h.addr,
+                    avail,
+                    h.state.as_str()
+                );
                 let mut line = format!("\t        \ttotal: {}/{} checks", h.ups, h.checks);
                 if let (Some(err), relay::HostState::Down) = (&h.last_error, h.state) {
                     let _ = write!(line, ", error: {err}");

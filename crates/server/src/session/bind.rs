@@ -60,7 +60,10 @@ pub(crate) async fn run(
             _ => match resolve(name, *port, deadline - Instant::now()).await {
                 Ok(ips) => ips,
                 Err(e) => {
-                    log_err(&format!("{prefix} -: client {} -> target {target}: {e}", sess.client));
+                    log_err(&format!(
+                        "{prefix} -: client {} -> target {target}: {e}",
+                        sess.client
+                    ));
                     reply::fail(&mut client, req.version, ReplyCode::HostUnreachable).await;
                     return;
                 }
@@ -68,13 +71,20 @@ pub(crate) async fn run(
         },
     };
     // The family of the listening socket: the peer's, or the client's when it named none.
-    let family_hint = expected.first().copied().unwrap_or(match sess.internal.ip() {
-        IpAddr::V4(_) => IpAddr::from([0u8; 4]),
-        IpAddr::V6(_) => IpAddr::from([0u16; 8]),
-    });
+    let family_hint = expected
+        .first()
+        .copied()
+        .unwrap_or(match sess.internal.ip() {
+            IpAddr::V4(_) => IpAddr::from([0u8; 4]),
+            IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+        });
     let family_hint = if req.version == Version::V4 {
         // A SOCKS4 reply carries only IPv4.
-        expected.iter().copied().find(IpAddr::is_ipv4).unwrap_or(IpAddr::from([0u8; 4]))
+        expected
+            .iter()
+            .copied()
+            .find(IpAddr::is_ipv4)
+            .unwrap_or(IpAddr::from([0u8; 4]))
     } else {
         family_hint
     };
@@ -82,7 +92,10 @@ pub(crate) async fn run(
     let listener = match listen(sess, family_hint) {
         Ok(l) => l,
         Err(e) => {
-            log_err(&format!("{prefix} -: client {} -> target {target}: cannot listen: {e}", sess.client));
+            log_err(&format!(
+                "{prefix} -: client {} -> target {target}: cannot listen: {e}",
+                sess.client
+            ));
             reply::fail(&mut client, req.version, ReplyCode::GeneralFailure).await;
             return;
         }
@@ -91,25 +104,38 @@ pub(crate) async fn run(
         Ok(a) => a,
         Err(_) => return reply::fail(&mut client, req.version, ReplyCode::GeneralFailure).await,
     };
-    if reply::send(&mut client, req.version, ReplyCode::Succeeded, bound).await.is_err() {
+    if reply::send(&mut client, req.version, ReplyCode::Succeeded, bound)
+        .await
+        .is_err()
+    {
         return;
     }
-    let route = format!("client {} -> internal {} | bind {bound} <- target {target}", sess.client, sess.internal);
-    sess.log_if(rule.log.connect, Level::Info, &format!("{prefix} [: {route}: listening"));
+    let route = format!(
+        "client {} -> internal {} | bind {bound} <- target {target}",
+        sess.client, sess.internal
+    );
+    sess.log_if(
+        rule.log.connect,
+        Level::Info,
+        &format!("{prefix} [: {route}: listening"),
+    );
 
     let mut early = std::mem::take(&mut req.pending);
     let (peer_stream, peer) = loop {
         match wait_inbound(&listener, &mut client, &mut early, deadline).await {
             Wait::Peer(s, peer) => {
-                let why = if !expected.is_empty() && !expected.iter().any(|ip| same_ip(*ip, peer.ip())) {
-                    Some("not the peer the client named")
-                } else if !bindreply_passes(sess, &req, peer) {
-                    Some("blocked by the bindreply rules")
-                } else {
-                    None
-                };
+                let why =
+                    if !expected.is_empty() && !expected.iter().any(|ip| same_ip(*ip, peer.ip())) {
+                        Some("not the peer the client named")
+                    } else if !bindreply_passes(sess, &req, peer) {
+                        Some("blocked by the bindreply rules")
+                    } else {
+                        None
+                    };
                 let Some(why) = why else { break (s, peer) };
-                log_err(&format!("{prefix} -: {route}: connection from {peer} refused: {why}"));
+                log_err(&format!(
+                    "{prefix} -: {route}: connection from {peer} refused: {why}"
+                ));
                 drop(s);
                 if req.version == Version::V4 {
                     reply::fail(&mut client, req.version, ReplyCode::NotAllowed).await;
@@ -117,13 +143,17 @@ pub(crate) async fn run(
                 }
             }
             Wait::Timeout => {
-                log_err(&format!("{prefix} ]: {route}: nobody connected within the bind wait"));
+                log_err(&format!(
+                    "{prefix} ]: {route}: nobody connected within the bind wait"
+                ));
                 reply::fail(&mut client, req.version, ReplyCode::TtlExpired).await;
                 let _ = client.shutdown().await;
                 return;
             }
             Wait::ClientGone(why) => {
-                log_err(&format!("{prefix} ]: {route}: client {why} before the peer connected"));
+                log_err(&format!(
+                    "{prefix} ]: {route}: client {why} before the peer connected"
+                ));
                 return;
             }
             Wait::Failed(e) => {
@@ -134,12 +164,26 @@ pub(crate) async fn run(
         }
     };
     drop(listener);
-    let route = format!("client {} -> internal {} | bind {bound} <- peer {peer}", sess.client, sess.internal);
-    if reply::send(&mut client, req.version, ReplyCode::Succeeded, peer).await.is_err() {
-        sess.log_if(rule.log.error, Level::Info, &format!("{prefix} -: {route}: client went away before the reply"));
+    let route = format!(
+        "client {} -> internal {} | bind {bound} <- peer {peer}",
+        sess.client, sess.internal
+    );
+    if reply::send(&mut client, req.version, ReplyCode::Succeeded, peer)
+        .await
+        .is_err()
+    {
+        sess.log_if(
+            rule.log.error,
+            Level::Info,
+            &format!("{prefix} -: {route}: client went away before the reply"),
+        );
         return;
     }
-    sess.log_if(rule.log.connect, Level::Info, &format!("{prefix} [: {route}: peer connected"));
+    sess.log_if(
+        rule.log.connect,
+        Level::Info,
+        &format!("{prefix} [: {route}: peer connected"),
+    );
 
     let mut peer_stream = peer_stream;
     let mut early_n = early.len() as u64;
@@ -147,7 +191,10 @@ pub(crate) async fn run(
         early_n = 0;
     }
     let idle = rule.timeouts.io_tcp.unwrap_or(sess.rt.timeouts.io_tcp);
-    let opts = CopyOpts { idle_timeout: secs(idle), cancel: Some(sess.hard_stop.clone()), ..CopyOpts::default() };
+    let opts = CopyOpts {
+        idle_timeout: secs(idle),
+        cancel: Some(sess.hard_stop.clone()),
+    };
     let report = net::copy::pump(client, peer_stream, opts).await;
     let why = match report.end {
         EndReason::Closed => "closed",
@@ -172,8 +219,14 @@ pub(crate) async fn run(
 /// Opens the listening socket on the external address chosen by `external.rotation`.
 fn listen(sess: &Session, dst: IpAddr) -> Result<TcpListener, String> {
     let ip = sess.rt.bind_source(dst, sess.internal)?;
-    let sock = if ip.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(|e| e.to_string())?;
-    sock.bind(SocketAddr::new(ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?;
+    let sock = if ip.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| e.to_string())?;
+    sock.bind(SocketAddr::new(ip, 0))
+        .map_err(|e| format!("bind {ip}: {e}"))?;
     // One peer is expected; a short backlog keeps a flood of strangers small.
     sock.listen(8).map_err(|e| e.to_string())
 }
@@ -187,7 +240,12 @@ enum Wait {
 
 /// Waits for one inbound connection while watching the control connection: the client
 /// closing ends the BIND; bytes it sends early are kept (bounded) for the peer.
-async fn wait_inbound(listener: &TcpListener, client: &mut TcpStream, early: &mut Vec<u8>, deadline: Instant) -> Wait {
+async fn wait_inbound(
+    listener: &TcpListener,
+    client: &mut TcpStream,
+    early: &mut Vec<u8>,
+    deadline: Instant,
+) -> Wait {
     let mut chunk = [0u8; 2048];
     loop {
         tokio::select! {

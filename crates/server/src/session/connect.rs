@@ -65,7 +65,7 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut client: TcpStre
         early = 0;
     }
     let idle = rule.timeouts.io_tcp.unwrap_or(rt.timeouts.io_tcp);
-    let opts = CopyOpts { idle_timeout: secs(idle), cancel: Some(sess.hard_stop.clone()), ..CopyOpts::default() };
+    let opts = CopyOpts { idle_timeout: secs(idle), cancel: Some(sess.hard_stop.clone()) };
     let report = net::copy::pump(client, upstream, opts).await;
     let why = match report.end {
         EndReason::Closed => "closed",

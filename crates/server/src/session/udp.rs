@@ -43,15 +43,26 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut control: TcpStr
     };
     // Our `hasocks.udp.advertise` (NAT, containers) replaces the address, never the port.
     let advertised = SocketAddr::new(sess.rt.udp_advertise.unwrap_or(local.ip()), local.port());
-    if reply::send(&mut control, req.version, ReplyCode::Succeeded, advertised).await.is_err() {
+    if reply::send(&mut control, req.version, ReplyCode::Succeeded, advertised)
+        .await
+        .is_err()
+    {
         return;
     }
-    let adv_note = if advertised == local { String::new() } else { format!(" (advertised {advertised})") };
+    let adv_note = if advertised == local {
+        String::new()
+    } else {
+        format!(" (advertised {advertised})")
+    };
     let route = format!(
         "client {} -> internal {} | udp {local}{adv_note} <- expected {declared}",
         sess.client, sess.internal
     );
-    sess.log_if(rule.log.connect, Level::Info, &format!("{prefix} [: {route}"));
+    sess.log_if(
+        rule.log.connect,
+        Level::Info,
+        &format!("{prefix} [: {route}"),
+    );
 
     let expected = match &req.target {
         TargetAddr::Ip(a) => Expected::new(Some(a.ip()), a.port()),
@@ -72,7 +83,10 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut control: TcpStr
     sess.log_if(
         want,
         Level::Info,
-        &format!("{prefix} ]: {route}: {stats}, {:.3} s, {why}", sess.started.elapsed().as_secs_f64()),
+        &format!(
+            "{prefix} ]: {route}: {stats}, {:.3} s, {why}",
+            sess.started.elapsed().as_secs_f64()
+        ),
     );
 }
 
@@ -88,7 +102,9 @@ fn bind_client_side(ip: IpAddr, range: Option<(u16, u16)>) -> std::io::Result<Ud
             let mut found = None;
             for i in 0..span {
                 let off = (start + i) % span;
-                let Ok(port) = u16::try_from(u32::from(lo) + off) else { continue };
+                let Ok(port) = u16::try_from(u32::from(lo) + off) else {
+                    continue;
+                };
                 if port == 0 {
                     continue;
                 }
@@ -98,7 +114,10 @@ fn bind_client_side(ip: IpAddr, range: Option<(u16, u16)>) -> std::io::Result<Ud
                 }
             }
             found.ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("no free port in udp.portrange {lo}-{hi}"))
+                std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("no free port in udp.portrange {lo}-{hi}"),
+                )
             })?
         }
     };
@@ -107,7 +126,9 @@ fn bind_client_side(ip: IpAddr, range: Option<(u16, u16)>) -> std::io::Result<Ud
 }
 
 fn start_offset() -> u32 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     t.subsec_nanos() ^ (t.as_secs() as u32).rotate_left(16)
 }
 

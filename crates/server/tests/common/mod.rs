@@ -42,7 +42,12 @@ pub async fn echo_server(ip: &str) -> SocketAddr {
 }
 
 /// A server that accepts one connection and hands it (and the peer) back.
-pub async fn one_shot_server(ip: &str) -> (SocketAddr, tokio::sync::oneshot::Receiver<(TcpStream, SocketAddr)>) {
+pub async fn one_shot_server(
+    ip: &str,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Receiver<(TcpStream, SocketAddr)>,
+) {
     let l = TcpListener::bind((ip, 0)).await.expect("bind");
     let addr = l.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -132,14 +137,20 @@ pub async fn socks5(proxy: SocketAddr, req: &[u8]) -> (TcpStream, u8, SocketAddr
 pub async fn assert_echo(s: &mut TcpStream, msg: &[u8]) {
     s.write_all(msg).await.unwrap();
     let mut back = vec![0u8; msg.len()];
-    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut back)).await.expect("echo in time").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut back))
+        .await
+        .expect("echo in time")
+        .unwrap();
     assert_eq!(back, msg);
 }
 
 /// Reads until EOF (with a deadline); returns what came.
 pub async fn read_to_eof(s: &mut TcpStream) -> Vec<u8> {
     let mut v = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut v)).await.expect("EOF in time").ok();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut v))
+        .await
+        .expect("EOF in time")
+        .ok();
     v
 }
 
@@ -167,14 +178,24 @@ pub fn socks4_request(cmd: u8, target: std::net::SocketAddrV4) -> Vec<u8> {
 /// Reads a SOCKS4 reply; returns (CD, DSTPORT:DSTIP).
 pub async fn read_v4_reply(s: &mut TcpStream) -> (u8, SocketAddr) {
     let mut r = [0u8; 8];
-    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut r)).await.expect("v4 reply in time").expect("v4 reply");
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut r))
+        .await
+        .expect("v4 reply in time")
+        .expect("v4 reply");
     assert_eq!(r[0], 0, "SOCKS4 reply VN");
-    (r[1], SocketAddr::from(([r[4], r[5], r[6], r[7]], u16::from_be_bytes([r[2], r[3]]))))
+    (
+        r[1],
+        SocketAddr::from(([r[4], r[5], r[6], r[7]], u16::from_be_bytes([r[2], r[3]]))),
+    )
 }
 
 /// A UDP echo server on `ip`:0; returns its address and every payload it echoed, in order.
-pub async fn udp_echo_server(ip: &str) -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
-    let s = tokio::net::UdpSocket::bind((ip, 0)).await.expect("bind udp echo");
+pub async fn udp_echo_server(
+    ip: &str,
+) -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    let s = tokio::net::UdpSocket::bind((ip, 0))
+        .await
+        .expect("bind udp echo");
     let addr = s.local_addr().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = seen.clone();
@@ -200,8 +221,12 @@ pub fn udp_wrap(frag: u8, target: socks_wire::TargetAddr, payload: &[u8]) -> Vec
 /// Receives one datagram (with a deadline) and unwraps its SOCKS5 UDP header.
 pub async fn udp_recv_unwrap(s: &tokio::net::UdpSocket) -> (socks_wire::TargetAddr, Vec<u8>) {
     let mut buf = vec![0u8; 65536];
-    let (n, _) = tokio::time::timeout(Duration::from_secs(5), s.recv_from(&mut buf)).await.expect("reply in time").unwrap();
-    let (h, len) = socks_wire::udp::UdpHeader::decode(&buf[..n]).expect("reply has a SOCKS UDP header");
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), s.recv_from(&mut buf))
+        .await
+        .expect("reply in time")
+        .unwrap();
+    let (h, len) =
+        socks_wire::udp::UdpHeader::decode(&buf[..n]).expect("reply has a SOCKS UDP header");
     assert_eq!(h.frag, 0);
     (h.target, buf[len..n].to_vec())
 }

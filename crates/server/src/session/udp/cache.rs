@@ -14,7 +14,10 @@ pub(crate) struct Bounded<K, V> {
 impl<K: Hash + Eq, V: Copy> Bounded<K, V> {
     /// An empty map holding at most `cap` entries.
     pub fn new(cap: usize) -> Self {
-        Self { map: HashMap::new(), cap: cap.max(1) }
+        Self {
+            map: HashMap::new(),
+            cap: cap.max(1),
+        }
     }
 
     /// The cached value for `k`.

@@ -106,6 +106,14 @@ impl fmt::Display for Stats {
     }
 }
 
+/// What a datagram waits for before it can be sent.
+pub(crate) enum Defer {
+    /// Its target name must be resolved.
+    Resolve(String, u16),
+    /// The outgoing socket of this address's family must be opened.
+    Open(IpAddr),
+}
+
 /// An outgoing socket slot: not yet opened, open, or known not to work (logged once).
 enum Out {
     Unopened,
@@ -127,6 +135,8 @@ pub(crate) struct Relay<'a> {
     names: Bounded<String, Option<IpAddr>>,
     verdicts: Bounded<TargetAddr, bool>,
     reply_verdicts: Bounded<SocketAddr, bool>,
+    last_verdict: Option<(SocketAddr, bool)>,
+    last_reply_verdict: Option<(SocketAddr, bool)>,
     stats: Stats,
     /// A datagram waiting for its target name to resolve.
     stash: Vec<u8>,
@@ -136,7 +146,13 @@ pub(crate) struct Relay<'a> {
 
 impl<'a> Relay<'a> {
     /// An association around its client-side socket.
-    pub fn new(sess: &'a Session, rule: &'a CompiledRule, client_sock: UdpSocket, expected: Expected, prefix: String) -> Self {
+    pub fn new(
+        sess: &'a Session,
+        rule: &'a CompiledRule,
+        client_sock: UdpSocket,
+        expected: Expected,
+        prefix: String,
+    ) -> Self {
         Self {
             sess,
             rule,
@@ -149,6 +165,8 @@ impl<'a> Relay<'a> {
             names: Bounded::new(CACHE_CAP),
             verdicts: Bounded::new(CACHE_CAP),
             reply_verdicts: Bounded::new(CACHE_CAP),
+            last_verdict: None,
+            last_reply_verdict: None,
             stats: Stats::default(),
             stash: Vec::new(),
             active: false,
@@ -177,7 +195,7 @@ impl<'a> Relay<'a> {
                         break End::SocketError;
                     }
                     match self.drain_client() {
-                        Ok(Some((name, port, src))) => self.resolve_and_deliver(name, port, src).await,
+                        Ok(Some((defer, src))) => self.settle(defer, src).await,
                         Ok(None) => {}
                         Err(_) => break End::SocketError,
                     }
@@ -200,24 +218,30 @@ impl<'a> Relay<'a> {
         (self.stats, end)
     }
 
-    /// Reads a batch of client datagrams. Returns a target name to resolve when a datagram
-    /// needs one (the datagram waits in `stash`).
-    fn drain_client(&mut self) -> io::Result<Option<(String, u16, SocketAddr)>> {
+    /// Reads a batch of client datagrams. Stops early when a datagram needs an await first
+    /// (the datagram waits in `stash`).
+    fn drain_client(&mut self) -> io::Result<Option<(Defer, SocketAddr)>> {
         BUF.with(|cell| {
-            let Ok(mut buf) = cell.try_borrow_mut() else { return Ok(None) };
+            let Ok(mut buf) = cell.try_borrow_mut() else {
+                return Ok(None);
+            };
             for _ in 0..BATCH {
                 match self.client_sock.try_recv_from(&mut buf[..]) {
                     Ok((n, src)) => {
                         let dg = buf.get(..n).unwrap_or_default();
-                        if let Some((name, port)) = self.from_client(dg, src) {
+                        if let Some(defer) = self.on_client_datagram(dg, src) {
                             self.stash.clear();
                             self.stash.extend_from_slice(dg);
-                            return Ok(Some((name, port, src)));
+                            return Ok(Some((defer, src)));
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     // ICMP errors for earlier sends surface here on some systems: not fatal.
-                    Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+                        ) => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -225,9 +249,9 @@ impl<'a> Relay<'a> {
         })
     }
 
-    /// Handles one datagram from the client-side socket. Returns the target's name and port
-    /// when it must be resolved first.
-    fn from_client(&mut self, dg: &[u8], src: SocketAddr) -> Option<(String, u16)> {
+    /// Handles one datagram from the client-side socket. Returns what must be awaited
+    /// before it can go (the caller keeps the datagram and calls again afterwards).
+    fn on_client_datagram(&mut self, dg: &[u8], src: SocketAddr) -> Option<Defer> {
         if !self.expected.accepts(src) {
             self.stats.wrong_source += 1;
             return None;
@@ -251,41 +275,74 @@ impl<'a> Relay<'a> {
                     self.stats.unresolved += 1;
                     return None;
                 }
-                None => return Some((name.clone(), *port)),
+                None => return Some(Defer::Resolve(name.clone(), *port)),
             },
         };
         if !self.allowed(&hdr.target, dest.ip(), src) {
             self.stats.blocked += 1;
             return None;
         }
+        if matches!(self.slot(dest.is_ipv4()), Out::Unopened) {
+            return Some(Defer::Open(dest.ip()));
+        }
         self.send_out(payload, dest);
         None
     }
 
-    /// Resolves a datagram's target name (cached, also when it fails), then delivers it.
-    async fn resolve_and_deliver(&mut self, name: String, port: u16, src: SocketAddr) {
-        let limit = secs(self.sess.rt.timeouts.connect).unwrap_or(RESOLVE_LIMIT).min(RESOLVE_LIMIT);
+    /// Does what a stashed datagram waits for, then delivers it.
+    async fn settle(&mut self, mut defer: Defer, src: SocketAddr) {
+        // At most one name and one socket stand between a datagram and its sending.
+        for _ in 0..3 {
+            match defer {
+                Defer::Resolve(name, port) => self.resolve_name(name, port, src).await,
+                Defer::Open(dest) => self.open_out(dest).await,
+            }
+            let stash = std::mem::take(&mut self.stash);
+            let next = self.on_client_datagram(&stash, src);
+            self.stash = stash;
+            match next {
+                Some(d) => defer = d,
+                None => return,
+            }
+        }
+    }
+
+    /// Resolves a datagram's target name; the answer is cached, also when there is none.
+    async fn resolve_name(&mut self, name: String, port: u16, src: SocketAddr) {
+        let limit = secs(self.sess.rt.timeouts.connect)
+            .unwrap_or(RESOLVE_LIMIT)
+            .min(RESOLVE_LIMIT);
         let prefer_v4 = self.sess.internal.is_ipv4();
         let ip = match resolve(&name, port, limit).await {
             // Prefer the family of the address the client reached us on ("localhost" may
             // list ::1 first while the client speaks IPv4).
-            Ok(ips) => ips.iter().copied().find(|ip| ip.is_ipv4() == prefer_v4).or(ips.first().copied()),
+            Ok(ips) => ips
+                .iter()
+                .copied()
+                .find(|ip| ip.is_ipv4() == prefer_v4)
+                .or(ips.first().copied()),
             Err(e) => {
-                self.sess.log_if(self.rule.log.error, Level::Info, &format!("{} -: udp from {src}: {e}", self.prefix));
+                self.sess.log_if(
+                    self.rule.log.error,
+                    Level::Info,
+                    &format!("{} -: udp from {src}: {e}", self.prefix),
+                );
                 None
             }
         };
         self.names.insert(name, ip);
-        let stash = std::mem::take(&mut self.stash);
-        // The name is cached now, so this cannot ask for resolution again.
-        let _ = self.from_client(&stash, src);
-        self.stash = stash;
     }
 
     /// Whether the socks rules let the client (`src`) send to `target` (verdict cached; the
     /// source is fixed once learnt).
     fn allowed(&mut self, target: &TargetAddr, ip: IpAddr, src: SocketAddr) -> bool {
+        if let (TargetAddr::Ip(a), Some((last, v))) = (target, self.last_verdict) {
+            if *a == last {
+                return v;
+            }
+        }
         if let Some(v) = self.verdicts.get(target) {
+            self.remember(target, v);
             return v;
         }
         let (target_ip, target_name) = match target {
@@ -307,17 +364,36 @@ impl<'a> Relay<'a> {
             self.sess.log_if(
                 rule.log.connect || rule.log.error,
                 Level::Info,
-                &format!("{} {}: udp from {src} to {target}: blocked", rule.label(), "socks5/udpassociate"),
+                &format!(
+                    "{} {}: udp from {src} to {target}: blocked",
+                    rule.label(),
+                    "socks5/udpassociate"
+                ),
             );
         }
         self.verdicts.insert(target.clone(), pass);
+        self.remember(target, pass);
         pass
+    }
+
+    /// Keeps the last IP destination's verdict at hand: most associations talk to one peer,
+    /// and this skips hashing for them.
+    fn remember(&mut self, target: &TargetAddr, pass: bool) {
+        if let TargetAddr::Ip(a) = target {
+            self.last_verdict = Some((*a, pass));
+        }
     }
 
     /// Whether the `udpreply` rules let `from` answer the client (`from:` = the replying
     /// peer, `to:` = the client, as Dante evaluates replies).
     fn reply_allowed(&mut self, from: SocketAddr, client: SocketAddr) -> bool {
+        if let Some((last, v)) = self.last_reply_verdict {
+            if last == from {
+                return v;
+            }
+        }
         if let Some(v) = self.reply_verdicts.get(&from) {
+            self.last_reply_verdict = Some((from, v));
             return v;
         }
         let facts = RequestFacts {
@@ -334,10 +410,14 @@ impl<'a> Relay<'a> {
             self.sess.log_if(
                 rule.log.connect || rule.log.error,
                 Level::Info,
-                &format!("{} socks5/udpreply: udp from {from} to {client}: blocked", rule.label()),
+                &format!(
+                    "{} socks5/udpreply: udp from {from} to {client}: blocked",
+                    rule.label()
+                ),
             );
         }
         self.reply_verdicts.insert(from, pass);
+        self.last_reply_verdict = Some((from, pass));
         pass
     }
 
@@ -352,9 +432,9 @@ impl<'a> Relay<'a> {
 
     /// Sends a payload to the remote from the outgoing socket of its family.
     fn send_out(&mut self, payload: &[u8], dest: SocketAddr) {
-        let sent = match self.out_sock(dest.ip()) {
-            Some(sock) => sock.try_send_to(payload, dest).is_ok(),
-            None => false,
+        let sent = match self.slot(dest.is_ipv4()) {
+            Out::Open(sock) => sock.try_send_to(payload, dest).is_ok(),
+            _ => false,
         };
         if sent {
             self.stats.up_dgrams += 1;
@@ -365,28 +445,29 @@ impl<'a> Relay<'a> {
         }
     }
 
-    /// The outgoing socket for `dest`'s family, opened on first use and bound per
-    /// `external.rotation` (as Dante binds it only after the first client datagram).
-    fn out_sock(&mut self, dest: IpAddr) -> Option<&UdpSocket> {
-        let v4 = dest.is_ipv4();
-        if matches!(self.slot(v4), Out::Unopened) {
-            let opened = self.open_out(dest);
-            *self.slot(v4) = match opened {
-                Ok(s) => Out::Open(s),
-                Err(e) => {
-                    self.sess.log_if(
-                        self.rule.log.error || self.rule.log.connect,
-                        Level::Warn,
-                        &format!("{} -: client {}: no outgoing UDP socket for {dest}: {e}", self.prefix, self.sess.client),
-                    );
-                    Out::Failed
-                }
-            };
-        }
-        match self.slot(v4) {
-            Out::Open(s) => Some(s),
-            _ => None,
-        }
+    /// Opens the outgoing socket for `dest`'s family, bound per `external.rotation` (as
+    /// Dante binds it only after the first client datagram), and waits until the reactor
+    /// reports it writable (tokio's `try_send_to` refuses before that). A failure is logged
+    /// once and remembered.
+    async fn open_out(&mut self, dest: IpAddr) {
+        let opened = match self.bind_out(dest) {
+            Ok(s) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), s.writable()).await;
+                Out::Open(s)
+            }
+            Err(e) => {
+                self.sess.log_if(
+                    self.rule.log.error || self.rule.log.connect,
+                    Level::Warn,
+                    &format!(
+                        "{} -: client {}: no outgoing UDP socket for {dest}: {e}",
+                        self.prefix, self.sess.client
+                    ),
+                );
+                Out::Failed
+            }
+        };
+        *self.slot(dest.is_ipv4()) = opened;
     }
 
     fn slot(&mut self, v4: bool) -> &mut Out {
@@ -397,9 +478,10 @@ impl<'a> Relay<'a> {
         }
     }
 
-    fn open_out(&self, dest: IpAddr) -> Result<UdpSocket, String> {
+    fn bind_out(&self, dest: IpAddr) -> Result<UdpSocket, String> {
         let src = self.sess.rt.udp_source(dest, self.sess.internal)?;
-        let s = StdUdpSocket::bind(SocketAddr::new(src, 0)).map_err(|e| format!("bind {src}: {e}"))?;
+        let s =
+            StdUdpSocket::bind(SocketAddr::new(src, 0)).map_err(|e| format!("bind {src}: {e}"))?;
         s.set_nonblocking(true).map_err(|e| e.to_string())?;
         UdpSocket::from_std(s).map_err(|e| e.to_string())
     }
@@ -408,12 +490,18 @@ impl<'a> Relay<'a> {
     /// in the SOCKS UDP header naming the replying peer.
     fn drain_out(&mut self, v4: bool) {
         BUF.with(|cell| {
-            let Ok(mut buf) = cell.try_borrow_mut() else { return };
+            let Ok(mut buf) = cell.try_borrow_mut() else {
+                return;
+            };
             for _ in 0..BATCH {
-                let Out::Open(sock) = self.slot(v4) else { return };
-                let Some(room) = buf.get_mut(HEAD..) else { return };
+                let Out::Open(sock) = self.slot(v4) else {
+                    return;
+                };
+                let Some(room) = buf.get_mut(HEAD..) else {
+                    return;
+                };
                 match sock.try_recv_from(room) {
-                    Ok((n, from)) => self.from_remote(&mut buf, n, from),
+                    Ok((n, from)) => self.on_reply(&mut buf, n, from),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                     Err(_) => {
                         self.stats.undeliverable += 1;
@@ -425,7 +513,7 @@ impl<'a> Relay<'a> {
     }
 
     /// Handles one reply held at `buf[HEAD..HEAD + n]`.
-    fn from_remote(&mut self, buf: &mut [u8], n: usize, from: SocketAddr) {
+    fn on_reply(&mut self, buf: &mut [u8], n: usize, from: SocketAddr) {
         let Some(client) = self.client else {
             self.stats.undeliverable += 1;
             return;
@@ -498,7 +586,12 @@ mod tests {
 
     #[test]
     fn stats_line_names_every_counter() {
-        let s = Stats { up_dgrams: 1, wrong_source: 2, fragmented: 3, ..Stats::default() };
+        let s = Stats {
+            up_dgrams: 1,
+            wrong_source: 2,
+            fragmented: 3,
+            ..Stats::default()
+        };
         let line = s.to_string();
         assert!(line.contains("1 datagrams (0 bytes) up"));
         assert!(line.contains("2 wrong source"));

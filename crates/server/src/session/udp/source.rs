@@ -14,7 +14,10 @@ pub(crate) struct Expected {
 impl Expected {
     /// From the request's DST.ADDR/DST.PORT; unspecified address / port 0 = learn it.
     pub fn new(ip: Option<IpAddr>, port: u16) -> Self {
-        Self { ip: ip.filter(|i| !i.is_unspecified()).map(|i| i.to_canonical()), port: (port != 0).then_some(port) }
+        Self {
+            ip: ip.filter(|i| !i.is_unspecified()).map(|i| i.to_canonical()),
+            port: (port != 0).then_some(port),
+        }
     }
 
     /// Whether a datagram from `src` is the client's (parts still unknown match anything).
