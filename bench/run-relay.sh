@@ -10,8 +10,8 @@
 # backend is not the bottleneck and both relays forward to identical hosts. All load comes
 # from 127.0.0.1, so both source-hash relays send it all to one backend (which one may differ).
 #
-# Loads (each DURATION s; throughput and sessions repeated ROUNDS times, HAProxy and hasocks
-# alternating, means reported):
+# Loads (each DURATION s; every load repeated ROUNDS times - direct first, then HAProxy and
+# hasocks alternating which goes first - means reported):
 #   throughput: upload on STREAMS streams, counted at bench's in-process target;
 #   sessions:   CONCURRENCY workers, each connect + greeting + CONNECT + PAYLOAD-byte echo + close;
 #   latency:    the same session with one worker (no queueing: the added latency of a hop);
@@ -223,14 +223,18 @@ memory() { # NAME PID PORT
 
 START=$(date +%s)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-all_loads direct -s "127.0.0.2:$BPORT"
 for r in $(seq 1 "$ROUNDS"); do
     log "== round $r of $ROUNDS"
-    # Alternate which one goes first, so a drift in machine load hits both alike.
-    if [ $((r % 2)) -eq 1 ]; then order="haproxy hasocks"; else order="hasocks haproxy"; fi
+    # Direct in every round (added latency compares like with like); the relays alternate
+    # which goes first, so a drift in machine load hits both alike.
+    if [ $((r % 2)) -eq 1 ]; then order="direct haproxy hasocks"; else order="direct hasocks haproxy"; fi
     for who in $order; do
-        if [ "$who" = haproxy ]; then port=$HPORT; else port=$RPORT; fi
-        all_loads "$who" -s "127.0.0.1:$port"
+        case $who in
+            direct) target="127.0.0.2:$BPORT" ;;
+            haproxy) target="127.0.0.1:$HPORT" ;;
+            *) target="127.0.0.1:$RPORT" ;;
+        esac
+        all_loads "$who" -s "$target"
     done
 done
 memory haproxy "$HA_PID" "$HPORT"
@@ -273,7 +277,7 @@ HAVER=$("$HAPROXY" -v 2>&1 | head -n1)
     echo "- (a) direct: \`hasocks bench -s 127.0.0.2:$BPORT\` (no relay)"
     echo "- (b) $HAVER: \`haproxy -db -f haproxy.cfg\`, \`mode tcp\`, \`balance source\`, \`server ... check inter 1s\`, global \`maxconn $HAPROXY_MAXCONN\`, otherwise defaults (threads = CPUs, no splicing); status at the end: alive=$HA_ALIVE"
     echo "- (c) \`hasocks relay -f relayd.conf\`: \`interval 1\`, \`timeout 500\`, \`forward to <socks> port $BPORT mode source-hash check tcp\`; status at the end: alive=$RELAY_ALIVE"
-    echo "- loads (\`hasocks bench --json\`, ${DURATION} s each): throughput = upload on $STREAMS streams counted at bench's in-process target; sessions = $CONCURRENCY workers doing connect + greeting + CONNECT + ${PAYLOAD}-byte echo + close; latency = the same session with 1 worker (p50/p99 of the whole session; added = relay minus direct); throughput and sessions repeated $ROUNDS times alternating HAProxy/hasocks, means shown (each run in the details)"
+    echo "- loads (\`hasocks bench --json\`, ${DURATION} s each): throughput = upload on $STREAMS streams counted at bench's in-process target; sessions = $CONCURRENCY workers doing connect + greeting + CONNECT + ${PAYLOAD}-byte echo + close; latency = the same session with 1 worker (p50/p99 of the whole session; added = relay minus direct); every load run $ROUNDS times (direct, then HAProxy and hasocks alternating first), means shown, each run in the details; a negative added latency means the difference is below this machine's noise"
     echo "- memory: $IDLE sessions opened through the relay and held (\`--mode idle\`); VmRSS of the relay process before and with them open"
     [ -n "$IDLE_NOTE" ] && echo "- note: $IDLE_NOTE"
     echo
@@ -289,7 +293,7 @@ HAVER=$("$HAPROXY" -v 2>&1 | head -n1)
     row "added latency p99, 1 worker, ms" "-" "$(added haproxy lat_p99)" "$(added hasocks lat_p99)" "lower is better"
     row "added latency p50 at $CONCURRENCY concurrent, ms" "-" "$(added haproxy load_p50)" "$(added hasocks load_p50)" "lower is better"
     row "added latency p99 at $CONCURRENCY concurrent, ms" "-" "$(added haproxy load_p99)" "$(added hasocks load_p99)" "lower is better"
-    printf '| errors (throughput + sessions + latency runs) | %s | %s | %s | - |\n' \
+    printf '| errors (throughput + sessions + latency runs, per round) | %s | %s | %s | - |\n' \
         "$(all direct terr)+$(all direct load_err)+$(all direct lat_err)" \
         "$(all haproxy terr)+$(all haproxy load_err)+$(all haproxy lat_err)" \
         "$(all hasocks terr)+$(all hasocks load_err)+$(all hasocks lat_err)"

@@ -28,9 +28,24 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Under relayd's check-script contract any exit > 0 means "up": a usage error
+            // must read as "down" (0), never as a healthy host.
+            let relayd = std::env::args().any(|a| a == "--relayd");
+            if relayd && e.use_stderr() {
+                let _ = e.print();
+                return std::process::ExitCode::from(0);
+            }
+            e.exit();
+        }
+    };
     cmd::init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hasocks: cannot start the runtime: {e}");

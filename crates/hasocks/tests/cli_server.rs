@@ -21,7 +21,11 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn conf(port: u16, socks_verdict: &str, log: &Path) -> String {
@@ -39,7 +43,9 @@ fn socks5_rep(proxy: SocketAddr, target: SocketAddr) -> Option<u8> {
     s.write_all(&[5, 1, 0]).ok()?;
     let mut sel = [0u8; 2];
     s.read_exact(&mut sel).ok()?;
-    let SocketAddr::V4(t) = target else { return None };
+    let SocketAddr::V4(t) = target else {
+        return None;
+    };
     let mut req = vec![5, 1, 0, 1];
     req.extend_from_slice(&t.ip().octets());
     req.extend_from_slice(&t.port().to_be_bytes());
@@ -72,7 +78,11 @@ impl Drop for Running {
 fn config_error_names_file_line_and_keyword_and_exits_1() {
     let dir = tmpdir("bad");
     let file = dir.join("sockd.conf");
-    std::fs::write(&file, "internal: 127.0.0.1 port = 1080\nsocksmethod: none\nbandwidth: 10\n").unwrap();
+    std::fs::write(
+        &file,
+        "internal: 127.0.0.1 port = 1080\nsocksmethod: none\nbandwidth: 10\n",
+    )
+    .unwrap();
     for args in [vec!["server", "-V", "-f"], vec!["server", "-f"]] {
         let out = Command::new(bin()).args(&args).arg(&file).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{args:?}");
@@ -80,9 +90,22 @@ fn config_error_names_file_line_and_keyword_and_exits_1() {
         assert!(err.contains(&format!("{}:3:", file.display())), "{err}");
         assert!(err.contains("bandwidth"), "{err}");
     }
-    std::fs::write(&file, "internal: 127.0.0.1 port = 1080\nsocksmethod: none\n").unwrap();
-    let out = Command::new(bin()).args(["server", "-V", "-f"]).arg(&file).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        &file,
+        "internal: 127.0.0.1 port = 1080\nsocksmethod: none\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["server", "-V", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -96,22 +119,43 @@ fn sighup_reloads_rules_refuses_a_broken_file_and_sigterm_stops() {
     std::fs::write(&file, conf(port, "pass", &log)).unwrap();
     let target_l = TcpListener::bind("127.0.0.1:0").unwrap();
     let target = target_l.local_addr().unwrap();
-    std::thread::spawn(move || for s in target_l.incoming().flatten() { drop(s) });
+    std::thread::spawn(move || {
+        for s in target_l.incoming().flatten() {
+            drop(s)
+        }
+    });
 
-    let child = Command::new(bin()).args(["server", "-f"]).arg(&file).stderr(Stdio::null()).spawn().unwrap();
+    let child = Command::new(bin())
+        .args(["server", "-f"])
+        .arg(&file)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut child = Running(child);
     let pid = Pid::from_raw(child.0.id() as i32);
-    assert!(wait_for(|| socks5_rep(proxy, target) == Some(0)), "server answers and passes");
+    assert!(
+        wait_for(|| socks5_rep(proxy, target) == Some(0)),
+        "server answers and passes"
+    );
 
     // A new config that blocks: new sessions get 02.
     std::fs::write(&file, conf(port, "block", &log)).unwrap();
     kill(pid, Signal::SIGHUP).unwrap();
-    assert!(wait_for(|| socks5_rep(proxy, target) == Some(2)), "reloaded rules apply");
+    assert!(
+        wait_for(|| socks5_rep(proxy, target) == Some(2)),
+        "reloaded rules apply"
+    );
 
     // A broken config is refused and the running one stays.
-    std::fs::write(&file, "internal: 127.0.0.1 port = 1\nsocksmethod: none\nbandwidth: 1\nsocks pass {\n").unwrap();
+    std::fs::write(
+        &file,
+        "internal: 127.0.0.1 port = 1\nsocksmethod: none\nbandwidth: 1\nsocks pass {\n",
+    )
+    .unwrap();
     kill(pid, Signal::SIGHUP).unwrap();
-    assert!(wait_for(|| std::fs::read_to_string(&log).map(|t| t.contains("reload refused")).unwrap_or(false)));
+    assert!(wait_for(|| std::fs::read_to_string(&log)
+        .map(|t| t.contains("reload refused"))
+        .unwrap_or(false)));
     assert_eq!(socks5_rep(proxy, target), Some(2));
 
     // Log files are reopened on SIGHUP (logrotate).
@@ -119,7 +163,12 @@ fn sighup_reloads_rules_refuses_a_broken_file_and_sigterm_stops() {
     std::fs::write(&file, conf(port, "pass", &log)).unwrap();
     kill(pid, Signal::SIGHUP).unwrap();
     assert!(wait_for(|| socks5_rep(proxy, target) == Some(0)));
-    assert!(wait_for(|| std::fs::read_to_string(&log).map(|t| t.contains(" [: ")).unwrap_or(false)), "new log file written");
+    assert!(
+        wait_for(|| std::fs::read_to_string(&log)
+            .map(|t| t.contains(" [: "))
+            .unwrap_or(false)),
+        "new log file written"
+    );
 
     kill(pid, Signal::SIGTERM).unwrap();
     let end = Instant::now() + Duration::from_secs(10);
@@ -132,6 +181,10 @@ fn sighup_reloads_rules_refuses_a_broken_file_and_sigterm_stops() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "clean exit on SIGTERM");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "clean exit on SIGTERM"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

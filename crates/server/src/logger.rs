@@ -24,8 +24,14 @@ pub enum Level {
 enum Sink {
     Stderr,
     Stdout,
-    Syslog { facility: u8, sock: Option<UnixDatagram> },
-    File { path: PathBuf, file: Mutex<Option<File>> },
+    Syslog {
+        facility: u8,
+        sock: Option<UnixDatagram>,
+    },
+    File {
+        path: PathBuf,
+        file: Mutex<Option<File>>,
+    },
 }
 
 /// Writes log lines to every configured destination.
@@ -71,14 +77,25 @@ fn make_sinks(targets: &[LogTarget]) -> std::io::Result<Vec<Sink>> {
             LogTarget::Stderr => Sink::Stderr,
             LogTarget::Stdout => Sink::Stdout,
             LogTarget::Syslog(f) => {
-                let sock = UnixDatagram::unbound().ok().filter(|s| s.connect("/dev/log").is_ok());
-                Sink::Syslog { facility: facility_code(f), sock }
+                let sock = UnixDatagram::unbound()
+                    .ok()
+                    .filter(|s| s.connect("/dev/log").is_ok());
+                Sink::Syslog {
+                    facility: facility_code(f),
+                    sock,
+                }
             }
             LogTarget::File(p) => {
                 let file = open_append(p).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("cannot open log file {}: {e}", p.display()))
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("cannot open log file {}: {e}", p.display()),
+                    )
                 })?;
-                Sink::File { path: p.clone(), file: Mutex::new(Some(file)) }
+                Sink::File {
+                    path: p.clone(),
+                    file: Mutex::new(Some(file)),
+                }
             }
         });
     }
@@ -112,12 +129,20 @@ pub fn timestamp(t: SystemTime) -> String {
 impl Logger {
     /// Opens every destination; a file that cannot be opened is an error naming it.
     pub fn new(logoutput: &[LogTarget], errorlog: &[LogTarget]) -> std::io::Result<Self> {
-        Ok(Self { out: make_sinks(logoutput)?, err: make_sinks(errorlog)?, pid: std::process::id() })
+        Ok(Self {
+            out: make_sinks(logoutput)?,
+            err: make_sinks(errorlog)?,
+            pid: std::process::id(),
+        })
     }
 
     /// A logger that writes nowhere (tests, `-V`).
     pub fn none() -> Self {
-        Self { out: Vec::new(), err: Vec::new(), pid: std::process::id() }
+        Self {
+            out: Vec::new(),
+            err: Vec::new(),
+            pid: std::process::id(),
+        }
     }
 
     /// Reopens log files (after logrotate moved them). Failures are reported, not fatal.
@@ -140,7 +165,12 @@ impl Logger {
 
     /// Writes one line to `logoutput:` (and, for `Level::Error`, also to `errorlog:`).
     pub fn log(&self, level: Level, msg: &str) {
-        let line = format!("{} hasocks[{}]: {}: {msg}\n", timestamp(SystemTime::now()), self.pid, level_name(level));
+        let line = format!(
+            "{} hasocks[{}]: {}: {msg}\n",
+            timestamp(SystemTime::now()),
+            self.pid,
+            level_name(level)
+        );
         for s in &self.out {
             self.write(s, level, &line, msg);
         }
@@ -198,7 +228,10 @@ mod tests {
     fn timestamp_is_rfc3339_utc() {
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
         assert_eq!(timestamp(t), "2023-11-14T22:13:20.123Z");
-        assert_eq!(timestamp(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            timestamp(SystemTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 
     #[test]

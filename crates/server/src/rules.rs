@@ -59,7 +59,10 @@ impl CompiledRule {
             AddrSpec::Any => AddrMatcher::Any,
             AddrSpec::Net(n) => AddrMatcher::Net(*n),
             AddrSpec::Domain(d) => AddrMatcher::Domain(d.to_ascii_lowercase()),
-            AddrSpec::Name(n) => AddrMatcher::Name { name: n.to_ascii_lowercase(), ips: resolve(n) },
+            AddrSpec::Name(n) => AddrMatcher::Name {
+                name: n.to_ascii_lowercase(),
+                ips: resolve(n),
+            },
         };
         Self {
             number,
@@ -92,7 +95,11 @@ impl CompiledRule {
             protocols: Vec::new(),
             versions: Vec::new(),
             // Dante logs what its default rule blocks; so do we.
-            log: LogFlags { connect: true, error: true, ..LogFlags::default() },
+            log: LogFlags {
+                connect: true,
+                error: true,
+                ..LogFlags::default()
+            },
             timeouts: RuleTimeouts::default(),
             udp_portrange: None,
         }
@@ -235,7 +242,12 @@ mod tests {
     use conf::sockd::PortOp;
 
     fn rule(verdict: Verdict, to: AddrMatcher) -> CompiledRule {
-        CompiledRule { verdict, to, number: 1, ..CompiledRule::default_block() }
+        CompiledRule {
+            verdict,
+            to,
+            number: 1,
+            ..CompiledRule::default_block()
+        }
     }
 
     fn facts(name: Option<&str>, ip: Option<IpAddr>) -> RequestFacts<'_> {
@@ -268,7 +280,10 @@ mod tests {
 
     #[test]
     fn name_target_against_net_rule_asks_for_resolution() {
-        let r = rule(Verdict::Pass, AddrMatcher::Net("10.0.0.0/8".parse().unwrap()));
+        let r = rule(
+            Verdict::Pass,
+            AddrMatcher::Net("10.0.0.0/8".parse().unwrap()),
+        );
         let f = facts(Some("host.test"), None);
         assert_eq!(socks_rule_matches(&r, &f, None), None);
         let ips = ["10.9.9.9".parse().unwrap()];
@@ -280,18 +295,30 @@ mod tests {
     #[test]
     fn domain_rule_decides_without_resolution() {
         let r = rule(Verdict::Block, AddrMatcher::Domain("blocked.test".into()));
-        assert_eq!(socks_rule_matches(&r, &facts(Some("a.blocked.test"), None), None), Some(true));
-        assert_eq!(socks_rule_matches(&r, &facts(Some("ok.test"), None), None), Some(false));
+        assert_eq!(
+            socks_rule_matches(&r, &facts(Some("a.blocked.test"), None), None),
+            Some(true)
+        );
+        assert_eq!(
+            socks_rule_matches(&r, &facts(Some("ok.test"), None), None),
+            Some(false)
+        );
     }
 
     #[test]
     fn port_and_command_conditions_filter() {
         let mut r = rule(Verdict::Pass, AddrMatcher::Any);
         r.to_port = PortSpec::Op(PortOp::Eq, 443);
-        assert_eq!(socks_rule_matches(&r, &facts(None, Some("1.2.3.4".parse().unwrap())), None), Some(false));
+        assert_eq!(
+            socks_rule_matches(&r, &facts(None, Some("1.2.3.4".parse().unwrap())), None),
+            Some(false)
+        );
         r.to_port = PortSpec::Any;
         r.commands = vec![Command::Bind];
-        assert_eq!(socks_rule_matches(&r, &facts(None, Some("1.2.3.4".parse().unwrap())), None), Some(false));
+        assert_eq!(
+            socks_rule_matches(&r, &facts(None, Some("1.2.3.4".parse().unwrap())), None),
+            Some(false)
+        );
     }
 
     #[test]
@@ -305,8 +332,14 @@ mod tests {
         b.number = 2;
         let rules = vec![a, b];
         let internal = "127.0.0.1:1080".parse().unwrap();
-        assert_eq!(match_client(&rules, "127.0.0.2:1".parse().unwrap(), internal, &default).number, 1);
-        assert_eq!(match_client(&rules, "127.0.0.3:1".parse().unwrap(), internal, &default).number, 2);
+        assert_eq!(
+            match_client(&rules, "127.0.0.2:1".parse().unwrap(), internal, &default).number,
+            1
+        );
+        assert_eq!(
+            match_client(&rules, "127.0.0.3:1".parse().unwrap(), internal, &default).number,
+            2
+        );
         let r = match_client(&rules, "10.0.0.1:1".parse().unwrap(), internal, &default);
         assert_eq!((r.number, r.verdict), (0, Verdict::Block));
     }

@@ -48,7 +48,8 @@ pub fn resolve_host(spec: &HostSpec) -> Result<Vec<IpAddr>, String> {
                 }
                 return Ok(addrs);
             }
-            resolve_name(name).ok_or_else(|| format!("{name} is neither an interface nor a resolvable host name"))
+            resolve_name(name)
+                .ok_or_else(|| format!("{name} is neither an interface nor a resolvable host name"))
         }
     }
 }
@@ -101,14 +102,21 @@ impl Runtime {
 
     /// The source address for an outgoing connection to `target`, per `external.rotation`.
     /// `internal` is the local address the client reached. `Ok(None)` = let the kernel choose.
-    pub fn outgoing_source(&self, target: IpAddr, internal: SocketAddr) -> Result<Option<IpAddr>, String> {
+    pub fn outgoing_source(
+        &self,
+        target: IpAddr,
+        internal: SocketAddr,
+    ) -> Result<Option<IpAddr>, String> {
         match self.rotation {
             Rotation::Route => Ok(None),
             Rotation::SameSame => {
                 if internal.ip().is_ipv4() == target.is_ipv4() {
                     Ok(Some(internal.ip()))
                 } else {
-                    Err(format!("external.rotation same-same: {} and {target} differ in family", internal.ip()))
+                    Err(format!(
+                        "external.rotation same-same: {} and {target} differ in family",
+                        internal.ip()
+                    ))
                 }
             }
             Rotation::None => {
@@ -134,7 +142,8 @@ impl Runtime {
             if dst.is_unspecified() {
                 return Ok(internal.ip());
             }
-            net::sock::route_source(dst).map_err(|e| format!("external.rotation route: no route to {dst}: {e}"))
+            net::sock::route_source(dst)
+                .map_err(|e| format!("external.rotation route: no route to {dst}: {e}"))
         };
         match self.rotation {
             Rotation::Route => route(),

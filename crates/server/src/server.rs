@@ -61,10 +61,15 @@ impl ServerHandle {
         let hard_stop = CancellationToken::new();
         let mut listeners = Vec::new();
         for internal in &internals {
-            let ips = resolve_host(&internal.host).map_err(|m| StartError::Setup(format!("internal: {m}")))?;
+            let ips = resolve_host(&internal.host)
+                .map_err(|m| StartError::Setup(format!("internal: {m}")))?;
             for ip in ips {
                 let addr = SocketAddr::new(ip, internal.port);
-                let l = net::sock::listen_tcp(addr).map_err(|source| StartError::Bind { addr, line: internal.line, source })?;
+                let l = net::sock::listen_tcp(addr).map_err(|source| StartError::Bind {
+                    addr,
+                    line: internal.line,
+                    source,
+                })?;
                 listeners.push(l);
             }
         }
@@ -74,9 +79,20 @@ impl ServerHandle {
             if let Ok(a) = acceptor.local_addr() {
                 addrs.push(a);
             }
-            tokio::spawn(accept_loop(acceptor, rt.clone(), shutdown.clone(), hard_stop.clone()));
+            tokio::spawn(accept_loop(
+                acceptor,
+                rt.clone(),
+                shutdown.clone(),
+                hard_stop.clone(),
+            ));
         }
-        Ok(Self { rt, addrs, shutdown, hard_stop, internals })
+        Ok(Self {
+            rt,
+            addrs,
+            shutdown,
+            hard_stop,
+            internals,
+        })
     }
 
     /// The addresses actually listened on (port 0 in a config becomes the real port).
@@ -98,7 +114,12 @@ impl ServerHandle {
     /// `internal:` changes need a restart (listeners stay as they are); that is reported.
     pub async fn reload(&self, cfg: SockdConfig) -> Result<Vec<String>, String> {
         let mut notes = Vec::new();
-        if cfg.internals.iter().map(|i| (&i.host, i.port)).ne(self.internals.iter().map(|i| (&i.host, i.port))) {
+        if cfg
+            .internals
+            .iter()
+            .map(|i| (&i.host, i.port))
+            .ne(self.internals.iter().map(|i| (&i.host, i.port)))
+        {
             notes.push("internal: changed; listeners stay as they are until a restart".to_string());
         }
         let rt = build_runtime(cfg).await?;
@@ -124,7 +145,12 @@ impl ServerHandle {
     }
 }
 
-async fn accept_loop(mut acceptor: Acceptor, rt: Arc<ArcSwap<Runtime>>, shutdown: Shutdown, hard_stop: CancellationToken) {
+async fn accept_loop(
+    mut acceptor: Acceptor,
+    rt: Arc<ArcSwap<Runtime>>,
+    shutdown: Shutdown,
+    hard_stop: CancellationToken,
+) {
     let token = shutdown.token();
     while let Some((stream, peer)) = acceptor.accept(&token).await {
         let rt = rt.load_full();

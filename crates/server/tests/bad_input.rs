@@ -20,10 +20,10 @@ async fn garbage_then_eof(proxy: std::net::SocketAddr, bytes: &[u8]) -> Vec<u8> 
 async fn malformed_inputs_are_closed_and_the_server_keeps_serving() {
     let (_h, proxy) = start(&open_conf("")).await;
     let cases: &[&[u8]] = &[
-        b"GET / HTTP/1.1\r\n\r\n", // not SOCKS at all
-        &[5],                      // truncated greeting
-        &[5, 0],                   // zero methods
-        &[5, 3, 0],                // fewer methods than announced
+        b"GET / HTTP/1.1\r\n\r\n",        // not SOCKS at all
+        &[5],                             // truncated greeting
+        &[5, 0],                          // zero methods
+        &[5, 3, 0],                       // fewer methods than announced
         &[5, 1, 0, 5, 1, 0, 3, 0, 0, 80], // zero-length name
         &[5, 1, 0, 5, 1, 0, 1, 127],      // truncated address
         &[4, 1, 0, 80, 127, 0, 0, 1],     // SOCKS4 without USERID terminator
@@ -32,7 +32,10 @@ async fn malformed_inputs_are_closed_and_the_server_keeps_serving() {
     ];
     for c in cases {
         let reply = garbage_then_eof(proxy, c).await;
-        assert!(reply.len() <= 12, "short reply or none for {c:?}: {reply:?}");
+        assert!(
+            reply.len() <= 12,
+            "short reply or none for {c:?}: {reply:?}"
+        );
     }
     // An over-long SOCKS4 user id is refused rather than buffered without end.
     let mut long = vec![4, 1, 0, 80, 127, 0, 0, 1];
@@ -67,9 +70,13 @@ async fn silent_client_is_dropped_at_timeout_negotiate_while_others_are_served()
     assert_eq!(rep, 0);
     assert_echo(&mut s, b"not disturbed").await;
     let mut b = [0u8; 1];
-    let n = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut b)).await.expect("closed in time");
+    let n = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut b))
+        .await
+        .expect("closed in time");
     assert!(matches!(n, Ok(0) | Err(_)));
-    let n = tokio::time::timeout(Duration::from_secs(10), half.read(&mut b)).await.expect("closed in time");
+    let n = tokio::time::timeout(Duration::from_secs(10), half.read(&mut b))
+        .await
+        .expect("closed in time");
     assert!(matches!(n, Ok(0) | Err(_)));
 }
 

@@ -24,7 +24,9 @@ async fn socks5_connect_to_ipv4_target_relays_both_ways() {
 async fn tokio_socks_client_works_with_name_target() {
     let (_h, proxy) = start(&open_conf("")).await;
     let target = echo_server("127.0.0.1").await;
-    let mut s = tokio_socks::tcp::Socks5Stream::connect(proxy, ("localhost", target.port())).await.expect("connect by name");
+    let mut s = tokio_socks::tcp::Socks5Stream::connect(proxy, ("localhost", target.port()))
+        .await
+        .expect("connect by name");
     s.write_all(b"ping").await.unwrap();
     let mut b = [0u8; 4];
     s.read_exact(&mut b).await.unwrap();
@@ -43,7 +45,8 @@ async fn socks5_connect_to_ipv6_target() {
             let _ = s.write_all(b"v6").await;
         }
     });
-    let conf = "internal: 127.0.0.1 port = 0\nexternal: 127.0.0.1\nexternal: ::1\nsocksmethod: none\n\
+    let conf =
+        "internal: 127.0.0.1 port = 0\nexternal: 127.0.0.1\nexternal: ::1\nsocksmethod: none\n\
                 client pass { from: 0/0 to: 0/0 }\nsocks pass { from: 0/0 to: 0/0 }\n";
     let (_h, proxy) = start(conf).await;
     let (mut s, rep, bnd) = socks5(proxy, &request_ip(1, target)).await;
@@ -86,7 +89,10 @@ async fn refused_target_gets_reply_05_and_socks4_gets_91() {
     let dead = closed_port().await;
     let (mut s, rep, _) = socks5(proxy, &request_ip(1, dead)).await;
     assert_eq!(rep, 5);
-    assert!(read_to_eof(&mut s).await.is_empty(), "connection closes after a failure reply");
+    assert!(
+        read_to_eof(&mut s).await.is_empty(),
+        "connection closes after a failure reply"
+    );
 
     let mut s = TcpStream::connect(proxy).await.unwrap();
     let mut req = vec![4, 1];
@@ -148,12 +154,16 @@ async fn bad_command_and_address_type_get_07_and_08() {
     let (_h, proxy) = start(&open_conf("")).await;
     let mut s = TcpStream::connect(proxy).await.unwrap();
     greet(&mut s).await;
-    s.write_all(&[5, 9, 0, 1, 127, 0, 0, 1, 0, 80]).await.unwrap();
+    s.write_all(&[5, 9, 0, 1, 127, 0, 0, 1, 0, 80])
+        .await
+        .unwrap();
     assert_eq!(read_reply(&mut s).await.0, 7);
 
     let mut s = TcpStream::connect(proxy).await.unwrap();
     greet(&mut s).await;
-    s.write_all(&[5, 1, 0, 7, 127, 0, 0, 1, 0, 80]).await.unwrap();
+    s.write_all(&[5, 1, 0, 7, 127, 0, 0, 1, 0, 80])
+        .await
+        .unwrap();
     assert_eq!(read_reply(&mut s).await.0, 8);
 }
 
@@ -232,14 +242,24 @@ async fn connect_and_disconnect_are_logged_with_bytes() {
     assert_echo(&mut s, b"0123456789").await;
     drop(s);
     let ok = wait_until(
-        || std::fs::read_to_string(&log).map(|t| t.contains(" ]: ")).unwrap_or(false),
+        || {
+            std::fs::read_to_string(&log)
+                .map(|t| t.contains(" ]: "))
+                .unwrap_or(false)
+        },
         Duration::from_secs(5),
     )
     .await;
     assert!(ok, "disconnect line written");
     let text = std::fs::read_to_string(&log).unwrap();
-    let connect = text.lines().find(|l| l.contains(" [: ")).expect("connect line");
-    assert!(connect.contains("pass(1) socks5/connect") && connect.contains(&format!("target {target}")), "{connect}");
+    let connect = text
+        .lines()
+        .find(|l| l.contains(" [: "))
+        .expect("connect line");
+    assert!(
+        connect.contains("pass(1) socks5/connect") && connect.contains(&format!("target {target}")),
+        "{connect}"
+    );
     let disc = text.lines().find(|l| l.contains(" ]: ")).unwrap();
     assert!(disc.contains("10 bytes up, 10 bytes down"), "{disc}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -253,7 +273,9 @@ async fn reload_applies_new_rules_to_new_sessions_only() {
     assert_eq!(rep, 0);
     let blocking = "internal: 127.0.0.1 port = 0\nexternal: 127.0.0.1\nsocksmethod: none\n\
                     client pass { from: 0/0 to: 0/0 }\nsocks block { from: 0/0 to: 0/0 }\n";
-    h.reload(conf::sockd::parse(blocking, std::path::Path::new("new.conf")).unwrap()).await.unwrap();
+    h.reload(conf::sockd::parse(blocking, std::path::Path::new("new.conf")).unwrap())
+        .await
+        .unwrap();
     let (_s, rep, _) = socks5(proxy, &request_ip(1, target)).await;
     assert_eq!(rep, 2, "new session sees the new rules");
     assert_echo(&mut open, b"still flowing").await;
@@ -268,5 +290,8 @@ async fn shutdown_waits_for_open_sessions_then_cuts_them() {
     let cut = h.shutdown(Duration::from_millis(300)).await;
     assert_eq!(cut, 1);
     assert!(read_to_eof(&mut s).await.is_empty());
-    assert!(TcpStream::connect(proxy).await.is_err(), "no longer accepting");
+    assert!(
+        TcpStream::connect(proxy).await.is_err(),
+        "no longer accepting"
+    );
 }

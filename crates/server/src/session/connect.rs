@@ -15,7 +15,13 @@ use crate::rules::CompiledRule;
 use crate::runtime::secs;
 
 /// Runs a CONNECT the rules passed.
-pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut client: TcpStream, req: Request, resolved: Option<Vec<IpAddr>>) {
+pub(crate) async fn run(
+    sess: &Session,
+    rule: &CompiledRule,
+    mut client: TcpStream,
+    req: Request,
+    resolved: Option<Vec<IpAddr>>,
+) {
     let rt = &sess.rt;
     let what = sess.what(&req);
     let target = req.target.to_string();
@@ -29,7 +35,12 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut client: TcpStre
             TargetAddr::Ip(a) => (vec![a.ip()], a.port()),
             TargetAddr::Domain(name, port) => match resolved {
                 Some(ips) if !ips.is_empty() => (ips, *port),
-                _ => (resolve(name, *port, limit).await.map_err(|e| (ReplyCode::HostUnreachable, e.to_string()))?, *port),
+                _ => (
+                    resolve(name, *port, limit)
+                        .await
+                        .map_err(|e| (ReplyCode::HostUnreachable, e.to_string()))?,
+                    *port,
+                ),
             },
         };
         connect_any(sess, &ips, port, deadline).await
@@ -42,22 +53,36 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut client: TcpStre
             sess.log_if(
                 rule.log.error || rule.log.connect,
                 Level::Info,
-                &format!("{prefix} -: client {} -> target {target}: {why} (reply {:02x})", sess.client, code.as_u8()),
+                &format!(
+                    "{prefix} -: client {} -> target {target}: {why} (reply {:02x})",
+                    sess.client,
+                    code.as_u8()
+                ),
             );
             reply::fail(&mut client, req.version, code).await;
             return;
         }
     };
-    let external = upstream.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let external = upstream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let route = format!(
         "client {} -> internal {} | external {external} -> target {target}",
         sess.client, sess.internal
     );
     if let Err(e) = reply::send(&mut client, req.version, ReplyCode::Succeeded, external).await {
-        sess.log_if(rule.log.error, Level::Info, &format!("{prefix} -: {route}: client went away before the reply: {e}"));
+        sess.log_if(
+            rule.log.error,
+            Level::Info,
+            &format!("{prefix} -: {route}: client went away before the reply: {e}"),
+        );
         return;
     }
-    sess.log_if(rule.log.connect, Level::Info, &format!("{prefix} [: {route}"));
+    sess.log_if(
+        rule.log.connect,
+        Level::Info,
+        &format!("{prefix} [: {route}"),
+    );
 
     let mut upstream = upstream;
     let mut early = req.pending.len() as u64;
@@ -65,7 +90,10 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut client: TcpStre
         early = 0;
     }
     let idle = rule.timeouts.io_tcp.unwrap_or(rt.timeouts.io_tcp);
-    let opts = CopyOpts { idle_timeout: secs(idle), cancel: Some(sess.hard_stop.clone()) };
+    let opts = CopyOpts {
+        idle_timeout: secs(idle),
+        cancel: Some(sess.hard_stop.clone()),
+    };
     let report = net::copy::pump(client, upstream, opts).await;
     let why = match report.end {
         EndReason::Closed => "closed",
@@ -88,14 +116,28 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut client: TcpStre
 }
 
 /// Tries each address in turn until one connects or the deadline passes.
-async fn connect_any(sess: &Session, ips: &[IpAddr], port: u16, deadline: Instant) -> Result<TcpStream, (ReplyCode, String)> {
-    let mut last = (ReplyCode::HostUnreachable, "no address to connect to".to_string());
+async fn connect_any(
+    sess: &Session,
+    ips: &[IpAddr],
+    port: u16,
+    deadline: Instant,
+) -> Result<TcpStream, (ReplyCode, String)> {
+    let mut last = (
+        ReplyCode::HostUnreachable,
+        "no address to connect to".to_string(),
+    );
     for ip in ips {
         let now = Instant::now();
         if now >= deadline {
-            return Err((ReplyCode::TtlExpired, "connect timed out (timeout.connect)".into()));
+            return Err((
+                ReplyCode::TtlExpired,
+                "connect timed out (timeout.connect)".into(),
+            ));
         }
-        let source = sess.rt.outgoing_source(*ip, sess.internal).map_err(|m| (ReplyCode::NetworkUnreachable, m))?;
+        let source = sess
+            .rt
+            .outgoing_source(*ip, sess.internal)
+            .map_err(|m| (ReplyCode::NetworkUnreachable, m))?;
         let addr = SocketAddr::new(*ip, port);
         match net::sock::connect_tcp(addr, source, deadline - now).await {
             Ok(s) => return Ok(s),

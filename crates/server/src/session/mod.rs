@@ -78,7 +78,12 @@ impl Session {
 }
 
 /// Serves one accepted connection to its end. Never panics on client input.
-pub async fn serve(mut stream: TcpStream, peer: SocketAddr, rt: Arc<Runtime>, hard_stop: CancellationToken) {
+pub async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    rt: Arc<Runtime>,
+    hard_stop: CancellationToken,
+) {
     let internal = match stream.local_addr() {
         Ok(a) => a,
         Err(_) => return,
@@ -86,16 +91,27 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, rt: Arc<Runtime>, ha
     let negotiate = secs(rt.timeouts.negotiate);
     let mut client = peer;
     if rt.expects_proxy_header(peer.ip()) {
-        match net::proxy::read_header(&mut stream, negotiate.unwrap_or(Duration::from_secs(30))).await {
+        match net::proxy::read_header(&mut stream, negotiate.unwrap_or(Duration::from_secs(30)))
+            .await
+        {
             Ok(Some(h)) => client = h.src,
             Ok(None) => {}
             Err(e) => {
-                rt.logger.log(Level::Warn, &format!("client {peer} -> internal {internal}: bad PROXY header: {e}"));
+                rt.logger.log(
+                    Level::Warn,
+                    &format!("client {peer} -> internal {internal}: bad PROXY header: {e}"),
+                );
                 return;
             }
         }
     }
-    let sess = Session { rt, client, internal, started: Instant::now(), hard_stop };
+    let sess = Session {
+        rt,
+        client,
+        internal,
+        started: Instant::now(),
+        hard_stop,
+    };
     let rt = &sess.rt;
 
     let crule = match_client(&rt.client_rules, client, internal, &rt.default_rule);
@@ -103,7 +119,10 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, rt: Arc<Runtime>, ha
         sess.log_if(
             crule.log.connect || crule.log.error,
             Level::Info,
-            &format!("{} client: client {client} -> internal {internal}: blocked", crule.label()),
+            &format!(
+                "{} client: client {client} -> internal {internal}: blocked",
+                crule.label()
+            ),
         );
         return;
     }
@@ -111,10 +130,12 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, rt: Arc<Runtime>, ha
     let neg_secs = crule.timeouts.negotiate.unwrap_or(rt.timeouts.negotiate);
     let mut buf = Vec::with_capacity(512);
     let req = match secs(neg_secs) {
-        Some(limit) => match tokio::time::timeout(limit, negotiate_request(&mut stream, &mut buf, rt)).await {
-            Ok(r) => r,
-            Err(_) => Err(NegError::Timeout(neg_secs)),
-        },
+        Some(limit) => {
+            match tokio::time::timeout(limit, negotiate_request(&mut stream, &mut buf, rt)).await {
+                Ok(r) => r,
+                Err(_) => Err(NegError::Timeout(neg_secs)),
+            }
+        }
         None => negotiate_request(&mut stream, &mut buf, rt).await,
     };
     let req = match req {
@@ -126,7 +147,10 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, rt: Arc<Runtime>, ha
             sess.log_if(
                 crule.log.error || crule.log.connect || rt.debug > 0,
                 Level::Info,
-                &format!("{} client: client {client} -> internal {internal}: negotiation failed: {e}", crule.label()),
+                &format!(
+                    "{} client: client {client} -> internal {internal}: negotiation failed: {e}",
+                    crule.label()
+                ),
             );
             let _ = stream.shutdown().await;
             return;
@@ -136,11 +160,19 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, rt: Arc<Runtime>, ha
     let target_desc = req.target.to_string();
     let (rule, resolved) = match_socks(&sess, &req).await;
     if rule.verdict == Verdict::Block {
-        let why = if rule.number == 0 { "no rule matched" } else { "blocked by rule" };
+        let why = if rule.number == 0 {
+            "no rule matched"
+        } else {
+            "blocked by rule"
+        };
         sess.log_if(
             rule.log.connect || rule.log.error,
             Level::Info,
-            &format!("{} {} -: client {client} -> target {target_desc}: {why}", rule.label(), sess.what(&req)),
+            &format!(
+                "{} {} -: client {client} -> target {target_desc}: {why}",
+                rule.label(),
+                sess.what(&req)
+            ),
         );
         let code = ReplyCode::NotAllowed;
         reply::fail(&mut stream, req.version, code).await;
@@ -149,12 +181,18 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, rt: Arc<Runtime>, ha
     match req.command {
         Command::Connect => connect::run(&sess, rule, stream, req, resolved).await,
         Command::Bind => bind::run(&sess, rule, stream, req, resolved).await,
-        Command::UdpAssociate if req.version == Version::V5 => udp::run(&sess, rule, stream, req).await,
+        Command::UdpAssociate if req.version == Version::V5 => {
+            udp::run(&sess, rule, stream, req).await
+        }
         _ => {
             sess.log_if(
                 rule.log.error,
                 Level::Info,
-                &format!("{} {} -: client {client} -> target {target_desc}: command not supported yet", rule.label(), sess.what(&req)),
+                &format!(
+                    "{} {} -: client {client} -> target {target_desc}: command not supported yet",
+                    rule.label(),
+                    sess.what(&req)
+                ),
             );
             reply::fail(&mut stream, req.version, ReplyCode::CommandNotSupported).await;
         }
@@ -186,11 +224,18 @@ impl NegError {
     }
 }
 
-async fn negotiate_request(stream: &mut TcpStream, buf: &mut Vec<u8>, rt: &Runtime) -> Result<Request, NegError> {
+async fn negotiate_request(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    rt: &Runtime,
+) -> Result<Request, NegError> {
     use tokio::io::AsyncReadExt;
     while buf.is_empty() {
         let mut first = [0u8; 512];
-        let n = stream.read(&mut first).await.map_err(|e| NegError::Read(ReadError::Io(e), None))?;
+        let n = stream
+            .read(&mut first)
+            .await
+            .map_err(|e| NegError::Read(ReadError::Io(e), None))?;
         if n == 0 {
             return Err(NegError::Read(ReadError::Eof, None));
         }
@@ -198,7 +243,9 @@ async fn negotiate_request(stream: &mut TcpStream, buf: &mut Vec<u8>, rt: &Runti
     }
     match socks_wire::peek_version(buf) {
         Some(v4::VERSION) => {
-            let r = read_msg(stream, buf, v4::Request::decode).await.map_err(|e| NegError::Read(e, Some(Version::V4)))?;
+            let r = read_msg(stream, buf, v4::Request::decode)
+                .await
+                .map_err(|e| NegError::Read(e, Some(Version::V4)))?;
             if !rt.method_none {
                 return Err(NegError::V4NoMethod);
             }
@@ -206,24 +253,45 @@ async fn negotiate_request(stream: &mut TcpStream, buf: &mut Vec<u8>, rt: &Runti
                 v4::Command::Connect => Command::Connect,
                 v4::Command::Bind => Command::Bind,
             };
-            Ok(Request { version: Version::V4, command, target: r.target(), pending: std::mem::take(buf) })
+            Ok(Request {
+                version: Version::V4,
+                command,
+                target: r.target(),
+                pending: std::mem::take(buf),
+            })
         }
         Some(v5::VERSION) => {
-            let g = read_msg(stream, buf, v5::Greeting::decode).await.map_err(|e| NegError::Read(e, None))?;
-            let chosen = (rt.method_none && g.methods.contains(&v5::method::NONE)).then_some(v5::method::NONE);
+            let g = read_msg(stream, buf, v5::Greeting::decode)
+                .await
+                .map_err(|e| NegError::Read(e, None))?;
+            let chosen = (rt.method_none && g.methods.contains(&v5::method::NONE))
+                .then_some(v5::method::NONE);
             let mut out = Vec::with_capacity(2);
-            v5::MethodSelection { method: chosen.unwrap_or(v5::method::NO_ACCEPTABLE) }.encode(&mut out);
-            stream.write_all(&out).await.map_err(|e| NegError::Read(ReadError::Io(e), None))?;
+            v5::MethodSelection {
+                method: chosen.unwrap_or(v5::method::NO_ACCEPTABLE),
+            }
+            .encode(&mut out);
+            stream
+                .write_all(&out)
+                .await
+                .map_err(|e| NegError::Read(ReadError::Io(e), None))?;
             if chosen.is_none() {
                 return Err(NegError::NoMethod(g.methods));
             }
-            let r = read_msg(stream, buf, v5::Request::decode).await.map_err(|e| NegError::Read(e, Some(Version::V5)))?;
+            let r = read_msg(stream, buf, v5::Request::decode)
+                .await
+                .map_err(|e| NegError::Read(e, Some(Version::V5)))?;
             let command = match r.command {
                 v5::Command::Connect => Command::Connect,
                 v5::Command::Bind => Command::Bind,
                 v5::Command::UdpAssociate => Command::UdpAssociate,
             };
-            Ok(Request { version: Version::V5, command, target: r.target, pending: std::mem::take(buf) })
+            Ok(Request {
+                version: Version::V5,
+                command,
+                target: r.target,
+                pending: std::mem::take(buf),
+            })
         }
         Some(other) => Err(NegError::BadVersion(other)),
         None => Err(NegError::Read(ReadError::Eof, None)),
@@ -233,7 +301,10 @@ async fn negotiate_request(stream: &mut TcpStream, buf: &mut Vec<u8>, rt: &Runti
 /// Finds the socks rule for a request; a name target is resolved only when a rule needs its
 /// addresses (so `.domain` rules decide on the name as requested). Returns the addresses if
 /// they were resolved on the way.
-async fn match_socks<'a>(sess: &'a Session, req: &Request) -> (&'a CompiledRule, Option<Vec<IpAddr>>) {
+async fn match_socks<'a>(
+    sess: &'a Session,
+    req: &Request,
+) -> (&'a CompiledRule, Option<Vec<IpAddr>>) {
     let (ip, name, port) = match &req.target {
         TargetAddr::Ip(a) => (Some(a.ip()), None, a.port()),
         TargetAddr::Domain(n, p) => (None, Some(n.as_str()), *p),
@@ -268,18 +339,31 @@ async fn match_socks<'a>(sess: &'a Session, req: &Request) -> (&'a CompiledRule,
 }
 
 /// Resolves a host name (getaddrinfo on the blocking pool) under a deadline.
-pub(crate) async fn resolve(name: &str, port: u16, limit: Duration) -> std::io::Result<Vec<IpAddr>> {
+pub(crate) async fn resolve(
+    name: &str,
+    port: u16,
+    limit: Duration,
+) -> std::io::Result<Vec<IpAddr>> {
     let lookup = tokio::net::lookup_host((name.to_string(), port));
     match tokio::time::timeout(limit, lookup).await {
         Ok(Ok(addrs)) => {
             let v: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
             if v.is_empty() {
-                Err(std::io::Error::new(std::io::ErrorKind::HostUnreachable, "name has no address"))
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::HostUnreachable,
+                    "name has no address",
+                ))
             } else {
                 Ok(v)
             }
         }
-        Ok(Err(e)) => Err(std::io::Error::new(std::io::ErrorKind::HostUnreachable, format!("cannot resolve {name}: {e}"))),
-        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("resolving {name} timed out"))),
+        Ok(Err(e)) => Err(std::io::Error::new(
+            std::io::ErrorKind::HostUnreachable,
+            format!("cannot resolve {name}: {e}"),
+        )),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("resolving {name} timed out"),
+        )),
     }
 }

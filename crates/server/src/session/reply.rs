@@ -31,7 +31,12 @@ const fn rustix_enetunreach() -> i32 {
 }
 
 /// Sends a reply in the client's SOCKS version. SOCKS4 has only granted (90) / rejected (91).
-pub async fn send(stream: &mut TcpStream, version: Version, code: ReplyCode, bound: SocketAddr) -> io::Result<()> {
+pub async fn send(
+    stream: &mut TcpStream,
+    version: Version,
+    code: ReplyCode,
+    bound: SocketAddr,
+) -> io::Result<()> {
     let mut out = Vec::with_capacity(32);
     match version {
         Version::V5 => v5::Reply::new(code, TargetAddr::Ip(bound)).encode(&mut out),
@@ -40,8 +45,17 @@ pub async fn send(stream: &mut TcpStream, version: Version, code: ReplyCode, bou
                 SocketAddr::V4(a) => *a.ip(),
                 SocketAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
             };
-            let c = if code == ReplyCode::Succeeded { v4::GRANTED } else { v4::REJECTED };
-            v4::Reply { code: c, port: bound.port(), ip }.encode(&mut out)
+            let c = if code == ReplyCode::Succeeded {
+                v4::GRANTED
+            } else {
+                v4::REJECTED
+            };
+            v4::Reply {
+                code: c,
+                port: bound.port(),
+                ip,
+            }
+            .encode(&mut out)
         }
     }
     stream.write_all(&out).await
@@ -60,10 +74,25 @@ mod tests {
     #[test]
     fn connect_errors_map_to_rfc1928_codes() {
         let e = |k| io::Error::from(k);
-        assert_eq!(code_for_io(&e(io::ErrorKind::ConnectionRefused)), ReplyCode::ConnectionRefused);
-        assert_eq!(code_for_io(&e(io::ErrorKind::TimedOut)), ReplyCode::TtlExpired);
-        assert_eq!(code_for_io(&io::Error::from_raw_os_error(101)), ReplyCode::NetworkUnreachable);
-        assert_eq!(code_for_io(&io::Error::from_raw_os_error(113)), ReplyCode::HostUnreachable);
-        assert_eq!(code_for_io(&e(io::ErrorKind::Other)), ReplyCode::GeneralFailure);
+        assert_eq!(
+            code_for_io(&e(io::ErrorKind::ConnectionRefused)),
+            ReplyCode::ConnectionRefused
+        );
+        assert_eq!(
+            code_for_io(&e(io::ErrorKind::TimedOut)),
+            ReplyCode::TtlExpired
+        );
+        assert_eq!(
+            code_for_io(&io::Error::from_raw_os_error(101)),
+            ReplyCode::NetworkUnreachable
+        );
+        assert_eq!(
+            code_for_io(&io::Error::from_raw_os_error(113)),
+            ReplyCode::HostUnreachable
+        );
+        assert_eq!(
+            code_for_io(&e(io::ErrorKind::Other)),
+            ReplyCode::GeneralFailure
+        );
     }
 }

@@ -22,7 +22,11 @@ type Decoder<M> = fn(&[u8]) -> Result<Option<(M, usize)>, WireError>;
 
 /// Reads until `decode` yields a message; consumed bytes leave `buf`, the rest stays
 /// (a client may pipeline data after its request).
-pub async fn read_msg<M>(stream: &mut TcpStream, buf: &mut Vec<u8>, decode: Decoder<M>) -> Result<M, ReadError> {
+pub async fn read_msg<M>(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    decode: Decoder<M>,
+) -> Result<M, ReadError> {
     loop {
         if let Some((msg, used)) = decode(buf)? {
             buf.drain(..used);
