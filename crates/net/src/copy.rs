@@ -96,8 +96,12 @@ pub(crate) enum Fault {
 }
 
 /// One direction of the copy: read from one stream into a buffer, write it to the other.
+/// The buffer exists only while bytes are moving: it is allocated when the reader becomes
+/// readable and freed when the direction goes idle with nothing buffered, so an idle session
+/// holds no buffer memory (thousands of idle SOCKS control connections are common).
 pub(crate) struct Half {
-    buf: Box<[u8]>,
+    buf: Vec<u8>,
+    size: usize,
     pos: usize,
     cap: usize,
     read_eof: bool,
@@ -108,7 +112,8 @@ pub(crate) struct Half {
 impl Half {
     pub(crate) fn new(size: usize) -> Self {
         Half {
-            buf: vec![0u8; size].into_boxed_slice(),
+            buf: Vec::new(),
+            size,
             pos: 0,
             cap: 0,
             read_eof: false,
@@ -140,6 +145,14 @@ impl Half {
             return Poll::Ready(Ok(()));
         }
         loop {
+            if !self.read_eof && self.buf.is_empty() {
+                // No buffer while idle: wait for readability first, then allocate.
+                match r.poll_read_ready(cx) {
+                    Poll::Ready(Ok(())) => self.buf = vec![0u8; self.size],
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Fault::Read(e))),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
             // Keep reading while there is room, so a slow writer does not stall the reader.
             if !self.read_eof && self.cap < self.buf.len() {
                 let mut rb = ReadBuf::new(&mut self.buf[self.cap..]);
@@ -156,6 +169,9 @@ impl Half {
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Fault::Read(e))),
                     Poll::Pending => {
                         if self.pos == self.cap {
+                            // Idle with nothing buffered: give the memory back.
+                            self.buf = Vec::new();
+                            (self.pos, self.cap) = (0, 0);
                             return Poll::Pending;
                         }
                     }
@@ -225,7 +241,7 @@ impl Dir {
         if !*upgrade || half.bytes() < SPLICE_AFTER || !half.is_empty_and_open() {
             return;
         }
-        match splice::SpliceHalf::new(half.buf.len(), half.bytes()) {
+        match splice::SpliceHalf::new(half.size, half.bytes()) {
             // The copy buffer is freed here: a spliced direction holds no user-space memory.
             Ok(s) => *self = Dir::Splice(s),
             Err(e) => {
