@@ -19,13 +19,25 @@ pub struct ConfError {
 impl ConfError {
     /// Builds an error at a position.
     pub fn new(file: impl Into<PathBuf>, line: u32, col: u32, message: impl Into<String>) -> Self {
-        Self { file: file.into(), line, col, message: message.into() }
+        Self {
+            file: file.into(),
+            line,
+            col,
+            message: message.into(),
+        }
     }
 }
 
 impl fmt::Display for ConfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
     }
 }
 
@@ -47,7 +59,14 @@ impl fmt::Display for ConfWarning {
         if self.line == 0 {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.col,
+                self.message
+            )
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod relayd;
+pub mod services;
 pub mod sockd;
 
 pub use error::{ConfError, ConfWarning};

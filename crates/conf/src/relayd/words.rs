@@ -39,26 +39,6 @@ pub(crate) fn not_supported(keyword: &str) -> String {
     format!("keyword \"{keyword}\" is not supported by hasocks")
 }
 
-/// Port numbers of the service names a relay is likely to name.
-const SERVICES: &[(&str, u16)] = &[
-    ("ftp", 21),
-    ("ssh", 22),
-    ("telnet", 23),
-    ("smtp", 25),
-    ("domain", 53),
-    ("http", 80),
-    ("www", 80),
-    ("pop3", 110),
-    ("imap", 143),
-    ("https", 443),
-    ("submission", 587),
-    ("imaps", 993),
-    ("pop3s", 995),
-    ("socks", 1080),
-    ("squid", 3128),
-    ("http-alt", 8080),
-];
-
 /// A port: a number 1-65535 or a service name.
 pub(crate) fn port(s: &str) -> Result<u16, String> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
@@ -67,13 +47,9 @@ pub(crate) fn port(s: &str) -> Result<u16, String> {
             _ => Err(format!("port {s} is out of range (1-65535)")),
         };
     }
-    SERVICES
-        .iter()
-        .find(|(name, _)| *name == s)
-        .map(|(_, p)| *p)
-        .ok_or_else(|| {
-            format!("unknown port \"{s}\": give a number or a service name such as socks")
-        })
+    crate::services::service_port(s).ok_or_else(|| {
+        format!("unknown port \"{s}\": give a number or a service name such as socks")
+    })
 }
 
 /// A decimal number within `min..=max`; `what` names it in the message.

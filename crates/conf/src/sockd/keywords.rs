@@ -52,24 +52,9 @@ pub(super) fn is_unsupported(word: &str) -> bool {
     UNSUPPORTED.contains(&word) || UNSUPPORTED_PREFIXES.iter().any(|p| word.starts_with(p))
 }
 
-/// The built-in service-name table for `port = NAME`.
-const SERVICES: &[(&str, u16)] = &[
-    ("ftp", 21),
-    ("ssh", 22),
-    ("telnet", 23),
-    ("smtp", 25),
-    ("domain", 53),
-    ("http", 80),
-    ("pop3", 110),
-    ("nntp", 119),
-    ("imap", 143),
-    ("https", 443),
-    ("socks", 1080),
-];
-
 /// The port of a service name, if known.
 pub(super) fn service_port(name: &str) -> Option<u16> {
-    SERVICES.iter().find(|(n, _)| *n == name).map(|&(_, p)| p)
+    crate::services::service_port(name)
 }
 
 /// Syslog facilities accepted after `syslog/`.

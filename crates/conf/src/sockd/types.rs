@@ -119,7 +119,12 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { negotiate: 30, connect: 30, io_tcp: 0, io_udp: 0 }
+        Self {
+            negotiate: 30,
+            connect: 30,
+            io_tcp: 0,
+            io_udp: 0,
+        }
     }
 }
 
@@ -269,7 +274,10 @@ pub struct Endpoint {
 impl Endpoint {
     /// `0/0` with no port condition.
     pub fn any() -> Self {
-        Self { addr: AddrSpec::Any, port: PortSpec::Any }
+        Self {
+            addr: AddrSpec::Any,
+            port: PortSpec::Any,
+        }
     }
 }
 

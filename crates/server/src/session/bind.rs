@@ -18,7 +18,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use conf::sockd::{Command, SocksVersion, Verdict};
-use net::copy::{CopyOpts, EndReason};
 use socks_wire::v5::ReplyCode;
 use socks_wire::TargetAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -185,35 +184,17 @@ pub(crate) async fn run(
         &format!("{prefix} [: {route}: peer connected"),
     );
 
-    let mut peer_stream = peer_stream;
-    let mut early_n = early.len() as u64;
-    if !early.is_empty() && peer_stream.write_all(&early).await.is_err() {
-        early_n = 0;
-    }
-    let idle = rule.timeouts.io_tcp.unwrap_or(sess.rt.timeouts.io_tcp);
-    let opts = CopyOpts {
-        idle_timeout: secs(idle),
-        cancel: Some(sess.hard_stop.clone()),
-    };
-    let report = net::copy::pump(client, peer_stream, opts).await;
-    let why = match report.end {
-        EndReason::Closed => "closed",
-        EndReason::IdleTimeout => "i/o timeout (timeout.io)",
-        EndReason::Cancelled => "server shutting down",
-        EndReason::ErrorA => "client connection error",
-        EndReason::ErrorB => "peer connection error",
-    };
-    let want = rule.log.disconnect || (rule.log.error && !matches!(report.end, EndReason::Closed));
-    sess.log_if(
-        want,
-        Level::Info,
-        &format!(
-            "{prefix} ]: {route}: {} bytes up, {} bytes down, {:.3} s, {why}",
-            report.a_to_b + early_n,
-            report.b_to_a,
-            sess.started.elapsed().as_secs_f64()
-        ),
-    );
+    super::relay_tcp(
+        sess,
+        rule,
+        &prefix,
+        &route,
+        client,
+        peer_stream,
+        &early,
+        "peer",
+    )
+    .await;
 }
 
 /// Opens the listening socket on the external address chosen by `external.rotation`.

@@ -3,10 +3,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use net::copy::{CopyOpts, EndReason};
 use socks_wire::v5::ReplyCode;
 use socks_wire::TargetAddr;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::{reply, resolve, Request, Session};
@@ -84,35 +82,17 @@ pub(crate) async fn run(
         &format!("{prefix} [: {route}"),
     );
 
-    let mut upstream = upstream;
-    let mut early = req.pending.len() as u64;
-    if !req.pending.is_empty() && upstream.write_all(&req.pending).await.is_err() {
-        early = 0;
-    }
-    let idle = rule.timeouts.io_tcp.unwrap_or(rt.timeouts.io_tcp);
-    let opts = CopyOpts {
-        idle_timeout: secs(idle),
-        cancel: Some(sess.hard_stop.clone()),
-    };
-    let report = net::copy::pump(client, upstream, opts).await;
-    let why = match report.end {
-        EndReason::Closed => "closed",
-        EndReason::IdleTimeout => "i/o timeout (timeout.io)",
-        EndReason::Cancelled => "server shutting down",
-        EndReason::ErrorA => "client connection error",
-        EndReason::ErrorB => "target connection error",
-    };
-    let want = rule.log.disconnect || (rule.log.error && !matches!(report.end, EndReason::Closed));
-    sess.log_if(
-        want,
-        Level::Info,
-        &format!(
-            "{prefix} ]: {route}: {} bytes up, {} bytes down, {:.3} s, {why}",
-            report.a_to_b + early,
-            report.b_to_a,
-            sess.started.elapsed().as_secs_f64()
-        ),
-    );
+    super::relay_tcp(
+        sess,
+        rule,
+        &prefix,
+        &route,
+        client,
+        upstream,
+        &req.pending,
+        "target",
+    )
+    .await;
 }
 
 /// Tries each address in turn until one connects or the deadline passes.

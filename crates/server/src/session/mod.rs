@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conf::sockd::{Command, SocksVersion, Verdict};
+use net::copy::EndReason;
 use socks_wire::v5::{self, ReplyCode};
 use socks_wire::{v4, TargetAddr};
 use tokio::io::AsyncWriteExt;
@@ -336,6 +337,50 @@ async fn match_socks<'a>(
         }
     }
     (&sess.rt.default_rule, resolved)
+}
+
+/// Relays an established TCP session both ways (after first passing on `pending`, bytes the
+/// client sent early) and logs its end: `log: disconnect`, or `log: error` when it ended badly.
+/// `other` names the far side in messages ("target" for CONNECT, "peer" for BIND).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn relay_tcp(
+    sess: &Session,
+    rule: &CompiledRule,
+    prefix: &str,
+    route: &str,
+    client: TcpStream,
+    mut far: TcpStream,
+    pending: &[u8],
+    other: &str,
+) {
+    let mut early = pending.len() as u64;
+    if !pending.is_empty() && far.write_all(pending).await.is_err() {
+        early = 0;
+    }
+    let idle = rule.timeouts.io_tcp.unwrap_or(sess.rt.timeouts.io_tcp);
+    let opts = net::copy::CopyOpts {
+        idle_timeout: secs(idle),
+        cancel: Some(sess.hard_stop.clone()),
+    };
+    let report = net::copy::pump(client, far, opts).await;
+    let why = match report.end {
+        EndReason::Closed => "closed".to_string(),
+        EndReason::IdleTimeout => "i/o timeout (timeout.io)".to_string(),
+        EndReason::Cancelled => "server shutting down".to_string(),
+        EndReason::ErrorA => "client connection error".to_string(),
+        EndReason::ErrorB => format!("{other} connection error"),
+    };
+    let want = rule.log.disconnect || (rule.log.error && report.end != EndReason::Closed);
+    sess.log_if(
+        want,
+        Level::Info,
+        &format!(
+            "{prefix} ]: {route}: {} bytes up, {} bytes down, {:.3} s, {why}",
+            report.a_to_b + early,
+            report.b_to_a,
+            sess.started.elapsed().as_secs_f64()
+        ),
+    );
 }
 
 /// Resolves a host name (getaddrinfo on the blocking pool) under a deadline.
