@@ -3,141 +3,52 @@
 #   (a) a direct connection (no SOCKS: the reference line),
 #   (b) Dante (danted, Debian package dante-server),
 #   (c) hasocks server (release build),
-# and a markdown table with hasocks/Dante ratios, written to bench/RESULTS.md.
+# and a markdown table with hasocks/Dante ratios, written to bench/results/server.md and
+# merged into bench/RESULTS.md (bench/merge.sh).
 #
-# Measures: upload throughput (8 streams, 10 s), sessions/s (50 concurrent
+# Measures: upload throughput (8 streams, 10 s) and the server's CPU time during
+# it (CPU-seconds per GB moved), sessions/s (50 concurrent
 # workers, 10 s, each connect + greeting + CONNECT + 64-byte echo + close),
 # latency p50/p99 per session, and the server's memory with 10,000 idle open
 # sessions (VmRSS summed over all its processes, and PSS, which does not count
 # shared pages once per process - fairer to Dante's many processes).
 #
-# Usage: bench/run-server.sh            (builds target/release/hasocks first)
-# Env:   HASOCKS_BIN=path  use this binary instead of building
+# Usage: bench/run-server.sh   (first builds hasocks: cargo build --release -p hasocks)
+# Env:   HASOCKS_BIN=path  use this binary instead of building (see bench/lib.sh)
 #        DANTED=path       danted binary (default /usr/sbin/danted)
 #        DURATION=10 STREAMS=8 CONCURRENCY=50 IDLE=10000 PAYLOAD=64
-#        RESULTS=bench/RESULTS.md   where to write the table
+#        RESULTS=bench/results/server.md   where to write the section
 # Run as root (Dante wants user.privileged: root). Runtime about 2-3 minutes
 # (it may wait up to 70 s for TIME_WAIT sockets of earlier runs to expire).
 set -u
 
-cd "$(dirname "$0")/.." || exit 1
-REPO=$(pwd)
-DURATION=${DURATION:-10}
-STREAMS=${STREAMS:-8}
-CONCURRENCY=${CONCURRENCY:-50}
-IDLE=${IDLE:-10000}
-PAYLOAD=${PAYLOAD:-64}
+. "$(dirname "$0")/lib.sh"
+tcp_load_defaults
 DANTED=${DANTED:-/usr/sbin/danted}
-RESULTS=${RESULTS:-$REPO/bench/RESULTS.md}
-COMMAND="$0${*:+ $*}"
-[ -n "${HASOCKS_BIN:-}" ] && COMMAND="HASOCKS_BIN=$HASOCKS_BIN $COMMAND"
+RESULTS=${RESULTS:-$REPO/bench/results/server.md}
+record_command bench/run-server.sh "$@"
 
 # 10,000 idle sessions need ~20,000 descriptors in the server and as many in
 # the bench client (client side + its in-process echo target).
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
-NOFILE=$(ulimit -n)
-FIT=$(( (NOFILE - 1000) / 2 ))
-IDLE_NOTE=""
-if [ "$IDLE" -gt "$FIT" ]; then
-    IDLE_NOTE="idle sessions reduced from $IDLE to $FIT: RLIMIT_NOFILE is $NOFILE here (ulimit -n 65536 was refused)"
-    IDLE=$FIT
-fi
-
-log() { printf '%s\n' "$*" >&2; }
-
-if [ -z "${HASOCKS_BIN:-}" ]; then
-    log "building hasocks (release)..."
-    cargo build --release -p hasocks >&2 || { log "cargo build failed"; exit 1; }
-    HASOCKS_BIN="$REPO/target/release/hasocks"
-fi
+fit_idle 65536 ""
+need_hasocks
 BIN=$HASOCKS_BIN
-[ -x "$BIN" ] || { log "no hasocks binary at $BIN"; exit 1; }
+bench_tmp hasocks-bench
 
-TMP=$(mktemp -d /tmp/hasocks-bench.XXXXXX)
-chmod 755 "$TMP"
-PIDS=""
-cleanup() {
-    for p in $PIDS; do kill "$p" 2>/dev/null; done
-    for p in $PIDS; do wait "$p" 2>/dev/null; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
-        || echo $(( 20000 + RANDOM % 20000 ))
-}
-
-# Value of a numeric/string field in a one-line JSON object.
-jget() { sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" | head -n1; }
-
-# PID and all its descendants.
-tree_pids() {
-    local all frontier next p
-    all=$1; frontier=$1
-    while [ -n "$frontier" ]; do
-        next=""
-        for p in $frontier; do
-            next="$next $(ps -o pid= --ppid "$p" 2>/dev/null | tr -d ' ' | tr '\n' ' ')"
-        done
-        next=$(echo $next)
-        all="$all $next"; frontier=$next
-    done
-    echo $all
-}
-
-# Sum of a /proc field (kB) over a PID's process tree: mem_kb PID VmRSS|Pss
-mem_kb() {
-    local total=0 p v file field
-    field=$2
-    for p in $(tree_pids "$1"); do
-        if [ "$field" = Pss ]; then file=/proc/$p/smaps_rollup; else file=/proc/$p/status; fi
-        v=$(awk -v f="$field:" '$1==f {print $2; exit}' "$file" 2>/dev/null)
-        total=$(( total + ${v:-0} ))
-    done
-    echo $total
-}
-
-nprocs() { tree_pids "$1" | wc -w; }
-
-# Waits until a SOCKS server on port $1 forwards end to end (deadline ~10 s).
-wait_ready() {
-    local i
-    for i in $(seq 1 100); do
-        "$BIN" check -q -s "127.0.0.1:$1" -t 1000 >/dev/null 2>&1 && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-write_conf() { # file port
-    cat >"$1" <<CONF
-# written by bench/run-server.sh
-logoutput: $TMP/$(basename "$1" .conf).log
-internal: 127.0.0.1 port = $2
-external: 127.0.0.1
-clientmethod: none
-socksmethod: none
-user.privileged: root
-user.unprivileged: nobody
-client pass {
-    from: 127.0.0.0/8 to: 0.0.0.0/0
-}
-socks pass {
-    from: 127.0.0.0/8 to: 0.0.0.0/0
-    command: connect
-}
-CONF
-}
-
-# measure_load NAME VIA... : throughput and sessions through VIA; sets M_<NAME>_<metric>.
+# measure_load NAME PID VIA... : throughput and sessions through VIA; sets M_<NAME>_<metric>.
+# With a PID (the server's), also the CPU time of its processes during the throughput run.
 measure_load() {
-    local name=$1 out; shift
+    local name=$1 pid=$2 out; shift 2
+    local tput=("$BIN" bench "$@" --mode throughput --streams "$STREAMS" --duration "$DURATION" --json)
     log "[$name] throughput ($STREAMS streams, ${DURATION}s)"
-    out=$("$BIN" bench "$@" --mode throughput --streams "$STREAMS" --duration "$DURATION" --json 2>>"$TMP/$name.err")
+    if [ -n "$pid" ]; then
+        out=$(run_cpu "$TMP/$name.cpurun" "$pid" -- "${tput[@]}" 2>>"$TMP/$name.err")
+        eval "M_${name}_cpu=$(cat "$TMP/$name.cpurun")"
+    else
+        out=$("${tput[@]}" 2>>"$TMP/$name.err")
+    fi
     eval "M_${name}_mbs=$(echo "$out" | jget mb_per_s)"
+    eval "M_${name}_bytes=$(echo "$out" | jget bytes)"
     eval "M_${name}_terr=$(echo "$out" | jget errors)"
     log "[$name] sessions ($CONCURRENCY workers, ${DURATION}s)"
     out=$("$BIN" bench "$@" --mode sessions --concurrency "$CONCURRENCY" --duration "$DURATION" --payload "$PAYLOAD" --json 2>>"$TMP/$name.err")
@@ -164,27 +75,13 @@ drain_time_wait() {
 # measure_idle NAME PID VIA... : server memory around $IDLE idle sessions.
 measure_idle() {
     local name=$1 pid=$2; shift 2
-    local rss0 pss0 rss1 pss1 np bpid i open
     log "[$name] memory with $IDLE idle sessions"
-    rss0=$(mem_kb "$pid" VmRSS); pss0=$(mem_kb "$pid" Pss)
-    "$BIN" bench "$@" --mode idle --sessions "$IDLE" --concurrency 200 --payload "$PAYLOAD" --json >"$TMP/$name.idle" 2>>"$TMP/$name.err" &
-    bpid=$!
-    PIDS="$PIDS $bpid"
-    open=""
-    for i in $(seq 1 1200); do
-        open=$(sed -n 's/^ready //p' "$TMP/$name.idle")
-        [ -n "$open" ] && break
-        kill -0 "$bpid" 2>/dev/null || break
-        sleep 0.1
-    done
-    rss1=$(mem_kb "$pid" VmRSS); pss1=$(mem_kb "$pid" Pss); np=$(nprocs "$pid")
-    kill -TERM "$bpid" 2>/dev/null; wait "$bpid" 2>/dev/null
-    open=${open:-0}
-    eval "M_${name}_open=$open M_${name}_procs=$np"
-    eval "M_${name}_rss0=$rss0 M_${name}_rss1=$rss1 M_${name}_pss0=$pss0 M_${name}_pss1=$pss1"
-    if [ "$open" -gt 0 ]; then
-        eval "M_${name}_rssps=$(awk -v a="$rss0" -v b="$rss1" -v n="$open" 'BEGIN{printf "%.2f", (b-a)/n}')"
-        eval "M_${name}_pssps=$(awk -v a="$pss0" -v b="$pss1" -v n="$open" 'BEGIN{printf "%.2f", (b-a)/n}')"
+    hold_idle "$name" "$pid" 1200 "$@"
+    eval "M_${name}_open=$IDLE_OPEN M_${name}_procs=$IDLE_PROCS"
+    eval "M_${name}_rss0=$IDLE_RSS0 M_${name}_rss1=$IDLE_RSS1 M_${name}_pss0=$IDLE_PSS0 M_${name}_pss1=$IDLE_PSS1"
+    if [ "$IDLE_OPEN" -gt 0 ]; then
+        eval "M_${name}_rssps=$(per_session "$IDLE_RSS0" "$IDLE_RSS1" "$IDLE_OPEN")"
+        eval "M_${name}_pssps=$(per_session "$IDLE_PSS0" "$IDLE_PSS1" "$IDLE_OPEN")"
     fi
 }
 
@@ -193,11 +90,11 @@ measure_idle() {
 DANTE_STATUS="not run"; DPID=""
 if [ -x "$DANTED" ]; then
     DPORT=$(free_port)
-    write_conf "$TMP/danted.conf" "$DPORT"
+    sockd_conf 127.0.0.1 "$DPORT" "$TMP/danted.log" connect >"$TMP/danted.conf"
     "$DANTED" -f "$TMP/danted.conf" -N 2 >"$TMP/danted.out" 2>&1 &
     DPID=$!
-    PIDS="$PIDS $DPID"
-    if wait_ready "$DPORT" "$DPID"; then
+    track "$DPID"
+    if wait_socks "127.0.0.1:$DPORT" "$DPID"; then
         DANTE_STATUS="ok"
     else
         DANTE_STATUS="did not start: $(tail -n 3 "$TMP/danted.out" "$TMP/danted.log" 2>/dev/null | tr '\n' ' ')"
@@ -209,11 +106,11 @@ log "[dante] $DANTE_STATUS"
 
 HAS_STATUS="not run"
 HPORT=$(free_port)
-write_conf "$TMP/hasocks.conf" "$HPORT"
+sockd_conf 127.0.0.1 "$HPORT" "$TMP/hasocks.log" connect >"$TMP/hasocks.conf"
 "$BIN" server -f "$TMP/hasocks.conf" >"$TMP/hasocks.out" 2>&1 &
 HPID=$!
-PIDS="$PIDS $HPID"
-if wait_ready "$HPORT" "$HPID"; then
+track "$HPID"
+if wait_socks "127.0.0.1:$HPORT" "$HPID"; then
     HAS_STATUS="ok"
 else
     HAS_STATUS="did not start: $(tail -n 3 "$TMP/hasocks.out" 2>/dev/null | tr '\n' ' ')"
@@ -225,42 +122,41 @@ log "[hasocks] $HAS_STATUS"
 # hurt them.
 if [ "$DANTE_STATUS" = ok ]; then drain_time_wait; measure_idle dante "$DPID" -s "127.0.0.1:$DPORT"; fi
 [ "$HAS_STATUS" = ok ] && measure_idle hasocks "$HPID" -s "127.0.0.1:$HPORT"
-if [ "$DANTE_STATUS" = ok ]; then drain_time_wait; measure_load dante -s "127.0.0.1:$DPORT"; fi
-measure_load direct --direct
-[ "$HAS_STATUS" = ok ] && measure_load hasocks -s "127.0.0.1:$HPORT"
+if [ "$DANTE_STATUS" = ok ]; then drain_time_wait; measure_load dante "$DPID" -s "127.0.0.1:$DPORT"; fi
+measure_load direct "" --direct
+[ "$HAS_STATUS" = ok ] && measure_load hasocks "$HPID" -s "127.0.0.1:$HPORT"
 
 # --- table ------------------------------------------------------------------
 v() { eval "echo \${M_$1_$2:-n/a}"; }
 ms() { local x; x=$(v "$1" "$2"); [ "$x" = n/a ] && echo n/a || awk -v u="$x" 'BEGIN{printf "%.3f", u/1000}'; }
 mib() { local x; x=$(v "$1" "$2"); [ "$x" = n/a ] && echo n/a || awk -v k="$x" 'BEGIN{printf "%.1f", k/1024}'; }
-ratio() { # hasocks/Dante
-    case "$1$2" in *n/a*|"") echo n/a; return;; esac
-    awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0==0) print "n/a"; else printf "%.2f", a/b }'
-}
-row() { # label direct dante hasocks better
+cpugb() { cpu_per_gb "$(v "$1" cpu)" "$(v "$1" bytes)"; }
+row() { # label direct dante hasocks better (ratio hasocks/Dante)
     printf '| %s | %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4" "$(ratio "$4" "$3") ($5)"
 }
 
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
-CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null)
 DVER=$("$DANTED" -v 2>&1 | head -n1 | sed 's/\. *Copyright.*//')
 {
-    echo "# hasocks server vs Dante: loopback benchmark"
+    echo "## hasocks server vs Dante"
     echo
     echo "- date: $DATE"
-    echo "- machine: $(nproc) CPUs ($CPU), Linux $(uname -r); client, target and server share these CPUs"
+    echo "- machine: $(machine); client, target and server share these CPUs"
     echo "- command: \`$COMMAND\`"
     echo "- Dante: $DVER, \`danted -f FILE -N 2\`; status: $DANTE_STATUS"
     echo "- hasocks: \`hasocks server -f FILE\` ($("$BIN" --version 2>/dev/null)); status: $HAS_STATUS"
     echo "- both servers read the same sockd.conf (internal/external 127.0.0.1, method none, pass rules, no session logging)"
     echo "- load: \`hasocks bench\` with its in-process target on 127.0.0.1; throughput = upload only (client -> target), counted at the target; sessions = connect + greeting + CONNECT + ${PAYLOAD}-byte echo + close"
     echo "- Dante binds its outgoing sockets to 127.0.0.1:0 before connecting, so ports held in TIME_WAIT by earlier sessions make it fail with 'out of free ports' (reply 03); the script waits for TIME_WAIT sockets to expire before each Dante phase. Under sustained load Dante's own TIME_WAITs still accumulate (28k ports / 60 s), which shows up as its errors."
+    echo "- server CPU: $CPU_NOTE; divided by the bytes counted at the target. The load generator shares the $(nproc) CPUs, so raw MB/s is bounded by the generator: CPU-seconds per GB is the efficiency figure"
     echo "- memory: $IDLE idle sessions requested (each CONNECTed, one echo done); RSS = VmRSS summed over the server's processes; PSS from smaps_rollup"
     [ -n "$IDLE_NOTE" ] && echo "- note: $IDLE_NOTE"
     echo
     echo "| metric | direct | Dante | hasocks | hasocks/Dante |"
     echo "|---|---|---|---|---|"
     row "throughput, $STREAMS streams, MB/s" "$(v direct mbs)" "$(v dante mbs)" "$(v hasocks mbs)" "higher is better"
+    row "server CPU during throughput run, s" "-" "$(v dante cpu)" "$(v hasocks cpu)" "info"
+    row "server CPU-seconds per GB moved" "-" "$(cpugb dante)" "$(cpugb hasocks)" "lower is better"
     row "sessions/s, $CONCURRENCY concurrent" "$(v direct sps)" "$(v dante sps)" "$(v hasocks sps)" "higher is better"
     row "session latency p50, ms" "$(ms direct p50)" "$(ms dante p50)" "$(ms hasocks p50)" "lower is better"
     row "session latency p99, ms" "$(ms direct p99)" "$(ms dante p99)" "$(ms hasocks p99)" "lower is better"
@@ -273,6 +169,4 @@ DVER=$("$DANTED" -v 2>&1 | head -n1 | sed 's/\. *Copyright.*//')
     row "RSS per idle session, KiB" "-" "$(v dante rssps)" "$(v hasocks rssps)" "lower is better"
     row "PSS per idle session, KiB" "-" "$(v dante pssps)" "$(v hasocks pssps)" "lower is better"
 } >"$TMP/results.md"
-cat "$TMP/results.md"
-cp "$TMP/results.md" "$RESULTS"
-log "written to $RESULTS"
+publish "$RESULTS"

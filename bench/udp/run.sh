@@ -8,101 +8,45 @@
 # echoed datagrams (each one crossed the proxy twice). Then, against hasocks only, a flood of
 # wrong-source and malformed datagrams into one association, with the server's RSS and open
 # descriptors before and after (memory must stay flat; the sockets go with the association).
-# Writes a markdown section to bench/RESULTS-udp.md (RESULTS=... to change).
+# Writes a markdown section to bench/results/udp.md (RESULTS=... to change), merged into
+# bench/RESULTS.md by bench/merge.sh.
 #
 # Usage: bench/udp/run.sh    Env: HASOCKS_BIN, LOAD_BIN (else built with cargo --release),
 #        DANTED=/usr/sbin/danted DURATION=5 WINDOW=32 FLOOD_SECS=5
 # Run as root (Dante wants user.privileged: root). Loopback only.
 set -u
-cd "$(dirname "$0")/../.." || exit 1
-REPO=$(pwd)
+. "$(dirname "$0")/../lib.sh"
 DURATION=${DURATION:-5}
 WINDOW=${WINDOW:-32}
 FLOOD_SECS=${FLOOD_SECS:-5}
 DANTED=${DANTED:-/usr/sbin/danted}
-RESULTS=${RESULTS:-$REPO/bench/RESULTS-udp.md}
-PY=/usr/bin/python3
-log() { printf '%s\n' "$*" >&2; }
+RESULTS=${RESULTS:-$REPO/bench/results/udp.md}
+record_command bench/udp/run.sh "$@"
 
-TGT=${CARGO_TARGET_DIR:-$REPO/target}
-if [ -z "${HASOCKS_BIN:-}" ] || [ -z "${LOAD_BIN:-}" ]; then
-    log "building hasocks and the udp_load example (release)..."
-    cargo build --release -p hasocks >&2 && cargo build --release -p server --example udp_load >&2 \
-        || { log "cargo build failed"; exit 1; }
-fi
-HASOCKS_BIN=${HASOCKS_BIN:-$TGT/release/hasocks}
-LOAD_BIN=${LOAD_BIN:-$TGT/release/examples/udp_load}
-[ -x "$HASOCKS_BIN" ] && [ -x "$LOAD_BIN" ] || { log "missing $HASOCKS_BIN or $LOAD_BIN"; exit 1; }
+need_hasocks
+need_example server udp_load
+bench_tmp hasocks-udpbench
 
-TMP=$(mktemp -d /tmp/hasocks-udpbench.XXXXXX)
-chmod 755 "$TMP"
-PIDS=""
-cleanup() {
-    for p in $PIDS; do kill "$p" 2>/dev/null; done
-    for p in $PIDS; do wait "$p" 2>/dev/null; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-write_conf() { # FILE PORT
-    cat >"$1" <<EOF
-internal: 127.0.0.1 port = $2
-external: 127.0.0.1
-socksmethod: none
-user.privileged: root
-user.unprivileged: nobody
-client pass { from: 0/0 to: 0/0 }
-socks pass { from: 0/0 to: 0/0 }
-EOF
-}
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 nfd() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
-# CPU ticks (user+system) of a process and all its descendants (Dante forks helpers).
-cpu_ticks() {
-    local all=$1 frontier=$1 next p total=0
-    while [ -n "$frontier" ]; do
-        next=""
-        for p in $frontier; do next="$next $(pgrep -P "$p" | tr '\n' ' ')"; done
-        frontier=$(echo $next)
-        all="$all $frontier"
-    done
-    for p in $all; do
-        total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-    done
-    echo "$total"
-}
-HZ=$(getconf CLK_TCK)
-
 declare -A DPS MBIT PERCPU
 run_server() { # NAME
     local name=$1 port pid
     port=$(free_port)
-    write_conf "$TMP/$name.conf" "$port"
+    sockd_conf 127.0.0.1 "$port" "$TMP/$name.out" >"$TMP/$name.conf"
     if [ "$name" = hasocks ]; then
         "$HASOCKS_BIN" server -f "$TMP/$name.conf" 2>"$TMP/$name.log" &
     else
         "$DANTED" -f "$TMP/$name.conf" 2>"$TMP/$name.log" &
     fi
     pid=$!
-    PIDS="$PIDS $pid"
-    wait_port "$port" || { log "$name did not start"; cat "$TMP/$name.log" >&2; return 1; }
+    track "$pid"
+    wait_port "$port" "$pid" || { log "$name did not start"; cat "$TMP/$name.log" >&2; return 1; }
     for assoc in 1 50; do
         for size in 64 1400; do
-            local out t0 t1 cpu
-            t0=$(cpu_ticks "$pid")
-            out=$("$LOAD_BIN" "127.0.0.1:$port" --assoc "$assoc" --secs "$DURATION" --size "$size" --window "$WINDOW" 2>>"$TMP/load.err")
-            t1=$(cpu_ticks "$pid")
-            cpu=$(awk -v t="$((t1 - t0))" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
+            local out cpu
+            out=$(run_cpu "$TMP/cpu" "$pid" -- "$LOAD_BIN" "127.0.0.1:$port" --assoc "$assoc" --secs "$DURATION" --size "$size" --window "$WINDOW" 2>>"$TMP/load.err")
+            cpu=$(cat "$TMP/cpu")
             log "$name: $out server_cpu_s=$cpu"
             PERCPU[$name,$assoc,$size]=$(echo " $out" | awk -v c="$cpu" '{ for (i = 1; i <= NF; i++) if ($i ~ /^echoes=/) { split($i, kv, "="); if (c > 0) printf "%.0f", kv[2] / c; else print "n/a" } }')
             DPS[$name,$assoc,$size]=$(echo " $out" | field dgram_per_s)
@@ -117,7 +61,7 @@ run_server() { # NAME
 FLOOD_LINE=""
 flood() { # PORT PID: wrong-source + malformed flood into one association; RSS/fds around it
     local port=$1 pid=$2 rss0 fd0 rss1 fd1 rss2 fd2
-    rss0=$(rss_kb "$pid"); fd0=$(nfd "$pid")
+    rss0=$(mem_kb VmRSS "$pid"); fd0=$(nfd "$pid")
     local res
     res=$($PY - "$port" "$FLOOD_SECS" "$pid" <<'EOF'
 import socket, struct, sys, time
@@ -151,7 +95,7 @@ EOF
     read -r sent mid after <<<"$res"
     # The association's sockets go with its control connection.
     for _ in $(seq 1 50); do [ "$(nfd "$pid")" -le "$fd0" ] && break; sleep 0.1; done
-    rss2=$(rss_kb "$pid"); fd2=$(nfd "$pid")
+    rss2=$(mem_kb VmRSS "$pid"); fd2=$(nfd "$pid")
     FLOOD_LINE="flood of $sent bad datagrams in ${FLOOD_SECS} s into one hasocks association: RSS ${rss0} kB before, ${mid} kB halfway, ${after} kB at the end, ${rss2} kB after the association closed; open descriptors ${fd0} before, ${fd2} after"
     log "$FLOOD_LINE"
 }
@@ -159,12 +103,14 @@ EOF
 run_server hasocks || exit 1
 run_server dante || exit 1
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 {
-    echo "## UDP ASSOCIATE throughput (bench/udp/run.sh)"
+    echo "## UDP ASSOCIATE through hasocks vs Dante"
     echo
-    echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), loopback."
-    echo "hasocks: $HASOCKS_BIN (release). Dante: $("$DANTED" -v 2>&1 | head -n1)."
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $(machine), loopback"
+    echo "- command: \`$COMMAND\`"
+    echo
+    echo "hasocks: $HASOCKS_BIN (release). Dante: $("$DANTED" -v 2>&1 | head -n1 | sed 's/\. *Copyright.*//')."
     echo "Load: crates/server/examples/udp_load.rs, ${DURATION} s per case, window ${WINDOW} datagrams"
     echo "per association, echo server on 127.0.0.1 in the load process. A datagram/s = one echoed"
     echo "datagram (it crossed the proxy twice); Mbit/s = echoed payload bits per second."
@@ -178,13 +124,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
         done
     done
     echo
-    echo "\"per server CPU-s\": echoed datagrams divided by the CPU time (user+system, all processes)"
-    echo "the server used during the case - its efficiency, independent of what the generator costs."
+    echo "\"per server CPU-s\": echoed datagrams divided by the CPU time the server used during the"
+    echo "case - its efficiency, independent of what the generator costs. CPU time: $CPU_NOTE."
     echo
     echo "Memory under a flood: $FLOOD_LINE."
     echo
     echo "Load average when the run ended: $(cut -d' ' -f1-3 /proc/loadavg) (anything above the CPU count"
     echo "means other work shared the machine and the dgram/s columns are low for both servers)."
-} >"$RESULTS"
-log "written: $RESULTS"
-cat "$RESULTS"
+} >"$TMP/results.md"
+publish "$RESULTS"
