@@ -182,6 +182,10 @@ impl<'a> Relay<'a> {
         // One timer for the whole association, re-armed only when it fires early.
         let sleep = tokio::time::sleep_until(last + idle_span);
         tokio::pin!(sleep);
+        // Registered once: a fresh `cancelled()` per loop turn would lock the token's waiter
+        // list on every wake-up of a busy association.
+        let stopped = hard_stop.cancelled();
+        tokio::pin!(stopped);
         let end = loop {
             tokio::select! {
                 r = control.read(&mut ctl) => match r {
@@ -209,7 +213,7 @@ impl<'a> Relay<'a> {
                     }
                     sleep.as_mut().reset(due);
                 }
-                () = hard_stop.cancelled() => break End::Cancelled,
+                () = &mut stopped => break End::Cancelled,
             }
             if std::mem::take(&mut self.active) {
                 last = Instant::now();
