@@ -70,3 +70,9 @@ impl fmt::Display for ConfWarning {
         }
     }
 }
+
+/// The message for a keyword the original program has and hasocks refuses, the same in both
+/// config languages.
+pub fn not_supported(keyword: &str) -> String {
+    format!("keyword \"{keyword}\" is not supported by hasocks")
+}

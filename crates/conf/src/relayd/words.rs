@@ -34,10 +34,7 @@ pub(crate) fn is_unsupported(w: &str) -> bool {
     UNSUPPORTED.split_ascii_whitespace().any(|r| r == w)
 }
 
-/// The `not supported` message for a keyword.
-pub(crate) fn not_supported(keyword: &str) -> String {
-    format!("keyword \"{keyword}\" is not supported by hasocks")
-}
+pub(crate) use crate::error::not_supported;
 
 /// A port: a number 1-65535 or a service name.
 pub(crate) fn port(s: &str) -> Result<u16, String> {

@@ -96,10 +96,7 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
         }
         c.bump();
         if is_unsupported(&kw.text) {
-            return Err(c.err_word(
-                &kw,
-                format!("keyword \"{}\" is not supported by hasocks", kw.text),
-            ));
+            return Err(c.err_word(&kw, crate::error::not_supported(&kw.text)));
         }
         if !is_setting(&kw.text) {
             let msg = if is_rule_item(&kw.text) {

@@ -110,10 +110,7 @@ pub(super) fn rule(c: &mut Cursor<'_>) -> Result<(bool, Rule), ConfError> {
         }
         c.bump();
         if is_unsupported(&kw.text) {
-            return Err(c.err_word(
-                &kw,
-                format!("keyword \"{}\" is not supported by hasocks", kw.text),
-            ));
+            return Err(c.err_word(&kw, crate::error::not_supported(&kw.text)));
         }
         if !is_rule_item(&kw.text) {
             let msg = if is_setting(&kw.text) {
