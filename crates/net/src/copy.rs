@@ -95,6 +95,33 @@ pub(crate) enum Fault {
     Write(io::Error),
 }
 
+// Buffers of idle directions wait here for the next direction that needs one, so a busy
+// server does not zero and free 32 KiB at every message. Per thread (no locking), bounded.
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+/// Buffers kept per thread for reuse (at the default size, 2 MiB).
+const POOL_MAX: usize = 64;
+
+fn take_buf(size: usize) -> Vec<u8> {
+    POOL.with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.pop()))
+        .filter(|b| b.len() == size)
+        .unwrap_or_else(|| vec![0u8; size])
+}
+
+fn give_buf(buf: Vec<u8>) {
+    if buf.is_empty() {
+        return;
+    }
+    POOL.with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            if p.len() < POOL_MAX {
+                p.push(buf);
+            }
+        }
+    });
+}
+
 /// One direction of the copy: read from one stream into a buffer, write it to the other.
 /// The buffer exists only while bytes are moving: it is allocated when the reader becomes
 /// readable and freed when the direction goes idle with nothing buffered, so an idle session
@@ -148,7 +175,7 @@ impl Half {
             if !self.read_eof && self.buf.is_empty() {
                 // No buffer while idle: wait for readability first, then allocate.
                 match r.poll_read_ready(cx) {
-                    Poll::Ready(Ok(())) => self.buf = vec![0u8; self.size],
+                    Poll::Ready(Ok(())) => self.buf = take_buf(self.size),
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Fault::Read(e))),
                     Poll::Pending => return Poll::Pending,
                 }
@@ -170,7 +197,7 @@ impl Half {
                     Poll::Pending => {
                         if self.pos == self.cap {
                             // Idle with nothing buffered: give the memory back.
-                            self.buf = Vec::new();
+                            give_buf(std::mem::take(&mut self.buf));
                             (self.pos, self.cap) = (0, 0);
                             return Poll::Pending;
                         }
@@ -213,6 +240,12 @@ impl Half {
                 };
             }
         }
+    }
+}
+
+impl Drop for Half {
+    fn drop(&mut self) {
+        give_buf(std::mem::take(&mut self.buf));
     }
 }
 

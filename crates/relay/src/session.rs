@@ -91,7 +91,6 @@ pub(crate) async fn serve(
         .get(host)
         .map_or("?", |h| h.name.as_str())
         .to_string();
-    let host_addr = backend.peer_addr().ok();
     let _on_host = OpenGuard::new(table, host);
     let mut backend = backend;
     if relay.send_proxy_v2 {
@@ -110,6 +109,12 @@ pub(crate) async fn serve(
     let opts = CopyOpts {
         idle_timeout: relay.idle_timeout,
         cancel: Some(cancel),
+    };
+    // Only a log line needs the host's address: no getpeername(2) per session otherwise.
+    let host_addr = if relay.log == LogConnections::Off {
+        None
+    } else {
+        backend.peer_addr().ok()
     };
     let report = pump(client, backend, opts).await;
     let is_error = matches!(report.end, EndReason::ErrorA | EndReason::ErrorB);
