@@ -3,6 +3,7 @@
 //! node, not the relay), port from `udp.portrange` or ephemeral, the reply, the relay loop
 //! (in `relay`), and the association's log lines.
 
+mod batch;
 mod cache;
 mod relay;
 mod source;

@@ -2,9 +2,9 @@
 //! client-side socket and the (lazily created) outgoing sockets, and moves datagrams both
 //! ways until the control connection closes, `timeout.io.udp` passes, or the server stops.
 //!
-//! Memory stays flat under a flood: datagrams are read into one fixed buffer per worker
-//! thread (nothing is held across an await except a datagram waiting for its name to
-//! resolve), caches are bounded, and everything dropped is only counted.
+//! Memory stays flat under a flood: datagrams are read in batches into fixed buffers per
+//! worker thread (nothing is held across an await except the rest of a batch waiting for a
+//! name to resolve), caches are bounded, and everything dropped is only counted.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -19,6 +19,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
+use super::batch::Batch;
 use super::cache::Bounded;
 use super::source::Expected;
 use crate::logger::Level;
@@ -30,7 +31,8 @@ use crate::session::{resolve, Session};
 const HEAD: usize = 24;
 /// The largest datagram plus that room.
 const BUF_LEN: usize = HEAD + 65536;
-/// Datagrams handled per wake-up before the other sockets get their turn.
+/// Datagrams handled per wake-up before the other sockets get their turn (a multiple of
+/// `batch::SLOTS`).
 const BATCH: usize = 64;
 /// Entries per cache (names, verdicts per destination, verdicts per replying peer).
 const CACHE_CAP: usize = 256;
@@ -38,9 +40,9 @@ const CACHE_CAP: usize = 256;
 const RESOLVE_LIMIT: Duration = Duration::from_secs(10);
 
 thread_local! {
-    // One buffer per worker thread: a datagram is read, handled and sent without an await
-    // in between, so no association ever needs a buffer of its own.
-    static BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; BUF_LEN].into_boxed_slice());
+    // One set of batch buffers per worker thread: a batch is read, handled and sent without
+    // an await in between, so no association ever needs buffers of its own.
+    static BUF: RefCell<Batch> = RefCell::new(Batch::new(BUF_LEN));
 }
 
 /// Why an association ended.
@@ -114,11 +116,22 @@ pub(crate) enum Defer {
     Open(IpAddr),
 }
 
-/// An outgoing socket slot: not yet opened, open, or known not to work (logged once).
+/// An outgoing socket slot: not yet opened, open (with whether it is an IPv4 socket), or
+/// known not to work (logged once).
 enum Out {
     Unopened,
-    Open(UdpSocket),
+    Open(UdpSocket, bool),
     Failed,
+}
+
+/// What becomes of a datagram from the client.
+enum Step {
+    /// Dropped (and counted) or nothing more to do.
+    Done,
+    /// It must wait for this first.
+    Defer(Defer),
+    /// Its payload (from this offset) goes to this address.
+    Send(usize, SocketAddr),
 }
 
 /// One association's state.
@@ -127,6 +140,8 @@ pub(crate) struct Relay<'a> {
     rule: &'a CompiledRule,
     prefix: String,
     client_sock: UdpSocket,
+    /// Whether the client-side socket is an IPv4 one.
+    client_v4: bool,
     expected: Expected,
     /// The client's UDP address as the socket reports it (for sending back).
     client: Option<SocketAddr>,
@@ -138,8 +153,10 @@ pub(crate) struct Relay<'a> {
     last_verdict: Option<(SocketAddr, bool)>,
     last_reply_verdict: Option<(SocketAddr, bool)>,
     stats: Stats,
-    /// A datagram waiting for its target name to resolve.
+    /// Datagrams (back to back) waiting for the first one's target name or socket.
     stash: Vec<u8>,
+    /// Length and source of each stashed datagram.
+    stashed: Vec<(usize, SocketAddr)>,
     /// Something was relayed since the flag was last cleared.
     active: bool,
 }
@@ -153,11 +170,15 @@ impl<'a> Relay<'a> {
         expected: Expected,
         prefix: String,
     ) -> Self {
+        let client_v4 = client_sock
+            .local_addr()
+            .map_or(sess.internal.is_ipv4(), |a| a.is_ipv4());
         Self {
             sess,
             rule,
             prefix,
             client_sock,
+            client_v4,
             expected,
             client: None,
             out4: Out::Unopened,
@@ -169,6 +190,7 @@ impl<'a> Relay<'a> {
             last_reply_verdict: None,
             stats: Stats::default(),
             stash: Vec::new(),
+            stashed: Vec::new(),
             active: false,
         }
     }
@@ -199,7 +221,7 @@ impl<'a> Relay<'a> {
                         break End::SocketError;
                     }
                     match self.drain_client() {
-                        Ok(Some((defer, src))) => self.settle(defer, src).await,
+                        Ok(Some(defer)) => self.settle(defer).await,
                         Ok(None) => {}
                         Err(_) => break End::SocketError,
                     }
@@ -222,93 +244,165 @@ impl<'a> Relay<'a> {
         (self.stats, end)
     }
 
-    /// Reads a batch of client datagrams. Stops early when a datagram needs an await first
-    /// (the datagram waits in `stash`).
-    fn drain_client(&mut self) -> io::Result<Option<(Defer, SocketAddr)>> {
+    /// Reads client datagrams in batches and sends what passes. Stops early when a datagram
+    /// needs an await first (it and the rest of its batch wait in `stash`).
+    fn drain_client(&mut self) -> io::Result<Option<Defer>> {
         BUF.with(|cell| {
-            let Ok(mut buf) = cell.try_borrow_mut() else {
+            let Ok(mut b) = cell.try_borrow_mut() else {
                 return Ok(None);
             };
-            for _ in 0..BATCH {
-                match self.client_sock.try_recv_from(&mut buf[..]) {
-                    Ok((n, src)) => {
-                        let dg = buf.get(..n).unwrap_or_default();
-                        if let Some(defer) = self.on_client_datagram(dg, src) {
-                            self.stash.clear();
-                            self.stash.extend_from_slice(dg);
-                            return Ok(Some((defer, src)));
-                        }
-                    }
+            let mut handled = 0;
+            while handled < BATCH {
+                let n = match b.recv(&self.client_sock, self.client_v4, 0) {
+                    Ok(0) => break,
+                    Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     // ICMP errors for earlier sends surface here on some systems: not fatal.
                     Err(e)
                         if matches!(
                             e.kind(),
                             io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
-                        ) => {}
+                        ) =>
+                    {
+                        handled += 1;
+                        continue;
+                    }
                     Err(e) => return Err(e),
+                };
+                handled += n;
+                for i in 0..n {
+                    let (len, src) = b.got(i);
+                    let Some(src) = src else {
+                        continue;
+                    };
+                    let dg = b.slot(i).get(..len).unwrap_or_default();
+                    match self.classify(dg, src) {
+                        Step::Done => {}
+                        Step::Send(off, dest) => {
+                            let q = usize::from(!dest.is_ipv4());
+                            if !b.queue(q, i, off..len, dest, len.saturating_sub(off)) {
+                                self.stats.undeliverable += 1;
+                            }
+                        }
+                        Step::Defer(defer) => {
+                            // What came before goes first; the rest waits for the await.
+                            self.flush_up(&mut b);
+                            self.stash.clear();
+                            self.stashed.clear();
+                            for j in i..n {
+                                let (len, src) = b.got(j);
+                                if let Some(src) = src {
+                                    let dg = b.slot(j).get(..len).unwrap_or_default();
+                                    self.stash.extend_from_slice(dg);
+                                    self.stashed.push((dg.len(), src));
+                                }
+                            }
+                            return Ok(Some(defer));
+                        }
+                    }
                 }
+                self.flush_up(&mut b);
             }
             Ok(None)
         })
     }
 
-    /// Handles one datagram from the client-side socket. Returns what must be awaited
-    /// before it can go (the caller keeps the datagram and calls again afterwards).
+    /// Sends what a client batch queued, per outgoing socket, and counts it.
+    fn flush_up(&mut self, b: &mut Batch) {
+        let up4 = b.flush(0, open(&self.out4));
+        let up6 = b.flush(1, open(&self.out6));
+        for sent in [up4, up6] {
+            self.stats.up_dgrams += sent.dgrams;
+            self.stats.up_bytes += sent.bytes;
+            self.stats.undeliverable += sent.failed;
+            self.active |= sent.dgrams > 0;
+        }
+    }
+
+    /// Handles one datagram from the client-side socket, sending it on its own. Returns what
+    /// must be awaited before it can go (the caller keeps the datagram and calls again
+    /// afterwards).
     fn on_client_datagram(&mut self, dg: &[u8], src: SocketAddr) -> Option<Defer> {
+        match self.classify(dg, src) {
+            Step::Done => None,
+            Step::Defer(d) => Some(d),
+            Step::Send(off, dest) => {
+                self.send_out(dg.get(off..).unwrap_or_default(), dest);
+                None
+            }
+        }
+    }
+
+    /// Checks one datagram from the client: drops (and counts) what must not pass, and says
+    /// where the rest goes or what it waits for.
+    fn classify(&mut self, dg: &[u8], src: SocketAddr) -> Step {
         if !self.expected.accepts(src) {
             self.stats.wrong_source += 1;
-            return None;
+            return Step::Done;
         }
         let Ok((hdr, len)) = UdpHeader::decode(dg) else {
             self.stats.malformed += 1;
-            return None;
+            return Step::Done;
         };
         if hdr.frag != 0 {
             self.stats.fragmented += 1;
-            return None;
+            return Step::Done;
         }
         self.expected.learn(src);
         self.client = Some(src);
-        let payload = dg.get(len..).unwrap_or_default();
         let dest = match &hdr.target {
             TargetAddr::Ip(a) => *a,
             TargetAddr::Domain(name, port) => match self.names.get(name.as_str()) {
                 Some(Some(ip)) => SocketAddr::new(ip, *port),
                 Some(None) => {
                     self.stats.unresolved += 1;
-                    return None;
+                    return Step::Done;
                 }
-                None => return Some(Defer::Resolve(name.clone(), *port)),
+                None => return Step::Defer(Defer::Resolve(name.clone(), *port)),
             },
         };
         if !self.allowed(&hdr.target, dest.ip(), src) {
             self.stats.blocked += 1;
-            return None;
+            return Step::Done;
         }
         if matches!(self.slot(dest.is_ipv4()), Out::Unopened) {
-            return Some(Defer::Open(dest.ip()));
+            return Step::Defer(Defer::Open(dest.ip()));
         }
-        self.send_out(payload, dest);
-        None
+        Step::Send(len.min(dg.len()), dest)
     }
 
-    /// Does what a stashed datagram waits for, then delivers it.
-    async fn settle(&mut self, mut defer: Defer, src: SocketAddr) {
-        // At most one name and one socket stand between a datagram and its sending.
-        for _ in 0..3 {
-            match defer {
-                Defer::Resolve(name, port) => self.resolve_name(name, port, src).await,
-                Defer::Open(dest) => self.open_out(dest).await,
-            }
-            let stash = std::mem::take(&mut self.stash);
-            let next = self.on_client_datagram(&stash, src);
-            self.stash = stash;
-            match next {
-                Some(d) => defer = d,
-                None => return,
+    /// Does what the first stashed datagram waits for, then delivers the stash in order.
+    async fn settle(&mut self, defer: Defer) {
+        let stash = std::mem::take(&mut self.stash);
+        let stashed = std::mem::take(&mut self.stashed);
+        let mut at = 0;
+        let mut first = Some(defer);
+        for &(len, src) in &stashed {
+            let dg = stash.get(at..at + len).unwrap_or_default();
+            at += len;
+            let mut next = match first.take() {
+                Some(d) => Some(d),
+                None => self.on_client_datagram(dg, src),
+            };
+            // At most one name and one socket stand between a datagram and its sending.
+            for _ in 0..3 {
+                let Some(d) = next else {
+                    break;
+                };
+                match d {
+                    Defer::Resolve(name, port) => self.resolve_name(name, port, src).await,
+                    Defer::Open(dest) => self.open_out(dest).await,
+                }
+                next = self.on_client_datagram(dg, src);
             }
         }
+        // Kept for the next time unless a large batch made it big.
+        if stash.capacity() <= BUF_LEN {
+            self.stash = stash;
+            self.stash.clear();
+        }
+        self.stashed = stashed;
+        self.stashed.clear();
     }
 
     /// Resolves a datagram's target name; the answer is cached, also when there is none.
@@ -437,7 +531,7 @@ impl<'a> Relay<'a> {
     /// Sends a payload to the remote from the outgoing socket of its family.
     fn send_out(&mut self, payload: &[u8], dest: SocketAddr) {
         let sent = match self.slot(dest.is_ipv4()) {
-            Out::Open(sock) => sock.try_send_to(payload, dest).is_ok(),
+            Out::Open(sock, _) => sock.try_send_to(payload, dest).is_ok(),
             _ => false,
         };
         if sent {
@@ -455,9 +549,9 @@ impl<'a> Relay<'a> {
     /// once and remembered.
     async fn open_out(&mut self, dest: IpAddr) {
         let opened = match self.bind_out(dest) {
-            Ok(s) => {
+            Ok((s, v4)) => {
                 let _ = tokio::time::timeout(Duration::from_secs(1), s.writable()).await;
-                Out::Open(s)
+                Out::Open(s, v4)
             }
             Err(e) => {
                 self.sess.log_if(
@@ -482,42 +576,54 @@ impl<'a> Relay<'a> {
         }
     }
 
-    fn bind_out(&self, dest: IpAddr) -> Result<UdpSocket, String> {
+    /// A nonblocking socket for `dest`, and whether it is an IPv4 one.
+    fn bind_out(&self, dest: IpAddr) -> Result<(UdpSocket, bool), String> {
         let src = self.sess.rt.udp_source(dest, self.sess.internal)?;
         let s =
             StdUdpSocket::bind(SocketAddr::new(src, 0)).map_err(|e| format!("bind {src}: {e}"))?;
         s.set_nonblocking(true).map_err(|e| e.to_string())?;
-        UdpSocket::from_std(s).map_err(|e| e.to_string())
+        let s = UdpSocket::from_std(s).map_err(|e| e.to_string())?;
+        Ok((s, src.is_ipv4()))
     }
 
-    /// Reads a batch of replies on one outgoing socket and sends them to the client wrapped
+    /// Reads replies in batches on one outgoing socket and sends them to the client wrapped
     /// in the SOCKS UDP header naming the replying peer.
     fn drain_out(&mut self, v4: bool) {
         BUF.with(|cell| {
-            let Ok(mut buf) = cell.try_borrow_mut() else {
+            let Ok(mut b) = cell.try_borrow_mut() else {
                 return;
             };
-            for _ in 0..BATCH {
-                let Out::Open(sock) = self.slot(v4) else {
+            let mut handled = 0;
+            while handled < BATCH {
+                let Out::Open(sock, fam4) = (if v4 { &self.out4 } else { &self.out6 }) else {
                     return;
                 };
-                let Some(room) = buf.get_mut(HEAD..) else {
-                    return;
-                };
-                match sock.try_recv_from(room) {
-                    Ok((n, from)) => self.on_reply(&mut buf, n, from),
+                let n = match b.recv(sock, *fam4, HEAD) {
+                    Ok(0) => return,
+                    Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                     Err(_) => {
                         self.stats.undeliverable += 1;
                         return;
                     }
+                };
+                handled += n;
+                for i in 0..n {
+                    if let (len, Some(from)) = b.got(i) {
+                        self.on_reply(&mut b, i, len, from);
+                    }
                 }
+                let sent = b.flush(0, Some(&self.client_sock));
+                self.stats.down_dgrams += sent.dgrams;
+                self.stats.down_bytes += sent.bytes;
+                self.stats.undeliverable += sent.failed;
+                self.active |= sent.dgrams > 0;
             }
         });
     }
 
-    /// Handles one reply held at `buf[HEAD..HEAD + n]`.
-    fn on_reply(&mut self, buf: &mut [u8], n: usize, from: SocketAddr) {
+    /// Handles one reply held at `HEAD..HEAD + n` in slot `i`: queues it for the client.
+    fn on_reply(&mut self, b: &mut Batch, i: usize, n: usize, from: SocketAddr) {
         let Some(client) = self.client else {
             self.stats.undeliverable += 1;
             return;
@@ -527,16 +633,10 @@ impl<'a> Relay<'a> {
             return;
         }
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-        let sent = match put_header(buf, from).and_then(|start| buf.get(start..HEAD + n)) {
-            Some(dg) => self.client_sock.try_send_to(dg, client).is_ok(),
-            None => false,
-        };
-        if sent {
-            self.stats.down_dgrams += 1;
-            self.stats.down_bytes += n as u64;
-            self.active = true;
-        } else {
-            self.stats.undeliverable += 1;
+        let slot = b.slot_mut(i);
+        match put_header(slot, from).filter(|_| HEAD + n <= slot.len()) {
+            Some(start) if b.queue(0, i, start..HEAD + n, client, n) => {}
+            _ => self.stats.undeliverable += 1,
         }
     }
 }
@@ -564,9 +664,17 @@ fn put_header(buf: &mut [u8], from: SocketAddr) -> Option<usize> {
     Some(start)
 }
 
+/// The socket of an open slot.
+fn open(out: &Out) -> Option<&UdpSocket> {
+    match out {
+        Out::Open(s, _) => Some(s),
+        _ => None,
+    }
+}
+
 async fn readable(out: &Out) -> io::Result<()> {
     match out {
-        Out::Open(s) => s.readable().await,
+        Out::Open(s, _) => s.readable().await,
         _ => std::future::pending().await,
     }
 }
