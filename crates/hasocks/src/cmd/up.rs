@@ -22,20 +22,22 @@ pub struct UpArgs {
     /// Port of the status page on 127.0.0.1.
     #[arg(long, default_value_t = 8080)]
     pub status_port: u16,
+    /// Port of the two SOCKS servers on 127.0.0.2 and 127.0.0.3.
+    #[arg(long, default_value_t = 1080)]
+    pub server_port: u16,
     /// Folder for the generated configs and logs (default: a new folder under the temp dir).
     #[arg(long)]
     pub dir: Option<PathBuf>,
 }
 
 const SERVERS: [(&str, &str); 2] = [("a", "127.0.0.2"), ("b", "127.0.0.3")];
-const SERVER_PORT: u16 = 1080;
 
-fn server_conf(ip: &str, log: &Path) -> String {
+fn server_conf(ip: &str, port: u16, log: &Path) -> String {
     format!(
         "# hasocks up: SOCKS server on {ip} (Dante sockd.conf syntax)\n\
          errorlog: stderr\n\
          logoutput: {log}\n\
-         internal: {ip} port = {SERVER_PORT}\n\
+         internal: {ip} port = {port}\n\
          external: {ip}\n\
          socksmethod: none\n\n\
          client pass {{\n        from: 127.0.0.0/8 to: 0/0\n        log: error\n}}\n\n\
@@ -44,10 +46,10 @@ fn server_conf(ip: &str, log: &Path) -> String {
     )
 }
 
-fn relay_conf(port: u16) -> String {
+fn relay_conf(port: u16, server_port: u16) -> String {
     let hosts: Vec<String> = SERVERS
         .iter()
-        .map(|(_, ip)| format!("{ip} port {SERVER_PORT}"))
+        .map(|(_, ip)| format!("{ip} port {server_port}"))
         .collect();
     format!(
         "# hasocks up: the relay (relayd.conf syntax)\n\
@@ -58,7 +60,7 @@ fn relay_conf(port: u16) -> String {
          relay \"socks\" {{\n    listen on 127.0.0.1 port {port}\n    \
          # SOCKS control connections carry UDP associations: no idle cut-off.\n    \
          session timeout 0\n    \
-         forward to <socks> port {SERVER_PORT} mode loadbalance check socks\n}}\n",
+         forward to <socks> port {server_port} mode loadbalance check socks\n}}\n",
         hosts.join(", ")
     )
 }
@@ -76,7 +78,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
     let mut servers = Vec::new();
     for (name, ip) in SERVERS {
         let path = dir.join(format!("sockd-{name}.conf"));
-        let text = server_conf(ip, &dir.join(format!("sockd-{name}.log")));
+        let text = server_conf(ip, args.server_port, &dir.join(format!("sockd-{name}.log")));
         std::fs::write(&path, &text)?;
         let cfg = conf::sockd::parse(&text, &path).map_err(|e| anyhow::anyhow!("{e}"))?;
         let h = ServerHandle::start(cfg)
@@ -85,7 +87,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
         servers.push((path, h));
     }
     let relay_path = dir.join("relayd.conf");
-    let text = relay_conf(args.port);
+    let text = relay_conf(args.port, args.server_port);
     std::fs::write(&relay_path, &text)?;
     let cfg = conf::relayd::parse(&text, &relay_path, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
     let relay = Arc::new(RelayHandle::start(cfg).await.map_err(|e| {
