@@ -75,6 +75,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Throughput mode: move the payload through user space (write/read) instead of
+    /// sendfile/splice; the generator then needs far more CPU.
+    #[arg(long)]
+    pub copy: bool,
 }
 
 /// Where sessions go and how.
@@ -130,7 +134,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
             (ta, addr)
         }
         None => {
-            let a = start_target(args.mode, sink_bytes.clone()).await?;
+            let a = start_target(args.mode, args.copy, sink_bytes.clone()).await?;
             (TargetAddr::Ip(a), Some(a))
         }
     };
@@ -179,7 +183,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
 }
 
 /// In-process target: a sink for throughput (counting what arrives), an echo server otherwise.
-async fn start_target(mode: Mode, sink_bytes: Arc<AtomicU64>) -> anyhow::Result<SocketAddr> {
+async fn start_target(
+    mode: Mode,
+    copy: bool,
+    sink_bytes: Arc<AtomicU64>,
+) -> anyhow::Result<SocketAddr> {
     let l = TcpListener::bind("127.0.0.1:0").await?;
     let addr = l.local_addr()?;
     tokio::spawn(async move {
@@ -191,6 +199,12 @@ async fn start_target(mode: Mode, sink_bytes: Arc<AtomicU64>) -> anyhow::Result<
             };
             let counter = sink_bytes.clone();
             tokio::spawn(async move {
+                if mode == Mode::Throughput && !copy {
+                    // Zero-copy discard; a socket splice cannot take falls back to reading.
+                    if super::zerocopy::sink(&s, &counter).await.is_ok() {
+                        return;
+                    }
+                }
                 if mode == Mode::Throughput {
                     let mut buf = vec![0u8; 256 * 1024];
                     while let Ok(n @ 1..) = s.read(&mut buf).await {
@@ -234,9 +248,18 @@ async fn throughput(
     let before = sink.as_ref().map_or(0, |c| c.load(Ordering::Relaxed));
     let start = Instant::now();
     let end = start + duration;
+    let source = if args.copy {
+        None
+    } else {
+        super::zerocopy::Source::new().ok().map(Arc::new)
+    };
     let mut tasks = JoinSet::new();
     for mut s in streams {
+        let source = source.clone();
         tasks.spawn(async move {
+            if let Some(src) = source {
+                return src.send_until(&s, end).await;
+            }
             let buf = vec![0x5au8; 128 * 1024];
             let mut sent = 0u64;
             loop {
@@ -532,6 +555,7 @@ mod tests {
             credentials: None,
             timeout_ms: 2000,
             json: true,
+            copy: false,
         }
     }
 

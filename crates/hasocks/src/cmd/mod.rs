@@ -5,6 +5,7 @@ pub mod check;
 pub mod relay;
 pub mod server;
 pub mod up;
+pub mod zerocopy;
 
 /// Operator diagnostics (start-up, reload, shutdown) go to stderr; `RUST_LOG` tunes them.
 pub fn init_tracing() {
