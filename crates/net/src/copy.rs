@@ -167,6 +167,7 @@ impl Half {
         r: &mut TcpStream,
         w: &mut TcpStream,
         progress: &mut bool,
+        other_done: bool,
     ) -> Poll<Result<(), Fault>> {
         if self.done {
             return Poll::Ready(Ok(()));
@@ -222,6 +223,12 @@ impl Half {
                     Poll::Pending => return Poll::Pending,
                 }
                 continue;
+            }
+            if self.read_eof && other_done {
+                // The other direction is over too: the session ends here and closing the
+                // socket sends the FIN, so a shutdown(2) would only cost a system call.
+                self.done = true;
+                return Poll::Ready(Ok(()));
             }
             if self.read_eof {
                 // EOF from the reader becomes a write shutdown on the writer (half-close).
@@ -290,11 +297,12 @@ impl Dir {
         r: &mut TcpStream,
         w: &mut TcpStream,
         progress: &mut bool,
+        other_done: bool,
     ) -> Poll<Result<(), Fault>> {
         self.maybe_upgrade();
         match self {
-            Dir::Buf { half, .. } => half.poll_copy(cx, r, w, progress),
-            Dir::Splice(h) => h.poll_copy(cx, r, w, progress),
+            Dir::Buf { half, .. } => half.poll_copy(cx, r, w, progress, other_done),
+            Dir::Splice(h) => h.poll_copy(cx, r, w, progress, other_done),
         }
     }
 
@@ -328,6 +336,8 @@ pub async fn pump(mut a: TcpStream, mut b: TcpStream, opts: CopyOpts) -> CopyRep
         .map(|d| (d, Box::pin(tokio::time::sleep(d))));
     let mut cancelled = opts.cancel.map(|t| Box::pin(t.cancelled_owned()));
     let mut last = Instant::now();
+    // Whether each direction has finished (EOF passed on), as of the last poll.
+    let (mut ab_fin, mut ba_fin) = (false, false);
 
     let end = poll_fn(|cx| {
         if let Some(c) = cancelled.as_mut() {
@@ -336,20 +346,22 @@ pub async fn pump(mut a: TcpStream, mut b: TcpStream, opts: CopyOpts) -> CopyRep
             }
         }
         let mut progress = false;
-        let ab_done = match ab.poll_copy(cx, &mut a, &mut b, &mut progress) {
+        let ab_done = match ab.poll_copy(cx, &mut a, &mut b, &mut progress, ba_fin) {
             Poll::Ready(Ok(())) => true,
             Poll::Ready(Err(f)) => {
                 return Poll::Ready(fault_reason(f, EndReason::ErrorA, EndReason::ErrorB))
             }
             Poll::Pending => false,
         };
-        let ba_done = match ba.poll_copy(cx, &mut b, &mut a, &mut progress) {
+        ab_fin = ab_done;
+        let ba_done = match ba.poll_copy(cx, &mut b, &mut a, &mut progress, ab_fin) {
             Poll::Ready(Ok(())) => true,
             Poll::Ready(Err(f)) => {
                 return Poll::Ready(fault_reason(f, EndReason::ErrorB, EndReason::ErrorA))
             }
             Poll::Pending => false,
         };
+        ba_fin = ba_done;
         if ab_done && ba_done {
             return Poll::Ready(EndReason::Closed);
         }

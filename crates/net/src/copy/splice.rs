@@ -65,10 +65,16 @@ impl SpliceHalf {
         r: &TcpStream,
         w: &TcpStream,
         progress: &mut bool,
+        other_done: bool,
     ) -> Poll<Result<(), Fault>> {
         let flags = SpliceFlags::NONBLOCK | SpliceFlags::MOVE;
         while !self.done {
             if self.in_pipe == 0 {
+                if self.read_eof && other_done {
+                    // The session ends here; closing the socket sends the FIN.
+                    self.done = true;
+                    continue;
+                }
                 if self.read_eof {
                     // Tokio's shutdown is a plain shutdown(2): it never waits.
                     match rustix::net::shutdown(w, rustix::net::Shutdown::Write) {
