@@ -46,7 +46,11 @@ pub(crate) async fn run(
     let what = sess.what(&req);
     let prefix = format!("{} {what}", rule.label());
     let target = req.target.to_string();
-    let log_err = |msg: &str| sess.log_if(rule.log.error || rule.log.connect, Level::Info, msg);
+    let log_err = |msg: &str| {
+        sess.log_if(rule.log.error || rule.log.connect, Level::Info, || {
+            msg.to_string()
+        })
+    };
     let wait_secs = rule.timeouts.connect.unwrap_or(sess.rt.timeouts.connect);
     let deadline = Instant::now() + secs(wait_secs).unwrap_or(DEFAULT_BIND_WAIT);
 
@@ -113,11 +117,9 @@ pub(crate) async fn run(
         "client {} -> internal {} | bind {bound} <- target {target}",
         sess.client, sess.internal
     );
-    sess.log_if(
-        rule.log.connect,
-        Level::Info,
-        &format!("{prefix} [: {route}: listening"),
-    );
+    sess.log_if(rule.log.connect, Level::Info, || {
+        format!("{prefix} [: {route}: listening")
+    });
 
     let mut early = std::mem::take(&mut req.pending);
     let (peer_stream, peer) = loop {
@@ -171,18 +173,14 @@ pub(crate) async fn run(
         .await
         .is_err()
     {
-        sess.log_if(
-            rule.log.error,
-            Level::Info,
-            &format!("{prefix} -: {route}: client went away before the reply"),
-        );
+        sess.log_if(rule.log.error, Level::Info, || {
+            format!("{prefix} -: {route}: client went away before the reply")
+        });
         return;
     }
-    sess.log_if(
-        rule.log.connect,
-        Level::Info,
-        &format!("{prefix} [: {route}: peer connected"),
-    );
+    sess.log_if(rule.log.connect, Level::Info, || {
+        format!("{prefix} [: {route}: peer connected")
+    });
 
     super::relay_tcp(
         sess,

@@ -48,15 +48,13 @@ pub(crate) async fn run(
     let upstream = match outcome {
         Ok(s) => s,
         Err((code, why)) => {
-            sess.log_if(
-                rule.log.error || rule.log.connect,
-                Level::Info,
-                &format!(
+            sess.log_if(rule.log.error || rule.log.connect, Level::Info, || {
+                format!(
                     "{prefix} -: client {} -> target {target}: {why} (reply {:02x})",
                     sess.client,
                     code.as_u8()
-                ),
-            );
+                )
+            });
             reply::fail(&mut client, req.version, code).await;
             return;
         }
@@ -69,18 +67,14 @@ pub(crate) async fn run(
         sess.client, sess.internal
     );
     if let Err(e) = reply::send(&mut client, req.version, ReplyCode::Succeeded, external).await {
-        sess.log_if(
-            rule.log.error,
-            Level::Info,
-            &format!("{prefix} -: {route}: client went away before the reply: {e}"),
-        );
+        sess.log_if(rule.log.error, Level::Info, || {
+            format!("{prefix} -: {route}: client went away before the reply: {e}")
+        });
         return;
     }
-    sess.log_if(
-        rule.log.connect,
-        Level::Info,
-        &format!("{prefix} [: {route}"),
-    );
+    sess.log_if(rule.log.connect, Level::Info, || {
+        format!("{prefix} [: {route}")
+    });
 
     super::relay_tcp(
         sess,

@@ -70,10 +70,11 @@ impl Session {
         format!("{v}/{c}")
     }
 
-    /// Logs a line if the rule asked for this kind of event.
-    pub fn log_if(&self, wanted: bool, level: Level, msg: &str) {
+    /// Logs a line if the rule asked for this kind of event. The line is only formatted
+    /// then: most sessions log nothing, and they should not pay for the text.
+    pub fn log_if(&self, wanted: bool, level: Level, msg: impl FnOnce() -> String) {
         if wanted {
-            self.rt.logger.log(level, msg);
+            self.rt.logger.log(level, &msg());
         }
     }
 }
@@ -117,14 +118,12 @@ pub async fn serve(
 
     let crule = match_client(&rt.client_rules, client, internal, &rt.default_rule);
     if crule.verdict == Verdict::Block {
-        sess.log_if(
-            crule.log.connect || crule.log.error,
-            Level::Info,
-            &format!(
+        sess.log_if(crule.log.connect || crule.log.error, Level::Info, || {
+            format!(
                 "{} client: client {client} -> internal {internal}: blocked",
                 crule.label()
-            ),
-        );
+            )
+        });
         return;
     }
 
@@ -148,10 +147,12 @@ pub async fn serve(
             sess.log_if(
                 crule.log.error || crule.log.connect || rt.debug > 0,
                 Level::Info,
-                &format!(
+                || {
+                    format!(
                     "{} client: client {client} -> internal {internal}: negotiation failed: {e}",
                     crule.label()
-                ),
+                )
+                },
             );
             let _ = stream.shutdown().await;
             return;
@@ -166,15 +167,13 @@ pub async fn serve(
         } else {
             "blocked by rule"
         };
-        sess.log_if(
-            rule.log.connect || rule.log.error,
-            Level::Info,
-            &format!(
+        sess.log_if(rule.log.connect || rule.log.error, Level::Info, || {
+            format!(
                 "{} {} -: client {client} -> target {target_desc}: {why}",
                 rule.label(),
                 sess.what(&req)
-            ),
-        );
+            )
+        });
         let code = ReplyCode::NotAllowed;
         reply::fail(&mut stream, req.version, code).await;
         return;
@@ -186,15 +185,13 @@ pub async fn serve(
             udp::run(&sess, rule, stream, req).await
         }
         _ => {
-            sess.log_if(
-                rule.log.error,
-                Level::Info,
-                &format!(
+            sess.log_if(rule.log.error, Level::Info, || {
+                format!(
                     "{} {} -: client {client} -> target {target_desc}: command not supported yet",
                     rule.label(),
                     sess.what(&req)
-                ),
-            );
+                )
+            });
             reply::fail(&mut stream, req.version, ReplyCode::CommandNotSupported).await;
         }
     }
@@ -371,16 +368,14 @@ pub(crate) async fn relay_tcp(
         EndReason::ErrorB => format!("{other} connection error"),
     };
     let want = rule.log.disconnect || (rule.log.error && report.end != EndReason::Closed);
-    sess.log_if(
-        want,
-        Level::Info,
-        &format!(
+    sess.log_if(want, Level::Info, || {
+        format!(
             "{prefix} ]: {route}: {} bytes up, {} bytes down, {:.3} s, {why}",
             report.a_to_b + early,
             report.b_to_a,
             sess.started.elapsed().as_secs_f64()
-        ),
-    );
+        )
+    });
 }
 
 /// Resolves a host name (getaddrinfo on the blocking pool) under a deadline.

@@ -25,7 +25,11 @@ use source::Expected;
 pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut control: TcpStream, req: Request) {
     let prefix = format!("{} {}", rule.label(), sess.what(&req));
     let declared = req.target.to_string();
-    let log_err = |msg: &str| sess.log_if(rule.log.error || rule.log.connect, Level::Info, msg);
+    let log_err = |msg: &str| {
+        sess.log_if(rule.log.error || rule.log.connect, Level::Info, || {
+            msg.to_string()
+        })
+    };
 
     let sock = match bind_client_side(sess.internal.ip(), rule.udp_portrange) {
         Ok(s) => s,
@@ -59,11 +63,9 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut control: TcpStr
         "client {} -> internal {} | udp {local}{adv_note} <- expected {declared}",
         sess.client, sess.internal
     );
-    sess.log_if(
-        rule.log.connect,
-        Level::Info,
-        &format!("{prefix} [: {route}"),
-    );
+    sess.log_if(rule.log.connect, Level::Info, || {
+        format!("{prefix} [: {route}")
+    });
 
     let expected = match &req.target {
         TargetAddr::Ip(a) => Expected::new(Some(a.ip()), a.port()),
@@ -81,14 +83,12 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut control: TcpStr
         End::SocketError => "client-side UDP socket error",
     };
     let want = rule.log.disconnect || (rule.log.error && !matches!(end, End::ControlClosed));
-    sess.log_if(
-        want,
-        Level::Info,
-        &format!(
+    sess.log_if(want, Level::Info, || {
+        format!(
             "{prefix} ]: {route}: {stats}, {:.3} s, {why}",
             sess.started.elapsed().as_secs_f64()
-        ),
-    );
+        )
+    });
 }
 
 /// Binds the client-side socket on `ip`: a port of `range` when given (starting at a varying

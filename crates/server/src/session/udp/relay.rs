@@ -420,11 +420,9 @@ impl<'a> Relay<'a> {
                 .find(|ip| ip.is_ipv4() == prefer_v4)
                 .or(ips.first().copied()),
             Err(e) => {
-                self.sess.log_if(
-                    self.rule.log.error,
-                    Level::Info,
-                    &format!("{} -: udp from {src}: {e}", self.prefix),
-                );
+                self.sess.log_if(self.rule.log.error, Level::Info, || {
+                    format!("{} -: udp from {src}: {e}", self.prefix)
+                });
                 None
             }
         };
@@ -459,15 +457,14 @@ impl<'a> Relay<'a> {
         let rule = self.first_rule(&facts, &resolved);
         let pass = rule.verdict == Verdict::Pass;
         if !pass {
-            self.sess.log_if(
-                rule.log.connect || rule.log.error,
-                Level::Info,
-                &format!(
-                    "{} {}: udp from {src} to {target}: blocked",
-                    rule.label(),
-                    "socks5/udpassociate"
-                ),
-            );
+            self.sess
+                .log_if(rule.log.connect || rule.log.error, Level::Info, || {
+                    format!(
+                        "{} {}: udp from {src} to {target}: blocked",
+                        rule.label(),
+                        "socks5/udpassociate"
+                    )
+                });
         }
         self.verdicts.insert(target.clone(), pass);
         self.remember(target, pass);
@@ -505,14 +502,13 @@ impl<'a> Relay<'a> {
         let rule = self.first_rule(&facts, &[]);
         let pass = rule.verdict == Verdict::Pass;
         if !pass {
-            self.sess.log_if(
-                rule.log.connect || rule.log.error,
-                Level::Info,
-                &format!(
-                    "{} socks5/udpreply: udp from {from} to {client}: blocked",
-                    rule.label()
-                ),
-            );
+            self.sess
+                .log_if(rule.log.connect || rule.log.error, Level::Info, || {
+                    format!(
+                        "{} socks5/udpreply: udp from {from} to {client}: blocked",
+                        rule.label()
+                    )
+                });
         }
         self.reply_verdicts.insert(from, pass);
         self.last_reply_verdict = Some((from, pass));
@@ -557,10 +553,12 @@ impl<'a> Relay<'a> {
                 self.sess.log_if(
                     self.rule.log.error || self.rule.log.connect,
                     Level::Warn,
-                    &format!(
-                        "{} -: client {}: no outgoing UDP socket for {dest}: {e}",
-                        self.prefix, self.sess.client
-                    ),
+                    || {
+                        format!(
+                            "{} -: client {}: no outgoing UDP socket for {dest}: {e}",
+                            self.prefix, self.sess.client
+                        )
+                    },
                 );
                 Out::Failed
             }
