@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::keywords::service_port;
 use super::{AddrSpec, HostSpec};
+use crate::services::service_port;
 
 /// A network: `ADDR/PREFIX`, `ADDR/NETMASK`, or a bare address (a host route). Host bits
 /// are cleared, as Dante masks the address it stores.

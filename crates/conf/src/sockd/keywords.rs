@@ -52,11 +52,6 @@ pub(super) fn is_unsupported(word: &str) -> bool {
     UNSUPPORTED.contains(&word) || UNSUPPORTED_PREFIXES.iter().any(|p| word.starts_with(p))
 }
 
-/// The port of a service name, if known.
-pub(super) fn service_port(name: &str) -> Option<u16> {
-    crate::services::service_port(name)
-}
-
 /// Syslog facilities accepted after `syslog/`.
 pub(super) const FACILITIES: &[&str] = &[
     "auth", "authpriv", "cron", "daemon", "kern", "lpr", "mail", "news", "syslog", "user", "uucp",
@@ -73,12 +68,5 @@ mod tests {
         assert!(is_unsupported("bandwidth"));
         assert!(!is_unsupported("from"));
         assert!(!is_unsupported("sessionx"));
-    }
-
-    #[test]
-    fn services_resolve_and_unknown_is_none() {
-        assert_eq!(service_port("http"), Some(80));
-        assert_eq!(service_port("socks"), Some(1080));
-        assert_eq!(service_port("gopher"), None);
     }
 }
