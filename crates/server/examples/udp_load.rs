@@ -2,19 +2,31 @@
 //! socks_wire), keeps a window of datagrams in flight on each towards a local UDP echo
 //! server per association it runs itself, and reports echoed datagrams per second and Mbit/s.
 //!
-//! `udp_load PROXY_HOST:PORT [--assoc N] [--secs S] [--size BYTES] [--window W]`
+//! `udp_load PROXY_HOST:PORT [--assoc N] [--secs S] [--size BYTES] [--window W] [--batch B]`
 //! Output: one line `assoc=N size=B secs=S echoes=E dgram_per_s=D mbit_per_s=M unanswered=U`.
 //! Loopback only: the echo server binds 127.0.0.1.
+//!
+//! The generator shares the CPUs with the proxy it measures, so it spends as little as it can
+//! per datagram: the client side and the echo server take up to B datagrams per recvmmsg(2)
+//! and answer a batch of equal datagrams to one peer with one UDP GSO sendmsg(2) (the kernel
+//! cuts it into separate datagrams before any socket sees it, so the proxy under test gets
+//! ordinary datagrams). `--batch 1` is the plain one-receive-one-send loop.
 
+use std::cell::RefCell;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::sys::socket::{
+    recvmmsg, sendmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
+};
 use socks_wire::udp::UdpHeader;
 use socks_wire::v5::{self, Command, Greeting, MethodSelection, Reply, Request};
 use socks_wire::TargetAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UdpSocket};
 
 struct Opts {
@@ -23,13 +35,14 @@ struct Opts {
     secs: u64,
     size: usize,
     window: usize,
+    batch: usize,
 }
 
 fn parse_args() -> Result<Opts, String> {
     let mut args = std::env::args().skip(1);
-    let proxy = args
-        .next()
-        .ok_or("usage: udp_load PROXY:PORT [--assoc N] [--secs S] [--size B] [--window W]")?;
+    let proxy = args.next().ok_or(
+        "usage: udp_load PROXY:PORT [--assoc N] [--secs S] [--size B] [--window W] [--batch B]",
+    )?;
     let proxy: SocketAddr = proxy.parse().map_err(|e| format!("proxy {proxy}: {e}"))?;
     let mut o = Opts {
         proxy,
@@ -37,6 +50,7 @@ fn parse_args() -> Result<Opts, String> {
         secs: 5,
         size: 512,
         window: 32,
+        batch: 32,
     };
     while let Some(flag) = args.next() {
         let v = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -46,21 +60,120 @@ fn parse_args() -> Result<Opts, String> {
             "--secs" => o.secs = n,
             "--size" => o.size = n as usize,
             "--window" => o.window = n as usize,
+            "--batch" => o.batch = (n as usize).clamp(1, MAX_BATCH),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
     Ok(o)
 }
 
+/// Most datagrams per receive or GSO send (the kernel's GSO limit is 64 segments).
+const MAX_BATCH: usize = 64;
+/// Most bytes one GSO send may carry.
+const GSO_MAX_BYTES: usize = 65_507;
+
+thread_local! {
+    /// Receive buffers and headers, one set per runtime thread (nix's headers are not `Send`,
+    /// so they cannot live in a task).
+    static RX: RefCell<Rx> = RefCell::new(Rx::new(65536));
+}
+
+/// Receive buffers and headers for up to `MAX_BATCH` datagrams.
+struct Rx {
+    bufs: Vec<Vec<u8>>,
+    headers: MultiHeaders<SockaddrStorage>,
+    got: Vec<(usize, Option<SockaddrStorage>)>,
+}
+
+impl Rx {
+    fn new(slot: usize) -> Self {
+        Self {
+            bufs: (0..MAX_BATCH).map(|_| vec![0u8; slot]).collect(),
+            headers: MultiHeaders::preallocate(MAX_BATCH, None),
+            got: Vec::with_capacity(MAX_BATCH),
+        }
+    }
+
+    /// Up to `max` waiting datagrams into `got`; `WouldBlock` clears the readiness.
+    fn recv(&mut self, sock: &UdpSocket, max: usize) -> io::Result<usize> {
+        let Self { bufs, headers, got } = self;
+        let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
+            .iter_mut()
+            .take(max)
+            .map(|b| [IoSliceMut::new(b)])
+            .collect();
+        let fd = sock.as_raw_fd();
+        got.clear();
+        sock.try_io(Interest::READABLE, || {
+            let res = recvmmsg(fd, headers, iovs.iter_mut(), MsgFlags::empty(), None)?;
+            got.extend(res.map(|m| (m.bytes, m.address)));
+            Ok(got.len())
+        })
+    }
+}
+
+/// Sends `dgs` (all but the last of one length, the last no longer) to `to` (None on a
+/// connected socket) in one GSO sendmsg, or one plain sendmsg for a single datagram.
+fn send_batch(sock: &UdpSocket, dgs: &[&[u8]], to: Option<&SockaddrStorage>) -> io::Result<()> {
+    let seg = dgs.first().map_or(0, |d| d.len()) as u16;
+    let iovs: Vec<IoSlice<'_>> = dgs.iter().map(|d| IoSlice::new(d)).collect();
+    let gso = [ControlMessage::UdpGsoSegments(&seg)];
+    let cmsgs: &[ControlMessage] = if dgs.len() > 1 { &gso } else { &[] };
+    let fd = sock.as_raw_fd();
+    sock.try_io(Interest::WRITABLE, || {
+        sendmsg(fd, &iovs, cmsgs, MsgFlags::empty(), to)
+            .map(drop)
+            .map_err(io::Error::from)
+    })
+}
+
+/// Sends `count` copies of `dg` on the connected `sock`, in batches of at most `batch`;
+/// returns how many went.
+async fn send_copies(sock: &UdpSocket, dg: &[u8], count: usize, batch: usize) -> u64 {
+    let per = batch.min(GSO_MAX_BYTES / dg.len().max(1)).max(1);
+    let mut sent = 0;
+    while sent < count {
+        let n = per.min(count - sent);
+        let copies = vec![dg; n];
+        if sock.writable().await.is_err() {
+            break;
+        }
+        match send_batch(sock, &copies, None) {
+            Ok(()) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
+        }
+    }
+    sent as u64
+}
+
 /// A UDP echo server on 127.0.0.1, one per association (so one association's window never
-/// overflows another's receive queue), served by a task of this runtime.
-async fn start_echo() -> std::io::Result<SocketAddr> {
+/// overflows another's receive queue), served by a task of this runtime. Each received batch
+/// goes back in runs of equal datagrams to one peer, each run in one send.
+async fn start_echo(batch: usize) -> std::io::Result<SocketAddr> {
     let s = UdpSocket::bind("127.0.0.1:0").await?;
     let addr = s.local_addr()?;
     tokio::spawn(async move {
-        let mut buf = vec![0u8; 65536];
-        while let Ok((n, from)) = s.recv_from(&mut buf).await {
-            let _ = s.send_to(&buf[..n], from).await;
+        while s.readable().await.is_ok() {
+            RX.with_borrow_mut(|rx| {
+                let Ok(n) = rx.recv(&s, batch) else {
+                    return;
+                };
+                let mut i = 0;
+                while i < n {
+                    let (len, from) = rx.got[i];
+                    let mut j = i + 1;
+                    while j < n && rx.got[j] == (len, from) && (j - i + 1) * len <= GSO_MAX_BYTES {
+                        j += 1;
+                    }
+                    let dgs: Vec<&[u8]> = rx.bufs[i..j].iter().map(|b| &b[..len]).collect();
+                    if let Some(to) = from {
+                        // A full send buffer drops the run, as a plain echo server would.
+                        let _ = send_batch(&s, &dgs, Some(&to));
+                    }
+                    i = j;
+                }
+            });
         }
     });
     Ok(addr)
@@ -126,7 +239,7 @@ struct Totals {
 }
 
 async fn blast(o: Arc<Opts>, totals: Arc<Totals>, stop: Arc<AtomicBool>) -> Result<(), String> {
-    let echo = start_echo()
+    let echo = start_echo(o.batch)
         .await
         .map_err(|e| format!("echo server: {e}"))?;
     let (_ctl, bnd) = associate(o.proxy).await?;
@@ -138,30 +251,30 @@ async fn blast(o: Arc<Opts>, totals: Arc<Totals>, stop: Arc<AtomicBool>) -> Resu
     UdpHeader::new(TargetAddr::Ip(echo)).encode(&mut dg);
     let head = dg.len();
     dg.resize(head + o.size, b'u');
-    let mut buf = vec![0u8; 65536];
-    let (mut echoes, mut bytes, mut sent) = (0u64, 0u64, 0u64);
-    for _ in 0..o.window {
-        sock.send(&dg).await.map_err(|e| e.to_string())?;
-        sent += 1;
-    }
+    let (mut echoes, mut bytes) = (0u64, 0u64);
+    let mut sent = send_copies(&sock, &dg, o.window, o.batch).await;
     while !stop.load(Ordering::Relaxed) {
-        match tokio::time::timeout(Duration::from_millis(200), sock.recv(&mut buf)).await {
-            Ok(Ok(n)) => {
-                echoes += 1;
-                bytes += n.saturating_sub(head) as u64;
-                if sock.send(&dg).await.is_ok() {
-                    sent += 1;
-                }
+        match tokio::time::timeout(Duration::from_millis(200), sock.readable()).await {
+            Ok(Ok(())) => {
+                let got = RX.with_borrow_mut(|rx| {
+                    rx.recv(&sock, o.batch).map(|n| {
+                        let b = rx
+                            .got
+                            .iter()
+                            .map(|(len, _)| len.saturating_sub(head) as u64);
+                        (n, b.sum::<u64>())
+                    })
+                });
+                let Ok((n, b)) = got else {
+                    continue;
+                };
+                echoes += n as u64;
+                bytes += b;
+                sent += send_copies(&sock, &dg, n, o.batch).await;
             }
-            Ok(Err(_)) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
             // Nothing for 200 ms: the window was lost; refill it.
-            Err(_) => {
-                for _ in 0..o.window {
-                    if sock.send(&dg).await.is_ok() {
-                        sent += 1;
-                    }
-                }
-            }
+            Err(_) => sent += send_copies(&sock, &dg, o.window, o.batch).await,
         }
     }
     totals.echoes.fetch_add(echoes, Ordering::Relaxed);

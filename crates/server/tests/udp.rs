@@ -50,6 +50,30 @@ async fn echo_through_an_association_to_an_ipv4_target() {
 }
 
 #[tokio::test]
+async fn a_burst_of_equal_datagrams_arrives_as_separate_datagrams_in_order() {
+    // Equal datagrams to one peer leave the server in one GSO send; the receivers must
+    // still see each one on its own, whole, in order.
+    let (_h, proxy) = start(&open_conf("")).await;
+    let (echo, _) = udp_echo_server("127.0.0.1").await;
+    let (_ctl, rep, bnd) = udp_associate(proxy, unspecified()).await;
+    assert_eq!(rep, 0);
+    let s = client_socket().await;
+    let burst: Vec<Vec<u8>> = (0..24u8)
+        .map(|i| vec![i; if i == 23 { 300 } else { 1000 }])
+        .collect();
+    for msg in &burst {
+        let dg = udp_wrap(0, TargetAddr::Ip(echo), msg);
+        s.send_to(&dg, bnd).await.unwrap();
+    }
+    for (i, msg) in burst.iter().enumerate() {
+        let (from, data) = udp_recv_unwrap(&s).await;
+        assert_eq!(from, TargetAddr::Ip(echo));
+        assert_eq!(data.len(), msg.len(), "datagram {i}");
+        assert_eq!(&data, msg, "datagram {i}");
+    }
+}
+
+#[tokio::test]
 async fn echo_through_an_association_to_a_domain_name() {
     let (_h, proxy) = start(&open_conf("")).await;
     let (echo, _) = udp_echo_server("127.0.0.1").await;
