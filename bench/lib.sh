@@ -207,6 +207,15 @@ run_cpu() {
     return $rc
 }
 
+# stat_snap: "busy total" clock ticks of all CPUs together, from /proc/stat (idle and iowait
+# count as not busy).
+stat_snap() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
+
+# busy_pct "B0 T0" "B1 T1": percentage of all CPU time that was busy between two snapshots.
+busy_pct() {
+    echo "$1 $2" | awk '{ if ($4 > $2) printf "%.0f", 100 * ($3 - $1) / ($4 - $2); else print "n/a" }'
+}
+
 # cpu_per_gb SECONDS BYTES: server CPU-seconds per GB (1e9 bytes) moved, or n/a.
 cpu_per_gb() {
     case "$1$2" in *n/a* | "") echo n/a; return ;; esac

@@ -149,12 +149,15 @@ for r in $(seq 1 "$ROUNDS"); do
     # which goes first, so a drift in machine load hits both alike.
     if [ $((r % 2)) -eq 1 ]; then order="direct haproxy hasocks"; else order="direct hasocks haproxy"; fi
     for who in $order; do
+        # The direct line comes from 127.0.0.9: from 127.0.0.1 its TIME_WAIT sockets would
+        # fill the port space of 127.0.0.1 -> 127.0.0.2:BPORT, where one relay (whichever
+        # hashes the load to 127.0.0.2) must then find ports for its own connections.
         case $who in
-            direct) target="127.0.0.2:$BPORT" pid="" ;;
-            haproxy) target="127.0.0.1:$HPORT" pid=$HA_PID ;;
-            *) target="127.0.0.1:$RPORT" pid=$RE_PID ;;
+            direct) target="127.0.0.2:$BPORT" pid="" src=127.0.0.9 ;;
+            haproxy) target="127.0.0.1:$HPORT" pid=$HA_PID src=127.0.0.1 ;;
+            *) target="127.0.0.1:$RPORT" pid=$RE_PID src=127.0.0.1 ;;
         esac
-        all_loads "$who" "$pid" -s "$target"
+        all_loads "$who" "$pid" -s "$target" --source "$src"
     done
 done
 memory haproxy "$HA_PID" "$HPORT"
@@ -189,7 +192,7 @@ HAVER=$("$HAPROXY" -v 2>&1 | head -n1)
     echo "- machine: $(machine); bench client, target, backends and relay share these CPUs; load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
     echo "- command: \`$COMMAND\` (hasocks $("$BIN" --version 2>/dev/null | awk '{print $2}'), release build)"
     echo "- backends: two \`hasocks server\` on 127.0.0.2:$BPORT and 127.0.0.3:$BPORT (method none, pass rules, no session logging); the load comes from 127.0.0.1, so each source-hash relay forwards it all to one backend"
-    echo "- (a) direct: \`hasocks bench -s 127.0.0.2:$BPORT\` (no relay)"
+    echo "- (a) direct: \`hasocks bench -s 127.0.0.2:$BPORT --source 127.0.0.9\` (no relay; its own source address keeps its TIME_WAIT sockets out of the port space the relays use towards the backends)"
     echo "- (b) $HAVER: \`haproxy -db -f haproxy.cfg\`, \`mode tcp\`, \`balance source\`, \`server ... check inter 1s\`, global \`maxconn $HAPROXY_MAXCONN\`, otherwise defaults (threads = CPUs, no splicing); status at the end: alive=$HA_ALIVE"
     echo "- (c) \`hasocks relay -f relayd.conf\`: \`interval 1\`, \`timeout 500\`, \`forward to <socks> port $BPORT mode source-hash check tcp\`; status at the end: alive=$RELAY_ALIVE"
     echo "- loads (\`hasocks bench --json\`, ${DURATION} s each): throughput = upload on $STREAMS streams counted at bench's in-process target; sessions = $CONCURRENCY workers doing connect + greeting + CONNECT + ${PAYLOAD}-byte echo + close; latency = the same session with 1 worker (p50/p99 of the whole session; added = relay minus direct); every load run $ROUNDS times (direct, then HAProxy and hasocks alternating first), means shown, each run in the details; a negative added latency means the difference is below this machine's noise"

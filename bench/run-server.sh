@@ -41,12 +41,15 @@ measure_load() {
     local name=$1 pid=$2 out; shift 2
     local tput=("$BIN" bench "$@" --mode throughput --streams "$STREAMS" --duration "$DURATION" --json)
     log "[$name] throughput ($STREAMS streams, ${DURATION}s)"
+    local s0
+    s0=$(stat_snap)
     if [ -n "$pid" ]; then
         out=$(run_cpu "$TMP/$name.cpurun" "$pid" -- "${tput[@]}" 2>>"$TMP/$name.err")
         eval "M_${name}_cpu=$(cat "$TMP/$name.cpurun")"
     else
         out=$("${tput[@]}" 2>>"$TMP/$name.err")
     fi
+    eval "M_${name}_busy=$(busy_pct "$s0" "$(stat_snap)")"
     eval "M_${name}_mbs=$(echo "$out" | jget mb_per_s)"
     eval "M_${name}_bytes=$(echo "$out" | jget bytes)"
     eval "M_${name}_terr=$(echo "$out" | jget errors)"
@@ -131,6 +134,8 @@ v() { eval "echo \${M_$1_$2:-n/a}"; }
 ms() { local x; x=$(v "$1" "$2"); [ "$x" = n/a ] && echo n/a || awk -v u="$x" 'BEGIN{printf "%.3f", u/1000}'; }
 mib() { local x; x=$(v "$1" "$2"); [ "$x" = n/a ] && echo n/a || awk -v k="$x" 'BEGIN{printf "%.1f", k/1024}'; }
 cpugb() { cpu_per_gb "$(v "$1" cpu)" "$(v "$1" bytes)"; }
+half() { case "$1" in n/a | "") echo n/a ;; *) awk -v x="$1" 'BEGIN{printf "%.0f", x / 2}' ;; esac; }
+twice() { case "$1" in n/a | "") echo n/a ;; *) awk -v x="$1" 'BEGIN{printf "%.0f", x * 2}' ;; esac; }
 row() { # label direct dante hasocks better (ratio hasocks/Dante)
     printf '| %s | %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4" "$(ratio "$4" "$3") ($5)"
 }
@@ -152,9 +157,12 @@ DVER=$("$DANTED" -v 2>&1 | head -n1 | sed 's/\. *Copyright.*//')
     echo "- memory: $IDLE idle sessions requested (each CONNECTed, one echo done); RSS = VmRSS summed over the server's processes; PSS from smaps_rollup"
     [ -n "$IDLE_NOTE" ] && echo "- note: $IDLE_NOTE"
     echo
+    echo "- throughput ceiling: a proxy moves every byte across loopback twice (client to proxy, proxy to target), the direct line once; the generator sends with sendfile and the target discards with splice, so the direct line's cost is almost all that kernel work. With the CPUs busy during the direct run (row below), a proxy can reach about half the direct rate: $(half "$(v direct mbs)") MB/s in this run, against $(twice "$(v dante mbs)") MB/s for twice Dante."
+    echo
     echo "| metric | direct | Dante | hasocks | hasocks/Dante |"
     echo "|---|---|---|---|---|"
     row "throughput, $STREAMS streams, MB/s" "$(v direct mbs)" "$(v dante mbs)" "$(v hasocks mbs)" "higher is better"
+    row "all CPUs busy during the throughput run, %" "$(v direct busy)" "$(v dante busy)" "$(v hasocks busy)" "info"
     row "server CPU during throughput run, s" "-" "$(v dante cpu)" "$(v hasocks cpu)" "info"
     row "server CPU-seconds per GB moved" "-" "$(cpugb dante)" "$(cpugb hasocks)" "lower is better"
     row "sessions/s, $CONCURRENCY concurrent" "$(v direct sps)" "$(v dante sps)" "$(v hasocks sps)" "higher is better"

@@ -59,6 +59,18 @@ pub async fn socks5_connect_by(
         .await
         .map_err(|_| ProbeError::Timeout("connect"))?
         .map_err(ProbeError::Connect)?;
+    socks5_over(stream, target, auth, deadline, tap).await
+}
+
+/// The handshake of [`socks5_connect_by`] on a stream already connected to the proxy (one the
+/// caller opened from a source address of its choice, say).
+pub async fn socks5_over(
+    stream: TcpStream,
+    target: &TargetAddr,
+    auth: Option<&Auth>,
+    deadline: Instant,
+    tap: Option<Tap<'_>>,
+) -> Result<(TcpStream, TargetAddr), ProbeError> {
     // Handshake messages are tiny and each waits for an answer: Nagle only adds delay.
     stream.set_nodelay(true).map_err(ProbeError::Io)?;
     let mut c = Conn {

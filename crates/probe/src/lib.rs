@@ -11,7 +11,7 @@ mod e2e;
 mod error;
 mod random;
 
-pub use client::{socks5_connect, socks5_connect_by, Auth, Direction, Tap};
+pub use client::{socks5_connect, socks5_connect_by, socks5_over, Auth, Direction, Tap};
 pub use e2e::{end_to_end, end_to_end_on, end_to_end_traced, EndToEnd, PROBE_BYTES};
 pub use error::ProbeError;
 pub use random::fill_random;

@@ -6,13 +6,13 @@
 //! memory). `--direct` skips SOCKS for the reference line. One runtime,
 //! buffers allocated once per worker; errors are counted, never fatal.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use probe::{socks5_connect_by, Auth};
+use probe::{socks5_over, Auth};
 use socks_wire::TargetAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -72,6 +72,11 @@ pub struct BenchArgs {
     /// Per-session timeout in milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub timeout_ms: u64,
+    /// Source address of the connections bench opens (to the SOCKS server, or to the target
+    /// with --direct); default: the kernel's choice. Lets one machine play many clients for a
+    /// source-hash relay, or keep two loads' TIME_WAIT sockets apart.
+    #[arg(long, value_name = "IP")]
+    pub source: Option<IpAddr>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -88,27 +93,35 @@ struct Route {
     target_addr: Option<SocketAddr>,
     auth: Option<Auth>,
     timeout: Duration,
+    source: Option<IpAddr>,
 }
 
 impl Route {
     /// A connected stream to the target, through the proxy unless direct.
     async fn open(&self) -> Result<TcpStream, String> {
         let deadline = Instant::now() + self.timeout;
-        match (self.proxy, self.target_addr) {
-            (Some(p), _) => socks5_connect_by(p, &self.target, self.auth.as_ref(), deadline, None)
+        let to = match (self.proxy, self.target_addr) {
+            (Some(p), _) => p,
+            (None, Some(t)) => t,
+            (None, None) => return Err("no target address".into()),
+        };
+        let s = match self.source {
+            None => timeout_at(deadline, TcpStream::connect(to))
                 .await
-                .map(|(s, _)| s)
-                .map_err(|e| e.short()),
-            (None, Some(t)) => {
-                let s = timeout_at(deadline, TcpStream::connect(t))
-                    .await
-                    .map_err(|_| "timeout during connect".to_owned())?
-                    .map_err(|e| format!("connect failed: {e}"))?;
-                let _ = s.set_nodelay(true);
-                Ok(s)
+                .map_err(|_| "timeout during connect".to_owned())?,
+            Some(ip) => {
+                net::sock::connect_tcp(to, Some(ip), deadline.duration_since(Instant::now())).await
             }
-            (None, None) => Err("no target address".into()),
         }
+        .map_err(|e| format!("connect failed: {e}"))?;
+        if self.proxy.is_none() {
+            let _ = s.set_nodelay(true);
+            return Ok(s);
+        }
+        socks5_over(s, &self.target, self.auth.as_ref(), deadline, None)
+            .await
+            .map(|(s, _)| s)
+            .map_err(|e| e.short())
     }
 
     fn label(&self) -> String {
@@ -158,12 +171,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
             })
         }
     };
+    if let (Some(ip), Some(to)) = (args.source, proxy.or(target_addr)) {
+        if ip.is_ipv4() != to.is_ipv4() {
+            anyhow::bail!("--source {ip} and {to} are of different address families");
+        }
+    }
     let route = Arc::new(Route {
         proxy,
         target,
         target_addr,
         auth,
         timeout: Duration::from_millis(args.timeout_ms.max(1)),
+        source: args.source,
     });
     let duration = Duration::from_secs_f64(args.duration.clamp(0.1, 86_400.0));
     let counted_at_target = args.target.is_none();
@@ -609,6 +628,7 @@ mod tests {
             target_addr: Some(addr),
             auth: None,
             timeout: Duration::from_secs(5),
+            source: None,
         };
         let mut back = [0u8; 4];
         let r = one_session(&route, b"ping", &mut back).await;
