@@ -573,6 +573,7 @@ mod tests {
             hold: Some(0.0),
             credentials: None,
             timeout_ms: 2000,
+            source: None,
             json: true,
             copy: false,
         }
