@@ -55,12 +55,47 @@ pub async fn connect_tcp(
 /// Listening socket with SO_REUSEADDR, backlog 1024, nonblocking, for tokio.
 /// Must be called from inside a tokio runtime.
 pub fn listen_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    sock.set_reuse_address(true)?;
-    sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())?;
+    let sock = bound_tcp(addr, false)?;
     sock.listen(LISTEN_BACKLOG)?;
     TcpListener::from_std(sock.into())
+}
+
+/// `count` nonblocking listening sockets on one address, for `count` threads that each accept
+/// on their own: with more than one they share the address through SO_REUSEPORT and the
+/// kernel spreads new connections over them. An address somebody already holds is still an
+/// error (a plain bind is tried first), so a second relay started by mistake does not quietly
+/// take half the connections. Port 0 gets one kernel-chosen port for all of them.
+pub fn listen_tcp_shared(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    if count <= 1 {
+        let sock = bound_tcp(addr, false)?;
+        sock.listen(LISTEN_BACKLOG)?;
+        return Ok(vec![sock.into()]);
+    }
+    if addr.port() != 0 {
+        drop(bound_tcp(addr, false)?);
+    }
+    let first = bound_tcp(addr, true)?;
+    let actual = first.local_addr()?.as_socket().unwrap_or(addr);
+    let mut all = vec![first];
+    for _ in 1..count {
+        all.push(bound_tcp(actual, true)?);
+    }
+    for sock in &all {
+        sock.listen(LISTEN_BACKLOG)?;
+    }
+    Ok(all.into_iter().map(Into::into).collect())
+}
+
+/// A nonblocking TCP socket with SO_REUSEADDR (and SO_REUSEPORT if `share`), bound to `addr`.
+fn bound_tcp(addr: SocketAddr, share: bool) -> io::Result<Socket> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    if share {
+        sock.set_reuse_port(true)?;
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    Ok(sock)
 }
 
 /// The source address the kernel would use towards `dst` (UDP connect trick, sends nothing).
@@ -133,6 +168,43 @@ mod tests {
     fn route_to_loopback_leaves_from_loopback() {
         let src = route_source(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5))).unwrap();
         assert!(src.is_loopback());
+    }
+
+    #[test]
+    fn shared_listeners_take_one_port_and_each_accepts() {
+        let group = listen_tcp_shared("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        let addrs: Vec<SocketAddr> = group.iter().map(|l| l.local_addr().unwrap()).collect();
+        assert_eq!(addrs.len(), 3);
+        assert!(addrs.iter().all(|a| *a == addrs[0]), "{addrs:?}");
+        // The kernel spreads connections by their source port: enough of them reach every one.
+        let clients: Vec<std::net::TcpStream> = (0..64)
+            .map(|_| std::net::TcpStream::connect(addrs[0]).unwrap())
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut accepted = 0;
+        for l in &group {
+            let mut mine = 0;
+            while l.accept().is_ok() {
+                mine += 1;
+            }
+            assert!(mine > 0, "a listener of the group got no connection");
+            accepted += mine;
+        }
+        assert_eq!(accepted, clients.len());
+    }
+
+    #[test]
+    fn an_address_in_use_is_refused_even_for_a_shared_group() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap();
+        for count in [1, 2] {
+            let err = listen_tcp_shared(addr, count).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "count {count}");
+        }
+        // Nor can a second group join a first one.
+        let first = listen_tcp_shared("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let err = listen_tcp_shared(first[0].local_addr().unwrap(), 2).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
     }
 
     #[test]

@@ -31,4 +31,7 @@ pub enum RelayError {
         /// Table name.
         table: String,
     },
+    /// A worker thread (or its runtime) could not be started.
+    #[error("cannot start a relay worker thread: {0}")]
+    Worker(io::Error),
 }

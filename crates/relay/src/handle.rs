@@ -19,6 +19,11 @@ use crate::status::{RelayStatus, Status};
 use crate::table::{HostRt, TableRt};
 
 /// A running relay: its listeners, health checkers and sessions.
+///
+/// Sessions run on worker threads, each with a single-threaded runtime and its own listening
+/// socket per address (SO_REUSEPORT): a session's every wake-up stays on the thread that
+/// accepted it, where a work-stealing runtime would hand events between threads. Health
+/// checks run on the caller's runtime.
 #[derive(Debug)]
 pub struct RelayHandle {
     relays: Vec<(Arc<RelayRt>, Vec<SocketAddr>)>,
@@ -27,8 +32,17 @@ pub struct RelayHandle {
     stop: CancellationToken,
     /// Ends running sessions (after the shutdown deadline).
     kill: CancellationToken,
-    sessions: TaskTracker,
+    /// Each worker thread's sessions.
+    workers: Vec<TaskTracker>,
 }
+
+/// Worker threads when the config has no `prefork`: one per CPU.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// What one worker thread accepts on: relay, listening socket, configured address.
+type WorkerListeners = Vec<(Arc<RelayRt>, std::net::TcpListener, SocketAddr)>;
 
 impl RelayHandle {
     /// Resolves hosts, binds every listener (errors name the address), starts health checks
@@ -37,7 +51,11 @@ impl RelayHandle {
         let mut tables: Vec<Arc<TableRt>> = Vec::new();
         let mut by_name: HashMap<String, Arc<TableRt>> = HashMap::new();
         let mut relays = Vec::new();
-        let mut listeners = Vec::new();
+        let workers = cfg
+            .prefork
+            .map_or_else(default_workers, |n| n as usize)
+            .clamp(1, 256);
+        let mut per_worker: Vec<WorkerListeners> = (0..workers).map(|_| Vec::new()).collect();
         for r in &cfg.relays {
             let mut forwards = Vec::new();
             for f in &r.forwards {
@@ -70,46 +88,55 @@ impl RelayHandle {
             let mut bound = Vec::new();
             for l in &r.listens {
                 let configured = resolve(&l.addr, l.port).await?;
-                let listener =
-                    net::sock::listen_tcp(configured).map_err(|source| RelayError::Bind {
-                        relay: r.name.clone(),
-                        addr: format!("{}:{}", l.addr, l.port),
-                        source,
+                let group =
+                    net::sock::listen_tcp_shared(configured, workers).map_err(|source| {
+                        RelayError::Bind {
+                            relay: r.name.clone(),
+                            addr: format!("{}:{}", l.addr, l.port),
+                            source,
+                        }
                     })?;
-                let actual = listener.local_addr().unwrap_or(configured);
+                let actual = group
+                    .first()
+                    .and_then(|g| g.local_addr().ok())
+                    .unwrap_or(configured);
                 bound.push(actual);
-                listeners.push((rt.clone(), listener, configured));
+                for (mine, listener) in per_worker.iter_mut().zip(group) {
+                    mine.push((rt.clone(), listener, configured));
+                }
             }
             relays.push((rt, bound));
         }
 
         let stop = CancellationToken::new();
         let kill = CancellationToken::new();
-        let sessions = TaskTracker::new();
         for t in &tables {
             tokio::spawn(health::run(t.clone(), cfg.log_host_checks, stop.clone()));
         }
-        for (rt, listener, configured) in listeners {
-            let (stop, kill, sessions) = (stop.clone(), kill.clone(), sessions.clone());
-            tokio::spawn(async move {
-                let mut acceptor = Acceptor::new(listener);
-                while let Some((client, peer)) = acceptor.accept(&stop).await {
-                    sessions.spawn(session::serve(
-                        rt.clone(),
-                        client,
-                        peer,
-                        configured,
-                        kill.clone(),
-                    ));
-                }
-            });
+        let mut trackers = Vec::new();
+        for (i, mine) in per_worker.into_iter().enumerate() {
+            let sessions = TaskTracker::new();
+            let (stop2, kill2, tracker) = (stop.clone(), kill.clone(), sessions.clone());
+            let spawned = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|rt| {
+                    std::thread::Builder::new()
+                        .name(format!("relay-io-{i}"))
+                        .spawn(move || rt.block_on(worker(mine, stop2, kill2, tracker)))
+                });
+            if let Err(source) = spawned {
+                stop.cancel();
+                return Err(RelayError::Worker(source));
+            }
+            trackers.push(sessions);
         }
         Ok(RelayHandle {
             relays,
             tables,
             stop,
             kill,
-            sessions,
+            workers: trackers,
         })
     }
 
@@ -183,19 +210,62 @@ impl RelayHandle {
     /// Stops accepting, lets sessions finish for up to `deadline`, then ends the rest.
     pub async fn shutdown(self, deadline: Duration) {
         self.stop.cancel();
-        self.sessions.close();
-        if tokio::time::timeout(deadline, self.sessions.wait())
+        if tokio::time::timeout(deadline, self.all_done())
             .await
             .is_err()
         {
-            tracing::info!(
-                "shutdown: ending {} sessions still open",
-                self.sessions.len()
-            );
+            let open: usize = self.workers.iter().map(TaskTracker::len).sum();
+            tracing::info!("shutdown: ending {open} sessions still open");
             self.kill.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.sessions.wait()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.all_done()).await;
         }
     }
+
+    /// Waits until every worker's sessions have ended (once accepting has stopped).
+    async fn all_done(&self) {
+        for w in &self.workers {
+            w.close();
+            w.wait().await;
+        }
+    }
+}
+
+/// One worker thread: accepts on its listeners until `stop`, serving each client on this
+/// thread, then waits for its sessions (which `kill` ends early).
+async fn worker(
+    listeners: WorkerListeners,
+    stop: CancellationToken,
+    kill: CancellationToken,
+    sessions: TaskTracker,
+) {
+    let mut loops = Vec::new();
+    for (rt, listener, configured) in listeners {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("relay {}: listener on {configured} lost: {e}", rt.name);
+                continue;
+            }
+        };
+        let (stop, kill, sessions) = (stop.clone(), kill.clone(), sessions.clone());
+        loops.push(tokio::spawn(async move {
+            let mut acceptor = Acceptor::new(listener);
+            while let Some((client, peer)) = acceptor.accept(&stop).await {
+                sessions.spawn(session::serve(
+                    rt.clone(),
+                    client,
+                    peer,
+                    configured,
+                    kill.clone(),
+                ));
+            }
+        }));
+    }
+    for l in loops {
+        let _ = l.await;
+    }
+    sessions.close();
+    sessions.wait().await;
 }
 
 impl Drop for RelayHandle {

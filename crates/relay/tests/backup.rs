@@ -119,3 +119,30 @@ async fn bind_error_names_the_address() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn worker_threads_share_the_listen_address_and_serve_every_client() {
+    let b = id_backend(5).await;
+    let mut cfg = config(
+        vec![table("pool", &[b.port()])],
+        vec![relay(vec![forward("pool", Mode::RoundRobin, None)])],
+    );
+    cfg.prefork = Some(3);
+    let h = RelayHandle::start(cfg.clone()).await.expect("relay");
+    assert!(h.wait_ready(DEADLINE).await);
+    let addr = addr_of(&h);
+    assert_eq!(
+        h.listen_addrs().len(),
+        1,
+        "one address, however many threads"
+    );
+    for n in 2..42 {
+        assert_eq!(session_from(client(n), addr).await, Some(5), "client {n}");
+    }
+    assert_eq!(h.snapshot().relays[0].sessions_total, 40);
+    // A second relay on the same address is refused, not let in to share it.
+    cfg.relays[0].listens[0].port = addr.port();
+    let err = RelayHandle::start(cfg).await.expect_err("address in use");
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    h.shutdown(Duration::from_secs(1)).await;
+}

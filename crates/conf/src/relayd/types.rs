@@ -18,7 +18,7 @@ pub struct RelaydConfig {
     /// `socket "path"` for the control socket (default /var/run/relayd.sock is NOT assumed:
     /// None means the relay picks its own default).
     pub socket: Option<PathBuf>,
-    /// `prefork N` (accepted; used as the worker-thread count).
+    /// `prefork N`: the relay's worker-thread count (default: one per CPU).
     pub prefork: Option<u32>,
     /// Tables in file order.
     pub tables: Vec<Table>,

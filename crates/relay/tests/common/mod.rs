@@ -129,6 +129,9 @@ pub struct Backend {
     pub addr: SocketAddr,
     serve: Serve,
     task: Option<JoinHandle<()>>,
+    /// While stopped: the port, bound but not listening (connects are refused), so that no
+    /// other test's port-0 bind takes it in the meantime.
+    held: Option<TcpSocket>,
 }
 
 impl Backend {
@@ -145,6 +148,7 @@ impl Backend {
             addr,
             serve,
             task: None,
+            held: None,
         };
         b.run(l);
         b
@@ -166,11 +170,20 @@ impl Backend {
         if let Some(t) = self.task.take() {
             t.abort();
             let _ = t.await;
+            // Best effort: a connect elsewhere may already have taken the port as its source.
+            self.held = TcpSocket::new_v4()
+                .and_then(|held| {
+                    held.set_reuseaddr(true)?;
+                    held.bind(self.addr)?;
+                    Ok(held)
+                })
+                .ok();
         }
     }
 
     /// Listens again on the same address.
     pub async fn restart(&mut self) {
+        self.held = None;
         let l = TcpListener::bind(self.addr).await.expect("rebind backend");
         self.run(l);
     }
