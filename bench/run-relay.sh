@@ -7,8 +7,11 @@
 # bench/results/relay.md and merged into bench/RESULTS.md (bench/merge.sh).
 #
 # Backends: two `hasocks server` instances on 127.0.0.2 and 127.0.0.3 (same port), so the
-# backend is not the bottleneck and both relays forward to identical hosts. All load comes
-# from 127.0.0.1, so both source-hash relays send it all to one backend (which one may differ).
+# backend is not the bottleneck and both relays forward to identical hosts. All relay load
+# comes from one source address, chosen at start so that both source-hash relays send it to
+# the same backend, which the direct line uses too: every line then works a backend with the
+# same history (a backend that served more sessions, and holds more TIME_WAIT sockets, is
+# slower, and that would count against whichever relay hashed to it).
 #
 # Loads (each DURATION s; every load repeated ROUNDS times - direct first, then HAProxy and
 # hasocks alternating which goes first - means reported):
@@ -93,6 +96,43 @@ RE_PID=$!
 track "$RE_PID"
 wait_socks "127.0.0.1:$RPORT" "$RE_PID" 150 || { log "relay did not start: $(tail -n 5 "$TMP/relay.out")"; exit 1; }
 
+# --- a source address both relays send to the same backend --------------------------------
+# backend_of RELAY_PORT SRC: the backend (127.0.0.2 or 127.0.0.3) that serves a session from SRC
+# through the relay, seen as that backend's outgoing connection to bench's target (health
+# checks never get that far).
+backend_of() {
+    local bpid i b found=""
+    "$BIN" bench -s "127.0.0.1:$1" --source "$2" --mode idle --sessions 1 --concurrency 1 \
+        --hold 5 --json >/dev/null 2>&1 &
+    bpid=$!
+    for i in $(seq 1 30); do
+        sleep 0.1
+        for b in 127.0.0.2 127.0.0.3; do
+            if ss -Htn state established | awk -v b="$b" -v p="$BPORT" \
+                '{ n = split($3, a, ":"); if (a[1] == b && a[n] != p) f = 1 } END { exit !f }'; then
+                found=$b
+            fi
+        done
+        [ -n "$found" ] && break
+    done
+    kill "$bpid" 2>/dev/null
+    wait "$bpid" 2>/dev/null
+    echo "${found:-none}"
+}
+SRC=""
+for n in $(seq 10 40); do
+    a=$(backend_of "$HPORT" "127.0.0.$n")
+    b=$(backend_of "$RPORT" "127.0.0.$n")
+    if [ "$a" = "$b" ] && [ "$a" != none ]; then SRC=127.0.0.$n; BACKEND=$a; break; fi
+done
+if [ -z "$SRC" ]; then
+    SRC=127.0.0.1; BACKEND=127.0.0.2
+    SRC_NOTE="no source in 127.0.0.10-40 made both relays pick the same backend: load from 127.0.0.1, the relays may work different backends"
+else
+    SRC_NOTE="load from $SRC, which both relays send to $BACKEND; the direct line goes to $BACKEND too"
+fi
+log "$SRC_NOTE"
+
 # --- measurements ---------------------------------------------------------------------------
 # Appends one value per run to $TMP/NAME.METRIC; means are taken at the end.
 put() { echo "$3" >>"$TMP/$1.$2"; }
@@ -132,7 +172,7 @@ all_loads() { # NAME RELAY_PID ARGS...
 memory() { # NAME PID PORT
     local name=$1 pid=$2
     log "[$name] memory with $IDLE open sessions"
-    hold_idle "$name" "$pid" 1800 -s "127.0.0.1:$3"
+    hold_idle "$name" "$pid" 1800 -s "127.0.0.1:$3" --source "$SRC"
     put "$name" open "$IDLE_OPEN"
     put "$name" rss0 "$IDLE_RSS0"
     put "$name" rss1 "$IDLE_RSS1"
@@ -150,12 +190,12 @@ for r in $(seq 1 "$ROUNDS"); do
     if [ $((r % 2)) -eq 1 ]; then order="direct haproxy hasocks"; else order="direct hasocks haproxy"; fi
     for who in $order; do
         # The direct line comes from 127.0.0.9: from 127.0.0.1 its TIME_WAIT sockets would
-        # fill the port space of 127.0.0.1 -> 127.0.0.2:BPORT, where one relay (whichever
-        # hashes the load to 127.0.0.2) must then find ports for its own connections.
+        # fill the port space of 127.0.0.1 -> BACKEND:BPORT, where the relays must then find
+        # ports for their own connections.
         case $who in
-            direct) target="127.0.0.2:$BPORT" pid="" src=127.0.0.9 ;;
-            haproxy) target="127.0.0.1:$HPORT" pid=$HA_PID src=127.0.0.1 ;;
-            *) target="127.0.0.1:$RPORT" pid=$RE_PID src=127.0.0.1 ;;
+            direct) target="$BACKEND:$BPORT" pid="" src=127.0.0.9 ;;
+            haproxy) target="127.0.0.1:$HPORT" pid=$HA_PID src=$SRC ;;
+            *) target="127.0.0.1:$RPORT" pid=$RE_PID src=$SRC ;;
         esac
         all_loads "$who" "$pid" -s "$target" --source "$src"
     done
@@ -191,8 +231,8 @@ HAVER=$("$HAPROXY" -v 2>&1 | head -n1)
     echo "- date: $DATE; total run ${ELAPSED} s"
     echo "- machine: $(machine); bench client, target, backends and relay share these CPUs; load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
     echo "- command: \`$COMMAND\` (hasocks $("$BIN" --version 2>/dev/null | awk '{print $2}'), release build)"
-    echo "- backends: two \`hasocks server\` on 127.0.0.2:$BPORT and 127.0.0.3:$BPORT (method none, pass rules, no session logging); the load comes from 127.0.0.1, so each source-hash relay forwards it all to one backend"
-    echo "- (a) direct: \`hasocks bench -s 127.0.0.2:$BPORT --source 127.0.0.9\` (no relay; its own source address keeps its TIME_WAIT sockets out of the port space the relays use towards the backends)"
+    echo "- backends: two \`hasocks server\` on 127.0.0.2:$BPORT and 127.0.0.3:$BPORT (method none, pass rules, no session logging); $SRC_NOTE (found at start by opening one session per candidate source through each relay)"
+    echo "- (a) direct: \`hasocks bench -s $BACKEND:$BPORT --source 127.0.0.9\` (no relay; its own source address keeps its TIME_WAIT sockets out of the port space the relays use towards the backends)"
     echo "- (b) $HAVER: \`haproxy -db -f haproxy.cfg\`, \`mode tcp\`, \`balance source\`, \`server ... check inter 1s\`, global \`maxconn $HAPROXY_MAXCONN\`, otherwise defaults (threads = CPUs, no splicing); status at the end: alive=$HA_ALIVE"
     echo "- (c) \`hasocks relay -f relayd.conf\`: \`interval 1\`, \`timeout 500\`, \`forward to <socks> port $BPORT mode source-hash check tcp\`; status at the end: alive=$RELAY_ALIVE"
     echo "- loads (\`hasocks bench --json\`, ${DURATION} s each): throughput = upload on $STREAMS streams counted at bench's in-process target; sessions = $CONCURRENCY workers doing connect + greeting + CONNECT + ${PAYLOAD}-byte echo + close; latency = the same session with 1 worker (p50/p99 of the whole session; added = relay minus direct); every load run $ROUNDS times (direct, then HAProxy and hasocks alternating first), means shown, each run in the details; a negative added latency means the difference is below this machine's noise"
