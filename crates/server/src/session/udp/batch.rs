@@ -57,6 +57,15 @@ struct Queued {
     counted: usize,
 }
 
+impl Queued {
+    /// Its bytes in `bufs` (slots of `slot_len` bytes).
+    fn bytes<'b>(&self, bufs: &'b [u8], slot_len: usize) -> &'b [u8] {
+        let at = self.slot * slot_len;
+        bufs.get(at + self.start..at + self.end.min(slot_len))
+            .unwrap_or_default()
+    }
+}
+
 /// What a flush did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Sent {
@@ -225,10 +234,7 @@ impl Batch {
                 }
             }
             for e in &queue[pos..pos + run] {
-                let at = e.slot * *slot_len;
-                let dg = bufs
-                    .get(at + e.start..at + e.end.min(*slot_len))
-                    .unwrap_or_default();
+                let dg = e.bytes(bufs, *slot_len);
                 match addrs[pos]
                     .and_then(to_std)
                     .map(|to| sock.try_send_to(dg, to))
@@ -294,11 +300,7 @@ fn send_gso(
     };
     let mut iovs: [IoSlice<'_>; SLOTS] = std::array::from_fn(|_| IoSlice::new(&[]));
     for (iov, e) in iovs.iter_mut().zip(run) {
-        let at = e.slot * slot_len;
-        *iov = IoSlice::new(
-            bufs.get(at + e.start..at + e.end.min(slot_len))
-                .unwrap_or_default(),
-        );
+        *iov = IoSlice::new(e.bytes(bufs, slot_len));
     }
     let iovs = iovs.get(..run.len()).unwrap_or_default();
     let fd = sock.as_raw_fd();
