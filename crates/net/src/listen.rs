@@ -1,9 +1,11 @@
 //! An accept loop that survives file-descriptor and memory exhaustion instead of failing.
 
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use rustix::io::Errno;
@@ -26,6 +28,19 @@ pub struct Acceptor {
     backoff: Duration,
     /// Errors seen in the current burst (for the "accepting again" log line).
     burst_errors: u64,
+    /// How accepted sockets get TCP_NODELAY.
+    nodelay: NoDelay,
+}
+
+/// Whether accepted sockets inherit TCP_NODELAY from the listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoDelay {
+    /// Set on the listener; the first accepted socket tells whether it was inherited.
+    Unknown,
+    /// Accepted sockets have it already.
+    Inherited,
+    /// Set on each accepted socket.
+    PerSocket,
 }
 
 /// Counters of an `Acceptor`, readable while it runs (for metrics and tests).
@@ -83,11 +98,38 @@ fn classify(e: &io::Error) -> ErrorClass {
 impl Acceptor {
     /// Wraps a listener (e.g. from `sock::listen_tcp`).
     pub fn new(listener: TcpListener) -> Self {
+        let nodelay = match socket2::SockRef::from(&listener).set_nodelay(true) {
+            Ok(()) => NoDelay::Unknown,
+            Err(e) => {
+                tracing::debug!("TCP_NODELAY on the listener: {e}");
+                NoDelay::PerSocket
+            }
+        };
         Acceptor {
             listener,
             stats: Arc::default(),
             backoff: Duration::ZERO,
             burst_errors: 0,
+            nodelay,
+        }
+    }
+
+    /// Makes sure `stream` has TCP_NODELAY. Linux copies it from the listener to the accepted
+    /// socket, which the first accepted socket confirms; from then on no per-connection
+    /// setsockopt(2) is needed.
+    fn nodelay(&mut self, stream: &TcpStream, peer: SocketAddr) {
+        if self.nodelay == NoDelay::Unknown {
+            self.nodelay = if stream.nodelay().unwrap_or(false) {
+                NoDelay::Inherited
+            } else {
+                NoDelay::PerSocket
+            };
+        }
+        if self.nodelay == NoDelay::PerSocket {
+            if let Err(e) = stream.set_nodelay(true) {
+                // The peer may already be gone; the session will notice on its own.
+                tracing::debug!(%peer, "TCP_NODELAY: {e}");
+            }
         }
     }
 
@@ -104,10 +146,18 @@ impl Acceptor {
     /// Next connection (TCP_NODELAY set); None once `cancel` fires.
     pub async fn accept(&mut self, cancel: &CancellationToken) -> Option<(TcpStream, SocketAddr)> {
         loop {
-            let res = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return None,
-                r = self.listener.accept() => r,
+            if cancel.is_cancelled() {
+                return None;
+            }
+            // A busy listener has a connection waiting: take it without first registering with
+            // `cancel` (a lock shared by every accept loop of the token).
+            let res = match poll_fn(|cx| Poll::Ready(self.listener.poll_accept(cx))).await {
+                Poll::Ready(r) => r,
+                Poll::Pending => tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return None,
+                    r = self.listener.accept() => r,
+                },
             };
             let err = match res {
                 Ok((stream, peer)) => {
@@ -120,10 +170,7 @@ impl Acceptor {
                     self.backoff = Duration::ZERO;
                     self.burst_errors = 0;
                     self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = stream.set_nodelay(true) {
-                        // The peer may already be gone; the session will notice on its own.
-                        tracing::debug!(%peer, "TCP_NODELAY: {e}");
-                    }
+                    self.nodelay(&stream, peer);
                     return Some((stream, peer));
                 }
                 Err(e) => e,

@@ -6,7 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::io::Interest;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Listen backlog for `listen_tcp`; the kernel clamps it to net.core.somaxconn.
 pub const LISTEN_BACKLOG: i32 = 1024;
@@ -19,10 +20,11 @@ pub async fn connect_tcp(
     local: Option<IpAddr>,
     timeout: Duration,
 ) -> io::Result<TcpStream> {
-    let sock = match target {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
+    let sock = Socket::new(
+        Domain::for_address(target),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
     if let Some(ip) = local {
         if ip.is_ipv4() != target.is_ipv4() {
             return Err(io::Error::new(
@@ -40,16 +42,42 @@ pub async fn connect_tcp(
         ) {
             tracing::debug!("IP_BIND_ADDRESS_NO_PORT not set: {e}");
         }
-        sock.bind(SocketAddr::new(ip, 0))?;
+        sock.bind(&SocketAddr::new(ip, 0).into())?;
     }
     sock.set_nodelay(true)?;
-    match tokio::time::timeout(timeout, sock.connect(target)).await {
-        Ok(res) => res,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("connect to {target} timed out after {timeout:?}"),
-        )),
+    let pending = match sock.connect(&target.into()) {
+        Ok(()) => false,
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INPROGRESS.raw_os_error()) => true,
+        Err(e) => return Err(e),
+    };
+    let stream = TcpStream::from_std(sock.into())?;
+    if pending {
+        connected(&stream, target, timeout).await?;
     }
+    Ok(stream)
+}
+
+/// Waits for a nonblocking connect to finish, until `timeout`.
+async fn connected(stream: &TcpStream, target: SocketAddr, timeout: Duration) -> io::Result<()> {
+    let ready = tokio::time::timeout(timeout, stream.ready(Interest::WRITABLE))
+        .await
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect to {target} timed out after {timeout:?}"),
+            )
+        })??;
+    // Writable without an error or hang-up means connected; only a failure needs SO_ERROR
+    // (a getsockopt(2) per connect saved).
+    if ready.is_error() || ready.is_write_closed() {
+        return Err(stream.take_error()?.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                format!("connection to {target} closed while connecting"),
+            )
+        }));
+    }
+    Ok(())
 }
 
 /// Listening socket with SO_REUSEADDR, backlog 1024, nonblocking, for tokio.

@@ -73,6 +73,40 @@ async fn accepted_connection_carries_bytes_and_has_nodelay() {
 }
 
 #[tokio::test]
+async fn every_accepted_connection_has_nodelay_not_only_the_first() {
+    let mut acc = Acceptor::new(listen_tcp(loopback()).unwrap());
+    let addr = acc.local_addr().unwrap();
+    let cancel = CancellationToken::new();
+    for i in 0..4 {
+        let (out, accepted) = tokio::join!(connect_tcp(addr, None, DEADLINE), acc.accept(&cancel));
+        let _out = out.unwrap();
+        let (conn, _) = accepted.expect("accepted");
+        assert!(conn.nodelay().unwrap(), "connection {i} has TCP_NODELAY");
+    }
+}
+
+#[tokio::test]
+async fn a_connect_that_never_completes_times_out() {
+    // A listener that never accepts and whose queue is full drops further SYNs: the connect
+    // stays pending until the deadline.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&loopback().into()).unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            fillers.push(s);
+        }
+    }
+    let err = connect_tcp(addr, None, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+#[tokio::test]
 async fn accept_returns_none_once_cancelled() {
     let mut acc = Acceptor::new(listen_tcp(loopback()).unwrap());
     let cancel = CancellationToken::new();

@@ -238,6 +238,9 @@ async fn worker(
     kill: CancellationToken,
     sessions: TaskTracker,
 ) {
+    // Each session waits on `kill`; a token of this thread's own keeps the other threads'
+    // sessions out of its waiter list (and its lock).
+    let kill = kill.child_token();
     let mut loops = Vec::new();
     for (rt, listener, configured) in listeners {
         let listener = match tokio::net::TcpListener::from_std(listener) {
