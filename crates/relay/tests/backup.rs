@@ -146,3 +146,17 @@ async fn worker_threads_share_the_listen_address_and_serve_every_client() {
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
     h.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn a_stopped_test_backend_no_longer_listens_and_a_restarted_one_does() {
+    let mut b = id_backend(1).await;
+    assert!(listening(b.addr), "a running backend is seen listening");
+    b.stop().await;
+    assert!(!listening(b.addr));
+    assert!(
+        tokio::net::TcpStream::connect(b.addr).await.is_err(),
+        "connect refused"
+    );
+    b.restart().await;
+    assert!(listening(b.addr));
+}

@@ -170,6 +170,12 @@ impl Backend {
         if let Some(t) = self.task.take() {
             t.abort();
             let _ = t.await;
+            // Our descriptor is closed now, but a child that another test forked (a check
+            // script) keeps a copy until its exec(2), and the kernel keeps accepting for it.
+            wait_until("the stopped backend's listener to close", || {
+                !listening(self.addr)
+            })
+            .await;
             // Best effort: a connect elsewhere may already have taken the port as its source.
             self.held = TcpSocket::new_v4()
                 .and_then(|held| {
@@ -258,4 +264,25 @@ pub fn script(tag: &str, body: &str) -> PathBuf {
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     path
+}
+
+/// Whether some socket on this machine listens on `addr` (IPv4), from /proc/net/tcp.
+pub fn listening(addr: SocketAddr) -> bool {
+    let IpAddr::V4(ip) = addr.ip() else {
+        return false;
+    };
+    // /proc/net/tcp writes the address as the hex of its in-memory (network order) u32.
+    let want = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(ip.octets()),
+        addr.port()
+    );
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&want.as_str()) && f.get(3) == Some(&"0A")
+        })
 }
