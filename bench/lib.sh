@@ -216,6 +216,17 @@ busy_pct() {
     echo "$1 $2" | awk '{ if ($4 > $2) printf "%.0f", 100 * ($3 - $1) / ($4 - $2); else print "n/a" }'
 }
 
+# tcp_outsegs: TCP segments this machine has sent so far (Tcp OutSegs of /proc/net/snmp).
+tcp_outsegs() {
+    awk '/^Tcp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "OutSegs") c = i; h = 1 } else print $c }' /proc/net/snmp
+}
+
+# per_session_us SECONDS SESSIONS: CPU microseconds per session, or n/a.
+per_session_us() {
+    case "$1$2" in *n/a* | "") echo n/a; return ;; esac
+    awk -v c="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / n; else print "n/a" }'
+}
+
 # cpu_per_gb SECONDS BYTES: server CPU-seconds per GB (1e9 bytes) moved, or n/a.
 cpu_per_gb() {
     case "$1$2" in *n/a* | "") echo n/a; return ;; esac

@@ -151,11 +151,20 @@ throughput() { # NAME RELAY_PID ARGS... (RELAY_PID empty: no relay, no CPU figur
     put "$name" mbs "$(echo "$out" | jget mb_per_s)"
     put "$name" terr "$(echo "$out" | jget errors)"
 }
-sessions() { # NAME CONCURRENCY KIND ARGS...
-    local name=$1 c=$2 kind=$3 out
-    shift 3
+sessions() { # NAME RELAY_PID CONCURRENCY KIND ARGS... (RELAY_PID empty: no CPU figure)
+    local name=$1 pid=$2 c=$3 kind=$4 out
+    shift 4
+    local ses=("$BIN" bench "$@" --mode sessions --concurrency "$c" --duration "$DURATION" --payload "$PAYLOAD" --json)
     log "[$name] $kind ($c concurrent, ${DURATION}s)"
-    out=$("$BIN" bench "$@" --mode sessions --concurrency "$c" --duration "$DURATION" --payload "$PAYLOAD" --json 2>>"$TMP/$name.err")
+    local segs0
+    segs0=$(tcp_outsegs)
+    if [ -n "$pid" ]; then
+        out=$(run_cpu "$TMP/$name.cpuses" "$pid" -- "${ses[@]}" 2>>"$TMP/$name.err")
+        put "$name" "${kind}_cpus" "$(per_session_us "$(cat "$TMP/$name.cpuses")" "$(echo "$out" | jget sessions)")"
+    else
+        out=$("${ses[@]}" 2>>"$TMP/$name.err")
+    fi
+    put "$name" "${kind}_segs" "$(echo "$(tcp_outsegs) $segs0 $(echo "$out" | jget sessions)" | awk '{ if ($3 > 0) printf "%.1f", ($1 - $2) / $3; else print "n/a" }')"
     put "$name" "${kind}_sps" "$(echo "$out" | jget sessions_per_s)"
     put "$name" "${kind}_err" "$(echo "$out" | jget errors)"
     put "$name" "${kind}_p50" "$(echo "$out" | jget p50_us)"
@@ -165,8 +174,8 @@ all_loads() { # NAME RELAY_PID ARGS...
     local name=$1 pid=$2
     shift 2
     throughput "$name" "$pid" "$@"
-    sessions "$name" "$CONCURRENCY" load "$@"
-    sessions "$name" 1 lat "$@"
+    sessions "$name" "$pid" "$CONCURRENCY" load "$@"
+    sessions "$name" "$pid" 1 lat "$@"
 }
 
 memory() { # NAME PID PORT
@@ -236,7 +245,7 @@ HAVER=$("$HAPROXY" -v 2>&1 | head -n1)
     echo "- (b) $HAVER: \`haproxy -db -f haproxy.cfg\`, \`mode tcp\`, \`balance source\`, \`server ... check inter 1s\`, global \`maxconn $HAPROXY_MAXCONN\`, otherwise defaults (threads = CPUs, no splicing); status at the end: alive=$HA_ALIVE"
     echo "- (c) \`hasocks relay -f relayd.conf\`: \`interval 1\`, \`timeout 500\`, \`forward to <socks> port $BPORT mode source-hash check tcp\`; status at the end: alive=$RELAY_ALIVE"
     echo "- loads (\`hasocks bench --json\`, ${DURATION} s each): throughput = upload on $STREAMS streams counted at bench's in-process target; sessions = $CONCURRENCY workers doing connect + greeting + CONNECT + ${PAYLOAD}-byte echo + close; latency = the same session with 1 worker (p50/p99 of the whole session; added = relay minus direct); every load run $ROUNDS times (direct, then HAProxy and hasocks alternating first), means shown, each run in the details; a negative added latency means the difference is below this machine's noise"
-    echo "- relay CPU, read around each throughput run (the relay only; the backend's CPU is not included): $CPU_NOTE; divided by the bytes counted at the target. The load generator and the backend share the $(nproc) CPUs, so raw MB/s is bounded by them: CPU-seconds per GB is the efficiency figure"
+    echo "- relay CPU, read around each throughput and sessions run (the relay only; the backend's CPU is not included): $CPU_NOTE; divided by the bytes counted at the target, or by the sessions completed. The load generator and the backend share the $(nproc) CPUs, so raw MB/s is bounded by them: CPU-seconds per GB is the efficiency figure"
     echo "- memory: $IDLE sessions opened through the relay and held (\`--mode idle\`); VmRSS of the relay process before and with them open"
     [ -n "$IDLE_NOTE" ] && echo "- note: $IDLE_NOTE"
     echo
@@ -246,6 +255,9 @@ HAVER=$("$HAPROXY" -v 2>&1 | head -n1)
     row "relay CPU during a throughput run, s" "-" "$(v haproxy cpu)" "$(v hasocks cpu)" "info"
     row "relay CPU-seconds per GB moved" "-" "$(v haproxy cpugb)" "$(v hasocks cpugb)" "lower is better"
     row "sessions/s, $CONCURRENCY concurrent" "$(v direct load_sps)" "$(v haproxy load_sps)" "$(v hasocks load_sps)" "higher is better"
+    row "relay CPU per session at $CONCURRENCY concurrent, us" "-" "$(v haproxy load_cpus)" "$(v hasocks load_cpus)" "lower is better"
+    row "relay CPU per session, 1 worker, us" "-" "$(v haproxy lat_cpus)" "$(v hasocks lat_cpus)" "lower is better"
+    row "TCP segments sent per session (all hops), 1 worker" "$(v direct lat_segs)" "$(v haproxy lat_segs)" "$(v hasocks lat_segs)" "info: the same kernel work"
     row "session latency p50 at $CONCURRENCY concurrent, ms" "$(ms direct load_p50)" "$(ms haproxy load_p50)" "$(ms hasocks load_p50)" "lower is better"
     row "session latency p99 at $CONCURRENCY concurrent, ms" "$(ms direct load_p99)" "$(ms haproxy load_p99)" "$(ms hasocks load_p99)" "lower is better"
     row "session latency p50, 1 worker, ms" "$(ms direct lat_p50)" "$(ms haproxy lat_p50)" "$(ms hasocks lat_p50)" "lower is better"
@@ -266,7 +278,7 @@ HAVER=$("$HAPROXY" -v 2>&1 | head -n1)
     echo "Each run (round 1/round 2/...):"
     echo
     for who in direct haproxy hasocks; do
-        echo "- $who: MB/s $(all "$who" mbs); relay CPU-s/GB $(all "$who" cpugb); sessions/s $(all "$who" load_sps); p50/p99 us at $CONCURRENCY: $(all "$who" load_p50) / $(all "$who" load_p99); p50/p99 us with 1 worker: $(all "$who" lat_p50) / $(all "$who" lat_p99)"
+        echo "- $who: MB/s $(all "$who" mbs); relay CPU-s/GB $(all "$who" cpugb); sessions/s $(all "$who" load_sps); relay CPU us/session at $CONCURRENCY and with 1 worker: $(all "$who" load_cpus) / $(all "$who" lat_cpus); p50/p99 us at $CONCURRENCY: $(all "$who" load_p50) / $(all "$who" load_p99); p50/p99 us with 1 worker: $(all "$who" lat_p50) / $(all "$who" lat_p99)"
     done
 } >"$TMP/results.md"
 publish "$RESULTS"
