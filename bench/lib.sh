@@ -11,6 +11,14 @@ PIDS=""
 
 log() { printf '%s\n' "$*" >&2; }
 
+# The load settings given in the environment, read before any script sets its defaults, so
+# that the recorded command line reproduces the run.
+GIVEN_ENV=""
+for _v in ROUNDS DURATION STREAMS CONCURRENCY IDLE PAYLOAD WINDOW BATCH FLOOD_SECS; do
+    [ -n "${!_v:-}" ] && GIVEN_ENV="$GIVEN_ENV $_v=${!_v}"
+done
+unset _v
+
 # Defaults of the TCP loads (run-server.sh, run-relay.sh); each can be set in the environment.
 tcp_load_defaults() {
     DURATION=${DURATION:-10}
@@ -21,10 +29,11 @@ tcp_load_defaults() {
 }
 
 # record_command SCRIPT ARGS...: sets COMMAND, the command line as it can be typed again,
-# with the environment that chooses the binaries.
+# with the environment that chooses the binaries and the load settings that were given.
 record_command() {
     local v
     COMMAND="$*"
+    [ -n "$GIVEN_ENV" ] && COMMAND="${GIVEN_ENV# } $COMMAND"
     for v in LOAD_BIN HASOCKS_BIN CARGO_TARGET_DIR; do
         [ -n "${!v:-}" ] && COMMAND="$v=${!v} $COMMAND"
     done
