@@ -21,6 +21,8 @@ enum Command {
     Server(cmd::server::ServerArgs),
     /// Layer-4 relay for a pool of SOCKS servers, driven by a relayd.conf.
     Relay(cmd::relay::RelayArgs),
+    /// Control a running relay over its control socket, as relayctl does.
+    Ctl(cmd::ctl::CtlArgs),
     /// Probe one SOCKS server end to end (exit 0 = it forwards).
     Check(cmd::check::CheckArgs),
     /// Load generator for any SOCKS5 server or relay.
@@ -57,6 +59,7 @@ fn main() -> std::process::ExitCode {
             Command::Up(a) => cmd::up::run(a).await,
             Command::Server(a) => cmd::server::run(a).await,
             Command::Relay(a) => cmd::relay::run(a).await,
+            Command::Ctl(a) => cmd::ctl::run(a).await,
             Command::Check(a) => cmd::check::run(a).await,
             Command::Bench(a) => cmd::bench::run(a).await,
         }

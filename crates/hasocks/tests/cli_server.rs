@@ -1,82 +1,58 @@
 //! The `hasocks server` binary as an operator meets it: config errors, -V, SIGHUP reload,
 //! SIGTERM stop. Real process, real sockets on 127.0.0.1.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use test_support::blocking::{socks5_rep, Running};
+use test_support::{free_port, temp_dir, wait_blocking};
+
+const HUP: i32 = 1;
+const TERM: i32 = 15;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_hasocks")
 }
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("hasocks-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn conf(port: u16, socks_verdict: &str, log: &Path) -> String {
+    conf_on(&[port], socks_verdict, log)
+}
+
+fn conf_on(ports: &[u16], socks_verdict: &str, log: &Path) -> String {
+    let internals: String = ports
+        .iter()
+        .map(|p| format!("internal: 127.0.0.1 port = {p}\n"))
+        .collect();
     format!(
-        "logoutput: {}\ninternal: 127.0.0.1 port = {port}\nexternal: 127.0.0.1\nsocksmethod: none\n\
+        "logoutput: {}\n{internals}external: 127.0.0.1\nsocksmethod: none\n\
          client pass {{ from: 0/0 to: 0/0 }}\nsocks {socks_verdict} {{ from: 0/0 to: 0/0 log: connect disconnect error }}\n",
         log.display()
     )
 }
 
-/// One SOCKS5 CONNECT; returns the reply code (or None if the server is not there).
-fn socks5_rep(proxy: SocketAddr, target: SocketAddr) -> Option<u8> {
-    let mut s = TcpStream::connect_timeout(&proxy, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(&[5, 1, 0]).ok()?;
-    let mut sel = [0u8; 2];
-    s.read_exact(&mut sel).ok()?;
-    let SocketAddr::V4(t) = target else {
-        return None;
-    };
-    let mut req = vec![5, 1, 0, 1];
-    req.extend_from_slice(&t.ip().octets());
-    req.extend_from_slice(&t.port().to_be_bytes());
-    s.write_all(&req).ok()?;
-    let mut rep = [0u8; 10];
-    s.read_exact(&mut rep).ok()?;
-    Some(rep[1])
+fn wait_for(f: impl FnMut() -> bool) -> bool {
+    wait_blocking(f, Duration::from_secs(10))
 }
 
-fn wait_for(mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end {
-        if f() {
-            return true;
+/// A TCP target that accepts and closes.
+fn sink_target() -> SocketAddr {
+    let target_l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = target_l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in target_l.incoming().flatten() {
+            drop(s)
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-struct Running(Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    });
+    target
 }
 
 #[test]
 fn config_error_names_file_line_and_keyword_and_exits_1() {
-    let dir = tmpdir("bad");
+    let dir = temp_dir("cli-bad");
     let file = dir.join("sockd.conf");
     std::fs::write(
         &file,
@@ -111,19 +87,13 @@ fn config_error_names_file_line_and_keyword_and_exits_1() {
 
 #[test]
 fn sighup_reloads_rules_refuses_a_broken_file_and_sigterm_stops() {
-    let dir = tmpdir("hup");
+    let dir = temp_dir("cli-hup");
     let file = dir.join("sockd.conf");
     let log = dir.join("sockd.log");
-    let port = free_port();
+    let port = free_port("127.0.0.1");
     let proxy: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     std::fs::write(&file, conf(port, "pass", &log)).unwrap();
-    let target_l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let target = target_l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in target_l.incoming().flatten() {
-            drop(s)
-        }
-    });
+    let target = sink_target();
 
     let child = Command::new(bin())
         .args(["server", "-f"])
@@ -132,7 +102,6 @@ fn sighup_reloads_rules_refuses_a_broken_file_and_sigterm_stops() {
         .spawn()
         .unwrap();
     let mut child = Running(child);
-    let pid = Pid::from_raw(child.0.id() as i32);
     assert!(
         wait_for(|| socks5_rep(proxy, target) == Some(0)),
         "server answers and passes"
@@ -140,7 +109,7 @@ fn sighup_reloads_rules_refuses_a_broken_file_and_sigterm_stops() {
 
     // A new config that blocks: new sessions get 02.
     std::fs::write(&file, conf(port, "block", &log)).unwrap();
-    kill(pid, Signal::SIGHUP).unwrap();
+    child.signal(HUP);
     assert!(
         wait_for(|| socks5_rep(proxy, target) == Some(2)),
         "reloaded rules apply"
@@ -152,7 +121,7 @@ fn sighup_reloads_rules_refuses_a_broken_file_and_sigterm_stops() {
         "internal: 127.0.0.1 port = 1\nsocksmethod: none\nbandwidth: 1\nsocks pass {\n",
     )
     .unwrap();
-    kill(pid, Signal::SIGHUP).unwrap();
+    child.signal(HUP);
     assert!(wait_for(|| std::fs::read_to_string(&log)
         .map(|t| t.contains("reload refused"))
         .unwrap_or(false)));
@@ -161,7 +130,7 @@ fn sighup_reloads_rules_refuses_a_broken_file_and_sigterm_stops() {
     // Log files are reopened on SIGHUP (logrotate).
     std::fs::rename(&log, dir.join("sockd.log.1")).unwrap();
     std::fs::write(&file, conf(port, "pass", &log)).unwrap();
-    kill(pid, Signal::SIGHUP).unwrap();
+    child.signal(HUP);
     assert!(wait_for(|| socks5_rep(proxy, target) == Some(0)));
     assert!(
         wait_for(|| std::fs::read_to_string(&log)
@@ -170,21 +139,96 @@ fn sighup_reloads_rules_refuses_a_broken_file_and_sigterm_stops() {
         "new log file written"
     );
 
-    kill(pid, Signal::SIGTERM).unwrap();
-    let end = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(st) = child.0.try_wait().unwrap() {
-            break Some(st);
-        }
-        if Instant::now() > end {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    child.signal(TERM);
     assert_eq!(
-        status.and_then(|s| s.code()),
+        child.wait_exit(Duration::from_secs(10)),
         Some(0),
         "clean exit on SIGTERM"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sighup_opens_added_internals_closes_removed_ones_and_never_refuses_on_one_that_stays() {
+    let dir = temp_dir("cli-listeners");
+    let file = dir.join("sockd.conf");
+    let log = dir.join("sockd.log");
+    let (stay, gone, added) = (
+        free_port("127.0.0.1"),
+        free_port("127.0.0.1"),
+        free_port("127.0.0.1"),
+    );
+    let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    std::fs::write(&file, conf_on(&[stay, gone], "pass", &log)).unwrap();
+    let target = sink_target();
+    let child = Command::new(bin())
+        .args(["server", "-f"])
+        .arg(&file)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Running(child);
+    assert!(wait_for(|| socks5_rep(at(stay), target) == Some(0)));
+    assert_eq!(socks5_rep(at(gone), target), Some(0));
+
+    // Connections to the address that stays, all through the reloads: none may be refused.
+    let done = Arc::new(AtomicBool::new(false));
+    let (ok, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let hammer = {
+        let (done, ok, refused) = (done.clone(), ok.clone(), refused.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                match TcpStream::connect(at(stay)) {
+                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => refused.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        })
+    };
+    for round in 0..3 {
+        std::fs::write(&file, conf_on(&[stay, added], "pass", &log)).unwrap();
+        child.signal(HUP);
+        assert!(
+            wait_for(|| socks5_rep(at(added), target) == Some(0)),
+            "round {round}: the added internal serves"
+        );
+        assert!(
+            wait_for(|| TcpStream::connect(at(gone)).is_err()),
+            "round {round}: the removed internal is closed"
+        );
+        std::fs::write(&file, conf_on(&[stay, gone], "pass", &log)).unwrap();
+        child.signal(HUP);
+        assert!(wait_for(|| socks5_rep(at(gone), target) == Some(0)));
+        assert!(wait_for(|| TcpStream::connect(at(added)).is_err()));
+    }
+    // A new internal that cannot be bound refuses the whole reload: the rules stay too.
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = held.local_addr().unwrap().port();
+    std::fs::write(&file, conf_on(&[stay, gone, busy], "block", &log)).unwrap();
+    child.signal(HUP);
+    assert!(wait_for(|| std::fs::read_to_string(&log)
+        .map(|t| t.contains("reload refused") && t.contains(&format!("127.0.0.1:{busy}")))
+        .unwrap_or(false)));
+    assert_eq!(
+        socks5_rep(at(stay), target),
+        Some(0),
+        "old rules still pass"
+    );
+    assert_eq!(
+        socks5_rep(at(gone), target),
+        Some(0),
+        "old listeners still there"
+    );
+
+    done.store(true, Ordering::Relaxed);
+    hammer.join().unwrap();
+    assert!(ok.load(Ordering::Relaxed) > 0);
+    assert_eq!(
+        refused.load(Ordering::Relaxed),
+        0,
+        "connections refused on the address that stayed"
+    );
+    child.signal(TERM);
+    assert_eq!(child.wait_exit(Duration::from_secs(10)), Some(0));
     std::fs::remove_dir_all(&dir).unwrap();
 }

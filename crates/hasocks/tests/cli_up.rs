@@ -2,21 +2,13 @@
 //! SOCKS client, stopped cleanly by Ctrl-C.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use test_support::blocking::{echo_round, echo_server, socks5_stream, Running};
+use test_support::{free_port, wait_blocking};
 
 /// HTTP GET of the status page through the relay, with raw SOCKS5 bytes.
 fn status_through(relay: u16, status: u16) -> Option<String> {
@@ -40,29 +32,31 @@ fn status_through(relay: u16, status: u16) -> Option<String> {
 }
 
 #[test]
-fn up_serves_socks_through_the_relay_and_stops_on_ctrl_c() {
+fn up_serves_socks_through_the_relay_and_drains_the_relay_on_ctrl_c() {
     let (relay, status, server) = (
         free_port("127.0.0.1"),
         free_port("127.0.0.1"),
         free_port("127.0.0.2"),
     );
     let dir = std::env::temp_dir().join(format!("hasocks-up-test-{}", std::process::id()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hasocks"))
-        .args([
-            "up",
-            "--port",
-            &relay.to_string(),
-            "--status-port",
-            &status.to_string(),
-        ])
-        .args(["--server-port", &server.to_string(), "--dir"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Running(
+        Command::new(env!("CARGO_BIN_EXE_hasocks"))
+            .args([
+                "up",
+                "--port",
+                &relay.to_string(),
+                "--status-port",
+                &status.to_string(),
+            ])
+            .args(["--server-port", &server.to_string(), "--dir"])
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let out = child.0.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             let _ = tx.send(line);
@@ -92,27 +86,33 @@ fn up_serves_socks_through_the_relay_and_stops_on_ctrl_c() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let page = page.expect("status page through the relay with both hosts up");
-    assert!(
-        page.contains("127.0.0.2:") && page.contains("127.0.0.3:"),
-        "{page}"
-    );
+    for host in ["127.0.0.2", "127.0.0.3"] {
+        assert!(page.contains(&format!("\thost    \t{host} ")), "{page}");
+    }
 
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
-    let end = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // Ctrl-C drains the relay: it stops accepting at once, while a session open through it
+    // (and the server behind it) goes on until it ends.
+    let relay_addr = SocketAddr::from(([127, 0, 0, 1], relay));
+    let (mut open, rep) = socks5_stream(relay_addr, echo_server("127.0.0.1")).expect("a session");
+    assert_eq!(rep, 0);
+    assert!(echo_round(&mut open, b"before"));
+    child.signal(2);
+    assert!(
+        wait_blocking(
+            || TcpStream::connect(relay_addr).is_err(),
+            Duration::from_secs(5)
+        ),
+        "the relay still accepts after Ctrl-C"
+    );
+    assert!(
+        echo_round(&mut open, b"after Ctrl-C"),
+        "the open session was cut"
+    );
+    drop(open);
     assert_eq!(
-        status.and_then(|s| s.code()),
+        child.wait_exit(Duration::from_secs(15)),
         Some(0),
-        "clean exit on Ctrl-C"
+        "clean exit on Ctrl-C once the session ended"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,35 +11,12 @@ use std::time::Duration;
 use relay::{HostState, RelayHandle};
 use server::ServerHandle;
 use socks_wire::TargetAddr;
+use test_support::{echo_server, sockd_conf_on, temp_dir, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::time::Instant;
-
-/// How long any wait may take before the test fails.
-const DEADLINE: Duration = Duration::from_secs(20);
-
-/// An echo server on 127.0.0.1: the target of every session.
-async fn echo_target() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
-    let addr = l.local_addr().expect("echo addr");
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
 
 /// A SOCKS server on `ip` (port 0) whose socks rule is `pass` or `block`.
 async fn socks_server(ip: &str, rule: &str) -> (ServerHandle, u16) {
-    let text = format!(
-        "internal: {ip} port = 0\nexternal: {ip}\nclientmethod: none\nsocksmethod: none\n\
-         client pass {{ from: 0/0 to: 0/0 }}\n\
-         socks {rule} {{ from: 0/0 to: 0/0 }}\n"
-    );
+    let text = sockd_conf_on(ip, rule, "");
     let cfg = conf::sockd::parse(&text, Path::new("cluster-sockd.conf")).expect("sockd.conf");
     let h = ServerHandle::start(cfg).await.expect("server starts");
     let port = h.local_addrs().first().expect("a listener").port();
@@ -74,21 +51,24 @@ fn states(h: &RelayHandle, table: &str) -> Vec<HostState> {
         .unwrap_or_default()
 }
 
-/// Waits until `cond` holds, re-checking every few milliseconds; fails the test at DEADLINE.
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// One whole session through `proxy`: SOCKS5 CONNECT to `target`, then an echo round trip.
 async fn session(proxy: SocketAddr, target: SocketAddr, tag: u64) -> Result<(), String> {
-    let (mut s, _) =
-        probe::socks5_connect(proxy, &TargetAddr::Ip(target), None, Duration::from_secs(5))
-            .await
-            .map_err(|e| format!("CONNECT: {e}"))?;
+    let s = tokio::net::TcpStream::connect(proxy)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    session_over(s, target, tag).await
+}
+
+/// [`session`] over a connection already made (from a source address of the test's choice).
+async fn session_over(
+    s: tokio::net::TcpStream,
+    target: SocketAddr,
+    tag: u64,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let (mut s, _) = probe::socks5_over(s, &TargetAddr::Ip(target), None, deadline, None)
+        .await
+        .map_err(|e| format!("CONNECT: {e}"))?;
     let out = tag.to_be_bytes();
     let mut back = [0u8; 8];
     tokio::time::timeout(Duration::from_secs(5), async {
@@ -107,7 +87,7 @@ async fn session(proxy: SocketAddr, target: SocketAddr, tag: u64) -> Result<(), 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_sessions_survive_a_server_shutdown_before_and_after_the_check_notices() {
-    let target = echo_target().await;
+    let target = echo_server("127.0.0.1").await;
     let mut servers = Vec::new();
     for ip in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
         servers.push(socks_server(ip, "pass").await);
@@ -236,7 +216,7 @@ async fn new_sessions_survive_a_server_shutdown_before_and_after_the_check_notic
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_whose_rules_block_is_down_under_check_socks_and_up_under_check_tcp() {
-    let target = echo_target().await;
+    let target = echo_server("127.0.0.1").await;
     let (blocking, bport) = socks_server("127.0.0.5", "block").await;
     let (working, wport) = socks_server("127.0.0.6", "pass").await;
     let text = format!(
@@ -269,7 +249,7 @@ async fn a_server_whose_rules_block_is_down_under_check_socks_and_up_under_check
     let err = relay
         .snapshot()
         .table("bysocks:1080")
-        .and_then(|t| t.hosts.first().and_then(|h| h.last_error.clone()))
+        .and_then(|t| t.hosts.first().and_then(|h| h.last_result.clone()))
         .unwrap_or_default();
     assert!(
         err.contains("02"),
@@ -299,4 +279,78 @@ async fn a_server_whose_rules_block_is_down_under_check_socks_and_up_under_check
     relay.shutdown(Duration::from_secs(1)).await;
     blocking.shutdown(Duration::from_secs(1)).await;
     working.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_v2_relay_with_socks_and_tcp_checks_keeps_proxy_protocol_servers_up_and_quiet() {
+    let target = echo_server("127.0.0.1").await;
+    let dir = temp_dir("cluster-proxy-v2");
+    let mut servers = Vec::new();
+    for ip in ["127.0.0.7", "127.0.0.8"] {
+        let log = dir.join(format!("{ip}.log"));
+        let text = format!(
+            "logoutput: {}\ninternal: {ip} port = 0\nexternal: {ip}\nsocksmethod: none\n\
+             hasocks.proxyprotocol.from: 127.0.0.0/8\n\
+             client pass {{ from: 0/0 to: 0/0 log: error connect }}\n\
+             socks pass {{ from: 0/0 to: 0/0 log: error connect }}\n",
+            log.display()
+        );
+        let cfg = conf::sockd::parse(&text, Path::new("pp.conf")).expect("sockd.conf");
+        let h = ServerHandle::start(cfg).await.expect("server starts");
+        let port = h.local_addrs()[0].port();
+        servers.push((h, port, log));
+    }
+    let (p7, p8) = (servers[0].1, servers[1].1);
+    let text = format!(
+        "interval 1\ntimeout 900\n\
+         table <bysocks> {{ 127.0.0.7 port {p7}, 127.0.0.8 port {p8} }}\n\
+         table <bytcp> {{ 127.0.0.7 port {p7}, 127.0.0.8 port {p8} }}\n\
+         relay \"socks-checked\" {{\n listen on 127.0.0.1 port 1\n send proxy-v2\n\
+         forward to <bysocks> port 1080 mode loadbalance check socks\n}}\n\
+         relay \"tcp-checked\" {{\n listen on 127.0.0.1 port 1\n send proxy-v2\n\
+         forward to <bytcp> port 1081 mode loadbalance check tcp\n}}\n"
+    );
+    let relay = relay_from(&text).await;
+    // Two rounds of checks of each kind, so that a noisy check would have logged by now.
+    wait_until("every host up under both checks, checked twice", || {
+        relay.snapshot().tables.iter().all(|t| {
+            t.hosts
+                .iter()
+                .all(|h| h.state == HostState::Up && h.checks >= 2)
+        })
+    })
+    .await;
+
+    // A client from 127.0.0.9 gets through both relays, and the server sees 127.0.0.9.
+    for name in ["socks-checked", "tcp-checked"] {
+        let s = test_support::connect_from(
+            std::net::Ipv4Addr::new(127, 0, 0, 9),
+            listen_addr(&relay, name),
+        )
+        .await
+        .expect("connect to the relay");
+        session_over(s, target, 7)
+            .await
+            .expect("session through the relay");
+    }
+    let logs: String = servers
+        .iter()
+        .map(|(_, _, log)| std::fs::read_to_string(log).unwrap_or_default())
+        .collect();
+    assert!(
+        logs.matches("client 127.0.0.9:").count() >= 2,
+        "the servers saw the original client: {logs}"
+    );
+    for noise in ["bad PROXY header", "negotiation failed"] {
+        assert!(
+            !logs.contains(noise),
+            "checks left \"{noise}\" in the logs: {logs}"
+        );
+    }
+
+    relay.shutdown(Duration::from_secs(1)).await;
+    for (h, _, _) in servers {
+        h.shutdown(Duration::from_secs(1)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,7 +5,7 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -59,6 +59,40 @@ pub struct CopyOpts {
     pub idle_timeout: Option<Duration>,
     /// End the session when this token is cancelled.
     pub cancel: Option<CancellationToken>,
+}
+
+/// Byte counts and the time of the last activity of a session in progress. `pump_live`
+/// updates them as bytes move, so that a registry of open sessions can show them while the
+/// session runs (one relaxed store per counter per wake-up: no lock on the data path).
+#[derive(Debug, Default)]
+pub struct LiveBytes {
+    a_to_b: AtomicU64,
+    b_to_a: AtomicU64,
+    /// `clock::now_ms()` when a byte last moved; 0 = not yet.
+    last_ms: AtomicU64,
+}
+
+impl LiveBytes {
+    /// Bytes moved so far from `a` to `b`.
+    pub fn a_to_b(&self) -> u64 {
+        self.a_to_b.load(Ordering::Relaxed)
+    }
+
+    /// Bytes moved so far from `b` to `a`.
+    pub fn b_to_a(&self) -> u64 {
+        self.b_to_a.load(Ordering::Relaxed)
+    }
+
+    /// `crate::clock::now_ms()` of the last byte moved, None before the first one.
+    pub fn last_active_ms(&self) -> Option<u64> {
+        Some(self.last_ms.load(Ordering::Relaxed)).filter(|ms| *ms > 0)
+    }
+
+    fn publish(&self, a_to_b: u64, b_to_a: u64, now_ms: u64) {
+        self.a_to_b.store(a_to_b, Ordering::Relaxed);
+        self.b_to_a.store(b_to_a, Ordering::Relaxed);
+        self.last_ms.store(now_ms, Ordering::Relaxed);
+    }
 }
 
 /// Why a `pump` session ended.
@@ -328,7 +362,17 @@ fn fault_reason(f: Fault, from: EndReason, to: EndReason) -> EndReason {
 /// the other, the other direction keeps flowing (half-close). Byte counts are kept even when it
 /// ends on an error/timeout. idle_timeout: no byte in either direction for that long ends the
 /// session.
-pub async fn pump(mut a: TcpStream, mut b: TcpStream, opts: CopyOpts) -> CopyReport {
+pub async fn pump(a: TcpStream, b: TcpStream, opts: CopyOpts) -> CopyReport {
+    pump_live(a, b, opts, None).await
+}
+
+/// [`pump`], publishing byte counts and activity to `live` as they change.
+pub async fn pump_live(
+    mut a: TcpStream,
+    mut b: TcpStream,
+    opts: CopyOpts,
+    live: Option<&LiveBytes>,
+) -> CopyReport {
     let splice = splice_enabled();
     let (mut ab, mut ba) = (Dir::new(splice), Dir::new(splice));
     let mut idle = opts
@@ -365,12 +409,15 @@ pub async fn pump(mut a: TcpStream, mut b: TcpStream, opts: CopyOpts) -> CopyRep
         if ab_done && ba_done {
             return Poll::Ready(EndReason::Closed);
         }
-        if let Some((d, sleep)) = idle.as_mut() {
-            if progress {
-                // Only note the time; the timer is re-armed lazily when it fires, which keeps
-                // timer-wheel churn off the hot path.
-                last = Instant::now();
+        if progress && (idle.is_some() || live.is_some()) {
+            // Only note the time; the timer is re-armed lazily when it fires, which keeps
+            // timer-wheel churn off the hot path.
+            last = Instant::now();
+            if let Some(l) = live {
+                l.publish(ab.bytes(), ba.bytes(), crate::clock::ms_at(last.into_std()));
             }
+        }
+        if let Some((d, sleep)) = idle.as_mut() {
             while sleep.as_mut().poll(cx).is_ready() {
                 let due = last + *d;
                 if due <= Instant::now() {

@@ -3,6 +3,7 @@
 //! protocol, and graceful shutdown.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod copy;
 pub mod listen;
 pub mod proxy;

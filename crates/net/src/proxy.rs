@@ -86,6 +86,18 @@ pub fn encode_v2(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     out
 }
 
+/// A v2 PROXY header with command LOCAL (family UNSPEC, no addresses): what a proxy sends on
+/// a connection of its own, such as a health check, so that the receiver knows it is not
+/// relaying a client.
+pub fn encode_v2_local() -> Vec<u8> {
+    let mut out = Vec::with_capacity(V2_FIXED);
+    out.extend_from_slice(&V2_SIG);
+    out.push(0x20); // version 2, command LOCAL
+    out.push(0x00); // AF_UNSPEC, UNSPEC
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out
+}
+
 /// A v1 (text) PROXY header for `src` -> `dst`.
 pub fn encode_v1(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     let (src, dst) = same_family(src, dst);
@@ -223,6 +235,14 @@ mod tests {
         assert_eq!(h.len(), 52);
         let parsed = ppp::v2::Header::try_from(h.as_slice()).unwrap();
         assert_eq!(parsed.address_family(), ppp::v2::AddressFamily::IPv6);
+    }
+
+    #[test]
+    fn v2_local_header_is_16_bytes_with_command_local() {
+        let h = encode_v2_local();
+        assert_eq!(h.len(), 16);
+        let parsed = ppp::v2::Header::try_from(h.as_slice()).unwrap();
+        assert_eq!(parsed.command, ppp::v2::Command::Local);
     }
 
     #[test]

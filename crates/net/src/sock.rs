@@ -83,9 +83,15 @@ async fn connected(stream: &TcpStream, target: SocketAddr, timeout: Duration) ->
 /// Listening socket with SO_REUSEADDR, backlog 1024, nonblocking, for tokio.
 /// Must be called from inside a tokio runtime.
 pub fn listen_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::from_std(listen_tcp_std(addr)?)
+}
+
+/// [`listen_tcp`] outside any runtime: a nonblocking std listener, to be registered by
+/// whichever runtime's task will accept on it.
+pub fn listen_tcp_std(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let sock = bound_tcp(addr, false)?;
     sock.listen(LISTEN_BACKLOG)?;
-    TcpListener::from_std(sock.into())
+    Ok(sock.into())
 }
 
 /// `count` nonblocking listening sockets on one address, for `count` threads that each accept
@@ -156,6 +162,25 @@ pub fn interface_addrs(name: &str) -> io::Result<Option<Vec<IpAddr>>> {
         }
     }
     Ok(found.then_some(addrs))
+}
+
+/// Whether an error comes from this machine running out of something (descriptors, memory,
+/// buffers, local ports) rather than from the peer: a check that fails this way says nothing
+/// about the host it was checking.
+pub fn is_local_exhaustion(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    matches!(
+        Errno::from_io_error(e),
+        Some(
+            Errno::MFILE
+                | Errno::NFILE
+                | Errno::NOBUFS
+                | Errno::NOMEM
+                | Errno::ADDRNOTAVAIL
+                | Errno::ADDRINUSE
+                | Errno::AGAIN
+        )
+    )
 }
 
 /// Raise the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
@@ -233,6 +258,24 @@ mod tests {
         let first = listen_tcp_shared("127.0.0.1:0".parse().unwrap(), 2).unwrap();
         let err = listen_tcp_shared(first[0].local_addr().unwrap(), 2).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    }
+
+    #[test]
+    fn running_out_of_descriptors_or_ports_is_local_and_a_refusal_is_not() {
+        use rustix::io::Errno;
+        for e in [
+            Errno::MFILE,
+            Errno::NFILE,
+            Errno::ADDRNOTAVAIL,
+            Errno::ADDRINUSE,
+        ] {
+            let err = io::Error::from_raw_os_error(e.raw_os_error());
+            assert!(is_local_exhaustion(&err), "{err}");
+        }
+        for e in [Errno::CONNREFUSED, Errno::TIMEDOUT, Errno::HOSTUNREACH] {
+            let err = io::Error::from_raw_os_error(e.raw_os_error());
+            assert!(!is_local_exhaustion(&err), "{err}");
+        }
     }
 
     #[test]

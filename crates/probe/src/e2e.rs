@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{timeout_at, Instant};
 
-use crate::client::{socks5_connect_by, Auth, Direction, Tap};
+use crate::client::{socks5_over, Auth, Direction, Tap};
 use crate::{fill_random, ProbeError};
 
 /// Payload bytes sent each way in an end-to-end check.
@@ -29,6 +29,9 @@ pub struct EndToEnd {
     pub auth: Option<Auth>,
     /// Budget for the whole check.
     pub timeout: Duration,
+    /// Bytes sent to the proxy before the SOCKS greeting (a PROXY protocol header for a
+    /// server that expects one from us); usually empty.
+    pub preamble: Vec<u8>,
 }
 
 /// End-to-end check. With `target` `None`: listen on `bind_ip:0`, CONNECT
@@ -49,13 +52,15 @@ pub async fn end_to_end_traced(
     let auth = check.auth.as_ref();
     match &check.target {
         Some(target) => {
-            socks5_connect_by(check.proxy, target, auth, deadline, tap).await?;
+            let s = connect(check.proxy, &check.preamble, deadline).await?;
+            socks5_over(s, target, auth, deadline, tap).await?;
         }
         None => {
             let listener = TcpListener::bind((check.bind_ip, 0))
                 .await
                 .map_err(ProbeError::Io)?;
-            forward_through(&listener, check.proxy, auth, deadline, tap).await?;
+            let s = connect(check.proxy, &check.preamble, deadline).await?;
+            forward_through(&listener, s, auth, deadline, tap).await?;
         }
     }
     Ok(start.elapsed())
@@ -73,19 +78,37 @@ pub async fn end_to_end_on(
     tap: Option<Tap<'_>>,
 ) -> Result<Duration, ProbeError> {
     let start = Instant::now();
-    forward_through(listener, proxy, auth, start + timeout, tap).await?;
+    let deadline = start + timeout;
+    let s = connect(proxy, &[], deadline).await?;
+    forward_through(listener, s, auth, deadline, tap).await?;
     Ok(start.elapsed())
+}
+
+/// The TCP connection to the proxy, with `preamble` already sent.
+async fn connect(
+    proxy: SocketAddr,
+    preamble: &[u8],
+    deadline: Instant,
+) -> Result<TcpStream, ProbeError> {
+    let mut s = timeout_at(deadline, TcpStream::connect(proxy))
+        .await
+        .map_err(|_| ProbeError::Timeout("connect"))?
+        .map_err(ProbeError::Connect)?;
+    if !preamble.is_empty() {
+        send(&mut s, preamble, deadline, None).await?;
+    }
+    Ok(s)
 }
 
 async fn forward_through(
     listener: &TcpListener,
-    proxy: SocketAddr,
+    proxy: TcpStream,
     auth: Option<&Auth>,
     deadline: Instant,
     tap: Option<Tap<'_>>,
 ) -> Result<(), ProbeError> {
     let target = TargetAddr::Ip(listener.local_addr().map_err(ProbeError::Io)?);
-    let (mut client, _bound) = socks5_connect_by(proxy, &target, auth, deadline, tap).await?;
+    let (mut client, _bound) = socks5_over(proxy, &target, auth, deadline, tap).await?;
 
     let mut up = [0u8; PROBE_BYTES];
     let mut down = [0u8; PROBE_BYTES];

@@ -137,6 +137,7 @@ fn own_listener_check(proxy: SocketAddr, timeout: Duration) -> EndToEnd {
         bind_ip: LOCAL,
         auth: None,
         timeout,
+        preamble: Vec::new(),
     }
 }
 

@@ -1,7 +1,9 @@
-//! One health check of one host. Each returns Ok(message) when the host is up and
-//! Err(message) when it is down; messages follow relayd's wording ("tcp connect failed").
-//! Every check finishes within `timeout`.
+//! One health check of one host. A check ends in a verdict on the host (up or down, with
+//! relayd's wording: "tcp connect failed") or in a local error: a fault of this machine (out of
+//! descriptors, memory or local ports; a check that could not start), which says nothing
+//! about the host and must not change its state. Every check finishes within `timeout`.
 
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::process::Stdio;
@@ -19,27 +21,45 @@ use crate::glob;
 /// How much a send/expect or binary check reads at most before giving up on a match.
 const READ_LIMIT: usize = 4096;
 
-/// Result of one check: Ok(message) = up, Err(message) = down.
-pub(crate) type CheckResult = Result<String, String>;
+/// What one check says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The host works (message for logs and ctl).
+    Up(String),
+    /// The host failed the check.
+    Down(String),
+    /// The check could not be judged because of this machine: no verdict on the host.
+    Local(String),
+}
 
-/// Runs `check` against the host `name` at `addr`, bounded by `timeout`.
+/// A verdict and how long the check took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CheckOutcome {
+    pub verdict: Verdict,
+    pub took_ms: u64,
+}
+
+/// Up/down so far; `?` on a `Fail` turns either kind of failure into a verdict.
+type Step<T> = Result<T, Verdict>;
+
+/// Runs `check` against the host `name` at `addr`, bounded by `timeout`. `preamble` is sent
+/// first on every connection to the host (a PROXY v2 LOCAL header for hosts that expect one).
 pub(crate) async fn run(
     check: &Check,
     name: &str,
     addr: SocketAddr,
     timeout: Duration,
-) -> CheckResult {
+    preamble: &[u8],
+) -> Verdict {
     let deadline = Instant::now() + timeout;
-    match check {
-        Check::Tcp => connect(addr, deadline)
-            .await
-            .map(|_| "tcp connect ok".into()),
-        Check::Send { send, expect } => send_expect(addr, send, deadline, |buf| {
+    let step = match check {
+        Check::Tcp => tcp(addr, preamble, deadline).await,
+        Check::Send { send, expect } => send_expect(addr, preamble, send, deadline, |buf| {
             Matched::from(glob::matches(expect.as_bytes(), buf))
         })
         .await
         .map(|_| "send/expect ok".into()),
-        Check::Binary { send, expect } => send_expect(addr, send, deadline, |buf| {
+        Check::Binary { send, expect } => send_expect(addr, preamble, send, deadline, |buf| {
             let n = buf.len().min(expect.len());
             if buf.get(..n) != expect.get(..n) {
                 Matched::Never
@@ -50,16 +70,53 @@ pub(crate) async fn run(
         .await
         .map(|_| "send/expect ok".into()),
         Check::Script(path) => script(path, name, deadline).await,
-        Check::Socks { target, auth } => socks(addr, target.as_ref(), auth.as_ref(), timeout).await,
+        Check::Socks { target, auth } => {
+            socks(addr, target.as_ref(), auth.as_ref(), timeout, preamble).await
+        }
+    };
+    match step {
+        Ok(msg) => Verdict::Up(msg),
+        Err(v) => v,
     }
 }
 
-async fn connect(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, String> {
-    match timeout_at(deadline, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(_)) => Err("tcp connect failed".into()),
-        Err(_) => Err("tcp connect timeout".into()),
+/// A failed I/O step: local when this machine ran out of something, else `down`.
+fn failed(e: &io::Error, down: &str) -> Verdict {
+    if net::sock::is_local_exhaustion(e) {
+        Verdict::Local(format!("{down}: {e}"))
+    } else {
+        Verdict::Down(down.to_string())
     }
+}
+
+async fn connect(addr: SocketAddr, preamble: &[u8], deadline: Instant) -> Step<TcpStream> {
+    let mut s = match timeout_at(deadline, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(failed(&e, "tcp connect failed")),
+        Err(_) => return Err(Verdict::Down("tcp connect timeout".into())),
+    };
+    if !preamble.is_empty() {
+        write(&mut s, preamble, deadline).await?;
+    }
+    Ok(s)
+}
+
+async fn write(s: &mut TcpStream, data: &[u8], deadline: Instant) -> Step<()> {
+    match timeout_at(deadline, s.write_all(data)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(failed(&e, "tcp write failed")),
+        Err(_) => Err(Verdict::Down("tcp write timeout".into())),
+    }
+}
+
+/// `check tcp`: a connection within the timeout. With a preamble the connection is then
+/// closed cleanly, so that the host reads a LOCAL header and an end, not a reset.
+async fn tcp(addr: SocketAddr, preamble: &[u8], deadline: Instant) -> Step<String> {
+    let mut s = connect(addr, preamble, deadline).await?;
+    if !preamble.is_empty() {
+        let _ = timeout_at(deadline, s.shutdown()).await;
+    }
+    Ok("tcp connect ok".into())
 }
 
 /// Whether what was read so far satisfies the expectation.
@@ -83,40 +140,40 @@ impl From<bool> for Matched {
 /// limit or the deadline.
 async fn send_expect(
     addr: SocketAddr,
+    preamble: &[u8],
     data: &[u8],
     deadline: Instant,
     judge: impl Fn(&[u8]) -> Matched,
-) -> Result<(), String> {
-    let mut s = connect(addr, deadline).await?;
+) -> Step<()> {
+    let mut s = connect(addr, preamble, deadline).await?;
     if !data.is_empty() {
-        match timeout_at(deadline, s.write_all(data)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err("tcp write failed".into()),
-            Err(_) => return Err("tcp write timeout".into()),
-        }
+        write(&mut s, data, deadline).await?;
     }
     let mut buf = Vec::with_capacity(256);
     let mut chunk = [0u8; 1024];
     loop {
         match timeout_at(deadline, s.read(&mut chunk)).await {
-            Ok(Ok(0)) => return Err("send/expect failed".into()),
+            Ok(Ok(0)) => return Err(Verdict::Down("send/expect failed".into())),
             Ok(Ok(n)) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
-            Ok(Err(_)) => return Err("tcp read failed".into()),
-            Err(_) => return Err("tcp read timeout".into()),
+            Ok(Err(e)) => return Err(failed(&e, "tcp read failed")),
+            Err(_) => return Err(Verdict::Down("tcp read timeout".into())),
         }
+        let mismatch = || Err(Verdict::Down("send/expect failed".into()));
         match judge(&buf) {
             Matched::Yes => return Ok(()),
-            Matched::Never => return Err("send/expect failed".into()),
-            Matched::NotYet if buf.len() >= READ_LIMIT => return Err("send/expect failed".into()),
+            Matched::Never => return mismatch(),
+            Matched::NotYet if buf.len() >= READ_LIMIT => return mismatch(),
             Matched::NotYet => {}
         }
     }
 }
 
 /// relayd's script contract: `path NAME`, exit status > 0 = up; 0, a signal, an exec failure
-/// or still running at the timeout = down. The script runs in its own process group, and at the
-/// timeout the whole group is killed, so helpers it started (a perl probe...) die with it.
-async fn script(path: &Path, name: &str, deadline: Instant) -> CheckResult {
+/// or still running at the timeout = down. A script that could not be started for lack of
+/// processes, descriptors or memory is a local error (relayd: fork failure = unknown). The
+/// script runs in its own process group, and at the timeout the whole group is killed, so
+/// helpers it started (a perl probe...) die with it.
+async fn script(path: &Path, name: &str, deadline: Instant) -> Step<String> {
     let child = tokio::process::Command::new(path)
         .arg(name)
         .stdin(Stdio::null())
@@ -128,7 +185,7 @@ async fn script(path: &Path, name: &str, deadline: Instant) -> CheckResult {
         .spawn();
     let mut child = match child {
         Ok(c) => c,
-        Err(_) => return Err("script failed".into()),
+        Err(e) => return Err(failed(&e, "script failed")),
     };
     let mut group = GroupKill(child.id().and_then(|id| i32::try_from(id).ok()));
     let res = timeout_at(deadline, child.wait()).await;
@@ -139,14 +196,14 @@ async fn script(path: &Path, name: &str, deadline: Instant) -> CheckResult {
     match res {
         Ok(Ok(st)) => match st.code() {
             Some(c) if c > 0 => Ok("script ok".into()),
-            _ => Err("script failed".into()),
+            _ => Err(Verdict::Down("script failed".into())),
         },
-        Ok(Err(_)) => Err("script failed".into()),
+        Ok(Err(e)) => Err(failed(&e, "script failed")),
         Err(_) => {
             drop(group);
             // Reap the leader now rather than leave it to the background reaper.
             let _ = child.kill().await;
-            Err("script timeout".into())
+            Err(Verdict::Down("script timeout".into()))
         }
     }
 }
@@ -169,13 +226,14 @@ async fn socks(
     target: Option<&(String, u16)>,
     auth: Option<&(String, String)>,
     timeout: Duration,
-) -> CheckResult {
+    preamble: &[u8],
+) -> Step<String> {
     let target = match target {
         None => None,
         Some((host, port)) => Some(match host.parse::<IpAddr>() {
             Ok(ip) => socks_wire::TargetAddr::Ip(SocketAddr::new(ip, *port)),
             Err(_) => socks_wire::TargetAddr::domain(host.as_str(), *port)
-                .map_err(|e| format!("socks target {host}: {e}"))?,
+                .map_err(|e| Verdict::Down(format!("socks target {host}: {e}")))?,
         }),
     };
     let probe = probe::EndToEnd {
@@ -187,10 +245,25 @@ async fn socks(
             pass: pass.clone(),
         }),
         timeout,
+        preamble: preamble.to_vec(),
     };
     match probe::end_to_end(&probe).await {
         Ok(_) => Ok("socks ok".into()),
-        Err(e) => Err(format!("socks {}", e.short())),
+        Err(e) => Err(probe_verdict(&e)),
+    }
+}
+
+/// A probe failure: local when our side ran out of resources (our connect to the host, or
+/// our own listener), else a verdict on the host.
+fn probe_verdict(e: &probe::ProbeError) -> Verdict {
+    let msg = format!("socks {}", e.short());
+    match e {
+        probe::ProbeError::Connect(io) | probe::ProbeError::Io(io)
+            if net::sock::is_local_exhaustion(io) =>
+        {
+            Verdict::Local(msg)
+        }
+        _ => Verdict::Down(msg),
     }
 }
 

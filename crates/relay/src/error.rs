@@ -1,10 +1,15 @@
-//! Errors of starting a relay.
+//! Errors of starting and reloading a relay, and of control commands.
 
 use std::io;
+use std::net::SocketAddr;
 
-/// Why a relay could not start.
+/// Why a relay could not start, or why a reload was refused (the running config then stays
+/// exactly as it was).
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
+    /// The config file does not parse (`file:line:col: message`).
+    #[error(transparent)]
+    Config(#[from] conf::ConfError),
     /// A `listen on` address could not be bound.
     #[error("relay {relay}: cannot listen on {addr}: {source}")]
     Bind {
@@ -31,7 +36,51 @@ pub enum RelayError {
         /// Table name.
         table: String,
     },
+    /// Two relays listen on the same address.
+    #[error("relays {first} and {second} both listen on {addr}")]
+    SharedListen {
+        /// The address.
+        addr: SocketAddr,
+        /// The relay that claimed it first.
+        first: String,
+        /// The other one.
+        second: String,
+    },
     /// A worker thread (or its runtime) could not be started.
     #[error("cannot start a relay worker thread: {0}")]
     Worker(io::Error),
+    /// The relay is shutting down: nothing is reloaded any more.
+    #[error("the relay is shutting down")]
+    Stopped,
+}
+
+impl RelayError {
+    /// A short stable word for the kind of error (the control protocol sends it).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RelayError::Config(_) => "config",
+            RelayError::Bind { .. } => "bind",
+            RelayError::Resolve { .. } => "resolve",
+            RelayError::NoSuchTable { .. } => "no_such_table",
+            RelayError::SharedListen { .. } => "shared_listen",
+            RelayError::Worker(_) => "worker",
+            RelayError::Stopped => "stopped",
+        }
+    }
+}
+
+/// Why a control command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    /// No relay, table or host has that name or id.
+    #[error("no {what} {name}")]
+    NotFound {
+        /// `host`, `table` or `relay`.
+        what: &'static str,
+        /// The name or id given.
+        name: String,
+    },
+    /// A reload was refused.
+    #[error("reload refused, the running config stays: {0}")]
+    Reload(#[from] RelayError),
 }

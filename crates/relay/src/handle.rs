@@ -1,39 +1,122 @@
-//! Starting, observing and stopping a relay built from a `RelaydConfig`.
+//! A running relay: its long-lived state (worker threads, listeners by configured address,
+//! records of relays, tables and hosts, the session registry) and the current config
+//! generation. Starting is the first reload; every later reload builds a new generation
+//! beside the running one and swaps one pointer. Used through `&self` (share it in an `Arc`).
 
-use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
 
-use conf::relayd::{Forward, RelaydConfig};
-use net::listen::Acceptor;
+use arc_swap::ArcSwap;
+use conf::relayd::RelaydConfig;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::error::RelayError;
-use crate::health;
-use crate::select::Selector;
-use crate::session::{self, Counters, ForwardRt, RelayRt, MIN_CONNECT_TIMEOUT};
-use crate::status::{RelayStatus, Status};
-use crate::table::{HostRt, TableRt};
+use crate::error::{CtlError, RelayError};
+use crate::events::{unix_ms, Event, EventKind, Events};
+use crate::generation::{self, Generation, HostRt, ListenKey, TableGen};
+use crate::health::{self, check_name, Reporting};
+use crate::rates::INTERVAL_S;
+use crate::records::Records;
+use crate::sessions::Sessions;
+use crate::status::{HostState, HostStatus, RelayStatus, SessionStatus, Status, TableStatus};
+use crate::workers::Workers;
 
-/// A running relay: its listeners, health checkers and sessions.
-///
-/// Sessions run on worker threads, each with a single-threaded runtime and its own listening
-/// socket per address (SO_REUSEPORT): a session's every wake-up stays on the thread that
-/// accepted it, where a work-stealing runtime would hand events between threads. Health
-/// checks run on the caller's runtime.
+/// One listening address: its sockets live in the workers' accept loops; copies are kept here
+/// (for handing them to a successor process), and `stop` ends the loops.
+#[derive(Debug)]
+struct ListenerSet {
+    bound: SocketAddr,
+    stop: CancellationToken,
+    _copies: Vec<std::net::TcpListener>,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// The generation now in effect.
+    pub generation: u64,
+    /// Relays in the new config.
+    pub relays: usize,
+    /// Table instances in the new config.
+    pub tables: usize,
+    /// Hosts (per table instance) in the new config.
+    pub hosts: usize,
+    /// Hosts that are new (they start `unknown` and are checked at once).
+    pub hosts_new: usize,
+    /// Hosts that left the config.
+    pub hosts_removed: usize,
+    /// Listening addresses kept (the same sockets: nothing refused).
+    pub listeners_kept: usize,
+    /// Listening addresses opened.
+    pub listeners_opened: usize,
+    /// Listening addresses closed (their open sessions run to their end).
+    pub listeners_closed: usize,
+    /// Changes that take effect only at a restart.
+    pub notes: Vec<String>,
+}
+
+/// What `host`/`table`/`relay` commands name: an id or a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Target {
+    /// The id `show summary` prints.
+    Id(u32),
+    /// A name (a host also as `name:port`; a table also without `:port`).
+    Name(String),
+}
+
+impl Target {
+    /// An id when `s` is all digits, else a name (relayctl's rule).
+    pub fn parse(s: &str) -> Target {
+        match s.parse::<u32>() {
+            Ok(id) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => Target::Id(id),
+            _ => Target::Name(s.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Id(id) => write!(f, "{id}"),
+            Target::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// What `host ...` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostAction {
+    /// Treat as down and stop checking it.
+    Disable,
+    /// Undo `disable` and `drain`; check it at once.
+    Enable,
+    /// No new sessions; open ones go on.
+    Drain,
+}
+
+/// A running relay.
 #[derive(Debug)]
 pub struct RelayHandle {
-    relays: Vec<(Arc<RelayRt>, Vec<SocketAddr>)>,
-    tables: Vec<Arc<TableRt>>,
-    /// Stops accept loops and health checks.
+    current: Arc<ArcSwap<Generation>>,
+    records: Mutex<Records>,
+    listeners: Mutex<BTreeMap<ListenKey, ListenerSet>>,
+    sessions: Arc<Sessions>,
+    events: Arc<Events>,
+    verbose: Arc<AtomicBool>,
+    workers: Workers,
+    /// One reload at a time.
+    reload_lock: tokio::sync::Mutex<()>,
+    /// Stops accepting and checking (parent of every listener's and checker's token).
     stop: CancellationToken,
-    /// Ends running sessions (after the shutdown deadline).
+    /// Ends running sessions (after the shutdown grace).
     kill: CancellationToken,
-    /// Each worker thread's sessions.
-    workers: Vec<TaskTracker>,
+    started: SystemTime,
 }
 
 /// Worker threads when the config has no `prefork`: one per CPU.
@@ -41,138 +124,253 @@ fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// What one worker thread accepts on: relay, listening socket, configured address.
-type WorkerListeners = Vec<(Arc<RelayRt>, std::net::TcpListener, SocketAddr)>;
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 impl RelayHandle {
-    /// Resolves hosts, binds every listener (errors name the address), starts health checks
-    /// and accept loops.
+    /// Starts the worker threads, resolves hosts, binds every listener (errors name the
+    /// address), starts health checks and accept loops.
     pub async fn start(cfg: RelaydConfig) -> Result<RelayHandle, RelayError> {
-        let mut tables: Vec<Arc<TableRt>> = Vec::new();
-        let mut by_name: HashMap<String, Arc<TableRt>> = HashMap::new();
-        let mut relays = Vec::new();
-        let workers = cfg
+        let n = cfg
             .prefork
             .map_or_else(default_workers, |n| n as usize)
             .clamp(1, 256);
-        let mut per_worker: Vec<WorkerListeners> = (0..workers).map(|_| Vec::new()).collect();
-        for r in &cfg.relays {
-            let mut forwards = Vec::new();
-            for f in &r.forwards {
-                let inst = format!("{}:{}", f.table, f.port);
-                let table = match by_name.get(&inst) {
-                    Some(t) => t.clone(),
-                    None => {
-                        let t = Arc::new(build_table(&cfg, &r.name, f, inst.clone()).await?);
-                        by_name.insert(inst, t.clone());
-                        tables.push(t.clone());
-                        t
+        let sessions = Arc::new(Sessions::new(n));
+        let verbose = Arc::new(AtomicBool::new(false));
+        let kill = CancellationToken::new();
+        let workers = Workers::start(n, sessions.clone(), verbose.clone(), kill.clone())
+            .map_err(RelayError::Worker)?;
+        let h = RelayHandle {
+            current: Arc::new(ArcSwap::from_pointee(Generation::empty())),
+            records: Mutex::default(),
+            listeners: Mutex::default(),
+            sessions,
+            events: Arc::default(),
+            verbose,
+            workers,
+            reload_lock: tokio::sync::Mutex::new(()),
+            stop: CancellationToken::new(),
+            kill,
+            started: SystemTime::now(),
+        };
+        h.reload(cfg).await?;
+        tokio::spawn(tick_rates(h.current.clone(), h.stop.clone()));
+        Ok(h)
+    }
+
+    /// Puts `cfg` into effect: new sessions use it at once, open ones go on with theirs.
+    /// Listeners whose address stays are the same sockets; new ones are bound before anything
+    /// changes, so a config that cannot be bound (or resolved) is refused whole and the
+    /// running generation stays exactly as it was. Hosts that stay keep their state.
+    pub async fn reload(&self, cfg: RelaydConfig) -> Result<ReloadReport, RelayError> {
+        let _one = self.reload_lock.lock().await;
+        if self.stop.is_cancelled() {
+            return Err(RelayError::Stopped);
+        }
+        let resolved = generation::resolve_all(&cfg).await?;
+        let old = self.current.load_full();
+        let (mut gen, claimed) = {
+            let mut records = lock(&self.records);
+            generation::build(&cfg, &resolved, &mut records, old.number + 1)?
+        };
+        gen.checks = self.stop.child_token();
+        let hosts_new = claimed.new_hosts;
+
+        let wanted: HashSet<ListenKey> = gen.by_listen.keys().cloned().collect();
+        let (have, kept): (HashSet<ListenKey>, usize) = {
+            let l = lock(&self.listeners);
+            let have: HashSet<ListenKey> = l.keys().cloned().collect();
+            let kept = have.intersection(&wanted).count();
+            (have, kept)
+        };
+        let mut opened = Vec::new();
+        let mut to_open: Vec<ListenKey> = wanted.difference(&have).cloned().collect();
+        to_open.sort();
+        for key in to_open {
+            let socks =
+                net::sock::listen_tcp_shared(key.addr, self.workers.len()).map_err(|source| {
+                    RelayError::Bind {
+                        relay: gen
+                            .by_listen
+                            .get(&key)
+                            .map_or_else(String::new, |r| r.record.name.clone()),
+                        addr: key.addr.to_string(),
+                        source,
                     }
-                };
-                forwards.push(ForwardRt {
-                    connect_timeout: table.timeout.max(MIN_CONNECT_TIMEOUT),
-                    table,
-                    selector: Selector::new(&f.mode),
-                });
-            }
-            let rt = Arc::new(RelayRt {
-                name: r.name.clone(),
-                disabled: r.disabled,
-                forwards,
-                idle_timeout: (r.session_timeout_s > 0)
-                    .then(|| Duration::from_secs(u64::from(r.session_timeout_s))),
-                send_proxy_v2: r.send_proxy_v2,
-                log: cfg.log_connections,
-                counters: Counters::default(),
-            });
-            let mut bound = Vec::new();
-            for l in &r.listens {
-                let configured = resolve(&l.addr, l.port).await?;
-                let group =
-                    net::sock::listen_tcp_shared(configured, workers).map_err(|source| {
-                        RelayError::Bind {
-                            relay: r.name.clone(),
-                            addr: format!("{}:{}", l.addr, l.port),
-                            source,
-                        }
-                    })?;
-                let actual = group
-                    .first()
-                    .and_then(|g| g.local_addr().ok())
-                    .unwrap_or(configured);
-                bound.push(actual);
-                for (mine, listener) in per_worker.iter_mut().zip(group) {
-                    mine.push((rt.clone(), listener, configured));
-                }
-            }
-            relays.push((rt, bound));
+                })?;
+            opened.push((key, socks));
         }
 
-        let stop = CancellationToken::new();
-        let kill = CancellationToken::new();
-        for t in &tables {
-            tokio::spawn(health::run(t.clone(), cfg.log_host_checks, stop.clone()));
-        }
-        let mut trackers = Vec::new();
-        for (i, mine) in per_worker.into_iter().enumerate() {
-            let sessions = TaskTracker::new();
-            let (stop2, kill2, tracker) = (stop.clone(), kill.clone(), sessions.clone());
-            let spawned = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .and_then(|rt| {
-                    std::thread::Builder::new()
-                        .name(format!("relay-io-{i}"))
-                        .spawn(move || rt.block_on(worker(mine, stop2, kill2, tracker)))
-                });
-            if let Err(source) = spawned {
-                stop.cancel();
-                return Err(RelayError::Worker(source));
+        // Nothing can fail from here on: publish.
+        let hosts_removed = lock(&self.records).publish(claimed);
+        let gen = Arc::new(gen);
+        self.current.store(gen.clone());
+        old.checks.cancel();
+        let opened_n = opened.len();
+        {
+            let mut l = lock(&self.listeners);
+            for (key, socks) in opened {
+                let bound = socks
+                    .first()
+                    .and_then(|s| s.local_addr().ok())
+                    .unwrap_or(key.addr);
+                let stop = self.stop.child_token();
+                let mut copies = Vec::new();
+                for (i, s) in socks.into_iter().enumerate() {
+                    if let Ok(c) = s.try_clone() {
+                        copies.push(c);
+                    }
+                    self.workers
+                        .accept(i, s, key.clone(), stop.clone(), self.current.clone());
+                }
+                l.insert(
+                    key,
+                    ListenerSet {
+                        bound,
+                        stop,
+                        _copies: copies,
+                    },
+                );
             }
-            trackers.push(sessions);
         }
-        Ok(RelayHandle {
-            relays,
-            tables,
-            stop,
-            kill,
-            workers: trackers,
+        let mut closed = 0;
+        for addr in have.difference(&wanted) {
+            if let Some(set) = lock(&self.listeners).remove(addr) {
+                set.stop.cancel();
+                closed += 1;
+            }
+        }
+        let report = Arc::new(Reporting {
+            log_checks: gen.log_host_checks,
+            verbose: self.verbose.clone(),
+            events: self.events.clone(),
+        });
+        for t in &gen.tables {
+            tokio::spawn(health::run(t.clone(), report.clone(), gen.checks.clone()));
+        }
+        let mut notes = Vec::new();
+        let workers = self.workers.len();
+        if old.number > 0 && gen.prefork != old.prefork {
+            notes.push(format!(
+                "prefork changed: the relay keeps its {workers} worker threads until a restart"
+            ));
+        }
+        if old.number > 0 {
+            self.events.emit(EventKind::Reload {
+                generation: gen.number,
+            });
+        }
+        Ok(ReloadReport {
+            generation: gen.number,
+            relays: gen.relays.len(),
+            tables: gen.tables.len(),
+            hosts: gen.hosts().count(),
+            hosts_new: if old.number > 0 { hosts_new } else { 0 },
+            hosts_removed,
+            listeners_kept: kept,
+            listeners_opened: opened_n,
+            listeners_closed: closed,
+            notes,
         })
     }
 
     /// Every bound listener: (relay name, actual address; port 0 in the config gets a real one).
     pub fn listen_addrs(&self) -> Vec<(String, SocketAddr)> {
-        self.relays
+        let gen = self.current.load();
+        let l = lock(&self.listeners);
+        gen.relays
             .iter()
-            .flat_map(|(rt, addrs)| addrs.iter().map(|a| (rt.name.clone(), *a)))
+            .flat_map(|r| {
+                r.listens
+                    .iter()
+                    .filter_map(|a| l.get(a).map(|set| (r.record.name.clone(), set.bound)))
+            })
             .collect()
     }
 
-    /// A plain-data snapshot of tables, hosts and session counters.
+    /// A plain-data snapshot of relays, tables and hosts with their counters.
     pub fn snapshot(&self) -> Status {
+        let gen = self.current.load_full();
+        let bytes = self
+            .sessions
+            .host_bytes(gen.hosts().map(|(_, h)| &*h.record));
+        let bound: BTreeMap<ListenKey, SocketAddr> = lock(&self.listeners)
+            .iter()
+            .map(|(a, s)| (a.clone(), s.bound))
+            .collect();
+        let relays = gen
+            .relays
+            .iter()
+            .map(|r| {
+                let c = &r.record.counters;
+                let total = c.accepted.load(Ordering::Relaxed);
+                RelayStatus {
+                    id: r.record.id,
+                    name: r.record.name.clone(),
+                    listens: r
+                        .listens
+                        .iter()
+                        .filter_map(|a| bound.get(a).copied())
+                        .collect(),
+                    disabled: r.is_disabled(),
+                    tables: r.forwards.iter().map(|f| f.table.name.clone()).collect(),
+                    sessions_open: c.open.load(Ordering::Relaxed),
+                    sessions_total: total,
+                    sessions_failed: c.failed.load(Ordering::Relaxed),
+                    no_host: c.no_host.load(Ordering::Relaxed),
+                    retries: c.retries.load(Ordering::Relaxed),
+                    rates: r.record.rates.stats(total),
+                }
+            })
+            .collect();
+        let tables = gen
+            .tables
+            .iter()
+            .map(|t| TableStatus {
+                id: t.record.id,
+                name: t.name.clone(),
+                disabled: t.is_disabled(),
+                check: t.check.as_ref().map(|c| check_name(c).to_string()),
+                interval_ms: millis(t.interval),
+                timeout_ms: millis(t.timeout),
+                hosts: t
+                    .hosts
+                    .iter()
+                    .map(|h| host_status(t, h, bytes.get(&h.record.id).copied()))
+                    .collect(),
+            })
+            .collect();
         Status {
-            relays: self
-                .relays
-                .iter()
-                .map(|(rt, addrs)| RelayStatus {
-                    name: rt.name.clone(),
-                    listens: addrs.clone(),
-                    disabled: rt.disabled,
-                    tables: rt.forwards.iter().map(|f| f.table.name.clone()).collect(),
-                    sessions_open: load(&rt.counters.open),
-                    sessions_total: load(&rt.counters.total),
-                    sessions_failed: load(&rt.counters.failed),
-                    retries: load(&rt.counters.retries),
-                })
-                .collect(),
-            tables: self.tables.iter().map(|t| t.status()).collect(),
+            generation: gen.number,
+            pid: std::process::id(),
+            started_at_ms: unix_ms(self.started),
+            relays,
+            tables,
         }
     }
 
-    /// Waits until every table finished its first round of checks; false on timeout.
+    /// Every open session, oldest first.
+    pub fn sessions(&self) -> Vec<SessionStatus> {
+        let (now, now_ms) = (Instant::now(), net::clock::now_ms());
+        self.sessions
+            .all()
+            .iter()
+            .map(|e| e.status(now, now_ms))
+            .collect()
+    }
+
+    /// Sessions open now (accepted and not yet closed, over all workers).
+    pub fn open_sessions(&self) -> usize {
+        self.workers.open()
+    }
+
+    /// Waits until every table of the current generation has a verdict for its hosts;
+    /// false on timeout.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let gen = self.current.load_full();
         let all = async {
-            for t in &self.tables {
+            for t in &gen.tables {
                 let mut rx = t.ready.subscribe();
                 // The sender lives in the table, which we hold: wait_for cannot fail on close.
                 if rx.wait_for(|ready| *ready).await.is_err() {
@@ -186,89 +384,125 @@ impl RelayHandle {
 
     /// Runs a round of checks on every table now (relayctl `poll`).
     pub fn poll(&self) {
-        for t in &self.tables {
+        for t in &self.current.load().tables {
             t.poll.notify_one();
         }
     }
 
-    /// Disables (treated as down, no checks) or re-enables hosts named `name` in every table
-    /// (relayctl `host disable|enable`). Returns how many hosts matched.
-    pub fn set_host_enabled(&self, name: &str, enabled: bool) -> usize {
+    /// `host disable|enable|drain NAME|ID`: applies to every host that matches (a name can be
+    /// in several tables). Returns how many matched.
+    pub fn host_action(&self, target: &Target, action: HostAction) -> Result<usize, CtlError> {
+        let gen = self.current.load_full();
         let mut n = 0;
-        for t in &self.tables {
-            for h in t.hosts.iter().filter(|h| h.name == name) {
-                h.disabled.store(!enabled, Ordering::Relaxed);
-                n += 1;
+        for (t, h) in gen.hosts() {
+            let r = &h.record;
+            let hit = match target {
+                Target::Id(id) => r.id == *id,
+                Target::Name(s) => {
+                    r.key.name == *s || format!("{}:{}", r.key.name, r.key.port) == *s
+                }
+            };
+            if !hit {
+                continue;
             }
-            if enabled {
-                t.poll.notify_one();
+            n += 1;
+            let (id, name) = (r.id, r.key.name.clone());
+            match action {
+                HostAction::Disable => {
+                    r.disabled.store(true, Ordering::Relaxed);
+                    self.events.emit(EventKind::HostDisable { id, name });
+                }
+                HostAction::Drain => {
+                    r.draining.store(true, Ordering::Relaxed);
+                    self.events.emit(EventKind::HostDrain { id, name });
+                }
+                HostAction::Enable => {
+                    r.disabled.store(false, Ordering::Relaxed);
+                    r.draining.store(false, Ordering::Relaxed);
+                    t.poll.notify_one();
+                    self.events.emit(EventKind::HostEnable { id, name });
+                }
             }
         }
-        n
+        not_found_if_zero(n, "host", target)
     }
 
-    /// Stops accepting, lets sessions finish for up to `deadline`, then ends the rest.
-    pub async fn shutdown(self, deadline: Duration) {
+    /// `table disable|enable NAME|ID` (a name with or without `:port`).
+    pub fn table_action(&self, target: &Target, enable: bool) -> Result<usize, CtlError> {
+        let gen = self.current.load_full();
+        let mut n = 0;
+        for t in &gen.tables {
+            let hit = match target {
+                Target::Id(id) => t.record.id == *id,
+                Target::Name(s) => t.name == *s || t.name.rsplit_once(':').map(|p| p.0) == Some(s),
+            };
+            if !hit {
+                continue;
+            }
+            n += 1;
+            t.record.disabled.store(!enable, Ordering::Relaxed);
+            let (id, name) = (t.record.id, t.name.clone());
+            if enable {
+                t.poll.notify_one();
+                self.events.emit(EventKind::TableEnable { id, name });
+            } else {
+                self.events.emit(EventKind::TableDisable { id, name });
+            }
+        }
+        not_found_if_zero(n, "table", target)
+    }
+
+    /// `relay disable|enable NAME|ID`: a disabled relay closes what it accepts.
+    pub fn relay_action(&self, target: &Target, enable: bool) -> Result<usize, CtlError> {
+        let gen = self.current.load_full();
+        let mut n = 0;
+        for r in &gen.relays {
+            let hit = match target {
+                Target::Id(id) => r.record.id == *id,
+                Target::Name(s) => r.record.name == *s,
+            };
+            if !hit {
+                continue;
+            }
+            n += 1;
+            r.record.disabled.store(!enable, Ordering::Relaxed);
+            let (id, name) = (r.record.id, r.record.name.clone());
+            self.events.emit(if enable {
+                EventKind::RelayEnable { id, name }
+            } else {
+                EventKind::RelayDisable { id, name }
+            });
+        }
+        not_found_if_zero(n, "relay", target)
+    }
+
+    /// `log verbose` (every check and connection logged) or `log brief` (as configured).
+    pub fn set_verbose(&self, verbose: bool) {
+        self.verbose.store(verbose, Ordering::Relaxed);
+    }
+
+    /// Every later state change, for `monitor`.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Stops accepting (the listeners close), lets sessions finish for up to `deadline`,
+    /// then ends the rest.
+    pub async fn shutdown(&self, deadline: Duration) {
         self.stop.cancel();
-        if tokio::time::timeout(deadline, self.all_done())
+        lock(&self.listeners).clear();
+        if tokio::time::timeout(deadline, self.workers.drained())
             .await
             .is_err()
         {
-            let open: usize = self.workers.iter().map(TaskTracker::len).sum();
-            tracing::info!("shutdown: ending {open} sessions still open");
+            tracing::info!(
+                "shutdown: ending {} sessions still open",
+                self.workers.open()
+            );
             self.kill.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.all_done()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.workers.drained()).await;
         }
     }
-
-    /// Waits until every worker's sessions have ended (once accepting has stopped).
-    async fn all_done(&self) {
-        for w in &self.workers {
-            w.close();
-            w.wait().await;
-        }
-    }
-}
-
-/// One worker thread: accepts on its listeners until `stop`, serving each client on this
-/// thread, then waits for its sessions (which `kill` ends early).
-async fn worker(
-    listeners: WorkerListeners,
-    stop: CancellationToken,
-    kill: CancellationToken,
-    sessions: TaskTracker,
-) {
-    // Each session waits on `kill`; a token of this thread's own keeps the other threads'
-    // sessions out of its waiter list (and its lock).
-    let kill = kill.child_token();
-    let mut loops = Vec::new();
-    for (rt, listener, configured) in listeners {
-        let listener = match tokio::net::TcpListener::from_std(listener) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("relay {}: listener on {configured} lost: {e}", rt.name);
-                continue;
-            }
-        };
-        let (stop, kill, sessions) = (stop.clone(), kill.clone(), sessions.clone());
-        loops.push(tokio::spawn(async move {
-            let mut acceptor = Acceptor::new(listener);
-            while let Some((client, peer)) = acceptor.accept(&stop).await {
-                sessions.spawn(session::serve(
-                    rt.clone(),
-                    client,
-                    peer,
-                    configured,
-                    kill.clone(),
-                ));
-            }
-        }));
-    }
-    for l in loops {
-        let _ = l.await;
-    }
-    sessions.close();
-    sessions.wait().await;
 }
 
 impl Drop for RelayHandle {
@@ -278,60 +512,69 @@ impl Drop for RelayHandle {
     }
 }
 
-fn load(a: &AtomicU64) -> u64 {
-    a.load(Ordering::Relaxed)
+fn not_found_if_zero(n: usize, what: &'static str, target: &Target) -> Result<usize, CtlError> {
+    if n == 0 {
+        Err(CtlError::NotFound {
+            what,
+            name: target.to_string(),
+        })
+    } else {
+        Ok(n)
+    }
 }
 
-/// Instantiates table `f.table` for forward `f` as `name:port`: hosts resolved with their own
-/// port or the forward's; check, interval and timeout from the forward or the table.
-async fn build_table(
-    cfg: &RelaydConfig,
-    relay: &str,
-    f: &Forward,
-    inst: String,
-) -> Result<TableRt, RelayError> {
-    let table = cfg
-        .tables
-        .iter()
-        .find(|t| t.name == f.table)
-        .ok_or_else(|| RelayError::NoSuchTable {
-            relay: relay.to_string(),
-            table: f.table.clone(),
-        })?;
-    let mut hosts = Vec::new();
-    for h in &table.hosts {
-        hosts.push(HostRt {
-            name: h.name.clone(),
-            addr: resolve(&h.name, h.port.unwrap_or(f.port)).await?,
-            retry: h.retry,
-            open: AtomicU64::new(0),
-            disabled: AtomicBool::new(false),
-        });
-    }
-    let interval_s = f.interval_s.unwrap_or(table.interval_s).max(1);
-    let timeout_ms = f.timeout_ms.unwrap_or(table.timeout_ms).max(1);
-    Ok(TableRt::new(
-        inst,
-        table.disabled,
-        f.check.clone(),
-        Duration::from_secs(u64::from(interval_s)),
-        Duration::from_millis(u64::from(timeout_ms)),
-        hosts,
-    ))
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Resolves an address as written (`*` = every IPv4 address) to its first socket address.
-async fn resolve(name: &str, port: u16) -> Result<SocketAddr, RelayError> {
-    if name == "*" {
-        return Ok(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
-    }
-    let err = |reason: String| RelayError::Resolve {
-        name: name.to_string(),
-        reason,
+fn host_status(t: &TableGen, h: &HostRt, bytes: Option<(u64, u64)>) -> HostStatus {
+    let r = &h.record;
+    let hist = r.history().clone();
+    let state = if t.is_disabled() || r.disabled.load(Ordering::Relaxed) {
+        HostState::Disabled
+    } else {
+        r.health()
     };
-    tokio::net::lookup_host((name, port))
-        .await
-        .map_err(|e| err(e.to_string()))?
-        .next()
-        .ok_or_else(|| err("no address".to_string()))
+    let (bytes_out, bytes_in) = bytes.unwrap_or((
+        r.bytes_out.load(Ordering::Relaxed),
+        r.bytes_in.load(Ordering::Relaxed),
+    ));
+    HostStatus {
+        id: r.id,
+        name: r.key.name.clone(),
+        addr: h.addr,
+        state,
+        draining: r.draining.load(Ordering::Relaxed),
+        checks: hist.checks,
+        ups: hist.ups,
+        failed_in_row: hist.failed_in_row,
+        last_result: hist.last_result,
+        last_check_ms: hist.last_ms,
+        last_check_at_ms: hist.last_check.map(unix_ms),
+        last_change_at_ms: hist.last_change.map(unix_ms),
+        local_errors: hist.local_errors,
+        open: r.open.load(Ordering::Relaxed),
+        sessions: r.sessions.load(Ordering::Relaxed),
+        connect_failures: r.connect_failures.load(Ordering::Relaxed),
+        retries: r.retries.load(Ordering::Relaxed),
+        bytes_out,
+        bytes_in,
+    }
+}
+
+/// Rolls every relay's session rates once per interval, until `stop`.
+async fn tick_rates(current: Arc<ArcSwap<Generation>>, stop: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(INTERVAL_S));
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {
+                for r in &current.load().relays {
+                    let total = r.record.counters.accepted.load(Ordering::Relaxed);
+                    r.record.rates.tick(total);
+                }
+            }
+        }
+    }
 }

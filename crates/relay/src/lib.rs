@@ -1,21 +1,35 @@
 #![forbid(unsafe_code)]
 //! The layer-4 relay (what `hasocks relay -f relayd.conf` runs): protocol-blind TCP forwarding
-//! to a pool of hosts, with rendezvous-hash affinity, health checks and backup tables.
+//! to a pool of hosts, with rendezvous-hash affinity, health checks, backup tables, reload
+//! without loss and a control socket.
 //!
-//! Data flow: accept -> candidates from the health snapshot (first table with an up host,
-//! then backups) -> connect with retries, before any byte is forwarded -> optional PROXY v2
-//! header -> copy both ways -> log.
+//! State comes in two kinds: long-lived (worker threads, listeners by address, one record per
+//! relay, table and host, the registry of open sessions) and a config generation (tables,
+//! modes, checks, timeouts compiled from one file), swapped whole on reload.
+//!
+//! Data flow: accept -> the current generation's relay for that address -> candidates (first
+//! table with an up host, then backups) -> connect with retries, before any byte is
+//! forwarded -> optional PROXY v2 header -> copy both ways -> log.
 
 mod checks;
+pub mod ctl;
+pub mod daemon;
 mod error;
+mod events;
+mod generation;
 mod glob;
 mod handle;
 mod health;
+mod rates;
+mod records;
 pub mod select;
 mod session;
+mod sessions;
 mod status;
-mod table;
+mod workers;
 
-pub use error::RelayError;
-pub use handle::RelayHandle;
-pub use status::{HostState, HostStatus, RelayStatus, Status, TableStatus};
+pub use error::{CtlError, RelayError};
+pub use events::{Event, EventKind};
+pub use handle::{HostAction, RelayHandle, ReloadReport, Target};
+pub use rates::RateStats;
+pub use status::{HostState, HostStatus, RelayStatus, SessionStatus, Status, TableStatus};

@@ -3,104 +3,118 @@
 //! header, then copy both ways until done. The stream itself is never read or changed.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use conf::relayd::LogConnections;
-use net::copy::{pump, CopyOpts, EndReason};
+use net::copy::{pump_live, CopyOpts, EndReason, LiveBytes};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::select::Selector;
-use crate::table::{OpenGuard, TableRt};
+use crate::generation::{HostRt, RelayGen, TableGen};
+use crate::sessions::{SessionEntry, Sessions};
 
-/// Lower bound of the outgoing connect timeout. The connect timeout is the table's check
-/// timeout, but at least this: relayd's 200 ms check default is far too short for a connect
-/// that may need one SYN retransmission.
-pub(crate) const MIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// A `forward to <table>` line at run time.
+/// What a worker thread hands each of its sessions.
 #[derive(Debug)]
-pub(crate) struct ForwardRt {
-    pub table: Arc<TableRt>,
-    pub selector: Selector,
-    pub connect_timeout: Duration,
+pub(crate) struct WorkerCtx {
+    pub worker: u32,
+    /// Session ids of this worker (only this thread counts them).
+    pub next_id: AtomicU64,
+    pub sessions: Arc<Sessions>,
+    /// `log verbose` from the control socket: log every connection.
+    pub verbose: Arc<AtomicBool>,
+    /// Ends the copy of every session (hard stop after the shutdown grace).
+    pub kill: CancellationToken,
 }
 
-/// Counters of one relay.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub open: AtomicU64,
-    pub total: AtomicU64,
-    pub failed: AtomicU64,
-    pub retries: AtomicU64,
+/// Decrements a counter when dropped.
+struct Counted<'a>(&'a AtomicU64);
+
+impl<'a> Counted<'a> {
+    fn new(c: &'a AtomicU64) -> Self {
+        c.fetch_add(1, Ordering::Relaxed);
+        Counted(c)
+    }
 }
 
-/// A relay block at run time, shared by its accept loops and sessions.
-#[derive(Debug)]
-pub(crate) struct RelayRt {
-    pub name: String,
-    pub disabled: bool,
-    pub forwards: Vec<ForwardRt>,
-    pub idle_timeout: Option<Duration>,
-    pub send_proxy_v2: bool,
-    pub log: LogConnections,
-    pub counters: Counters,
-}
-
-/// Keeps `open` counted while the session lives.
-struct OpenCount<'a>(&'a AtomicU64);
-
-impl Drop for OpenCount<'_> {
+impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
+/// Why no host took a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoHost {
+    /// No host of any table was up.
+    NoneActive,
+    /// Every candidate's connect failed.
+    AllFailed,
+}
+
+impl NoHost {
+    fn as_str(self) -> &'static str {
+        match self {
+            NoHost::NoneActive => "no active hosts",
+            NoHost::AllFailed => "connect to every active host failed",
+        }
+    }
+}
+
 /// Serves one accepted client. `listen` is the configured listen address (the hash input,
-/// identical on every relay sharing the config); `cancel` ends the copy (hard stop).
+/// identical on every relay sharing the config).
 pub(crate) async fn serve(
-    relay: Arc<RelayRt>,
+    relay: Arc<RelayGen>,
     client: TcpStream,
     peer: SocketAddr,
     listen: SocketAddr,
-    cancel: CancellationToken,
+    ctx: Arc<WorkerCtx>,
 ) {
-    let c = &relay.counters;
-    let id = c.total.fetch_add(1, Ordering::Relaxed) + 1;
-    c.open.fetch_add(1, Ordering::Relaxed);
-    let _open = OpenCount(&c.open);
-    if relay.disabled {
+    let rec = &relay.record;
+    let c = &rec.counters;
+    c.accepted.fetch_add(1, Ordering::Relaxed);
+    let _open = Counted::new(&c.open);
+    if relay.is_disabled() {
         return;
     }
+    let id = ctx.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+    let log = if ctx.verbose.load(Ordering::Relaxed) {
+        LogConnections::All
+    } else {
+        relay.log
+    };
     let start = Instant::now();
     let (backend, table, host) = match connect_some(&relay, peer, listen).await {
         Ok(found) => found,
         Err(why) => {
             c.failed.fetch_add(1, Ordering::Relaxed);
-            if relay.log != LogConnections::Off {
-                tracing::info!("relay {}, session {id} {peer}: {why}", relay.name);
+            if why == NoHost::NoneActive {
+                c.no_host.fetch_add(1, Ordering::Relaxed);
+            }
+            if log != LogConnections::Off {
+                tracing::info!("relay {}, session {id} {peer}: {}", rec.name, why.as_str());
             }
             return;
         }
     };
-    let host_name = table
-        .hosts
-        .get(host)
-        .map_or("?", |h| h.name.as_str())
-        .to_string();
-    let _on_host = OpenGuard::new(table, host);
+    let Some(host) = table.hosts.get(host) else {
+        return;
+    };
+    let hrec = host.record.clone();
+    hrec.sessions.fetch_add(1, Ordering::Relaxed);
+    let _on_host = Counted::new(&hrec.open);
     let mut backend = backend;
     if relay.send_proxy_v2 {
         let dst = client.local_addr().unwrap_or(listen);
         if let Err(e) = backend.write_all(&net::proxy::encode_v2(peer, dst)).await {
             c.failed.fetch_add(1, Ordering::Relaxed);
-            if relay.log != LogConnections::Off {
+            if log != LogConnections::Off {
                 tracing::info!(
-                    "relay {}, session {id} {peer} -> {host_name}: proxy header failed: {e}",
-                    relay.name
+                    "relay {}, session {id} {peer} -> {}: proxy header failed: {e}",
+                    rec.name,
+                    hrec.key.name
                 );
             }
             return;
@@ -108,21 +122,27 @@ pub(crate) async fn serve(
     }
     let opts = CopyOpts {
         idle_timeout: relay.idle_timeout,
-        cancel: Some(cancel),
+        cancel: Some(ctx.kill.clone()),
     };
-    // Only a log line needs the host's address: no getpeername(2) per session otherwise.
-    let host_addr = if relay.log == LogConnections::Off {
-        None
-    } else {
-        backend.peer_addr().ok()
-    };
-    let report = pump(client, backend, opts).await;
+    let reg = ctx.sessions.register(Arc::new(SessionEntry {
+        id,
+        worker: ctx.worker,
+        client: peer,
+        backend: host.addr,
+        relay: rec.clone(),
+        host: hrec.clone(),
+        started: start,
+        live: LiveBytes::default(),
+    }));
+    let report = pump_live(client, backend, opts, Some(&reg.entry().live)).await;
+    reg.finish(report.a_to_b, report.b_to_a);
     let is_error = matches!(report.end, EndReason::ErrorA | EndReason::ErrorB);
-    if relay.log == LogConnections::All || (relay.log == LogConnections::Errors && is_error) {
+    if log == LogConnections::All || (log == LogConnections::Errors && is_error) {
         tracing::info!(
-            "relay {}, session {id} {peer} -> {host_name} ({}), {} bytes out, {} bytes in, {:.3}s, {}",
-            relay.name,
-            host_addr.map_or_else(|| "?".to_string(), |a| a.to_string()),
+            "relay {}, session {id} {peer} -> {} ({}), {} bytes out, {} bytes in, {:.3}s, {}",
+            rec.name,
+            hrec.key.name,
+            host.addr,
             report.a_to_b,
             report.b_to_a,
             start.elapsed().as_secs_f64(),
@@ -131,18 +151,19 @@ pub(crate) async fn serve(
     }
 }
 
-/// Tries the candidates of the first table with an up host, then those of later (backup)
-/// tables; each host `1 + retry` times. Returns the stream, its table and host index, or why
-/// there is none.
+/// Tries the candidates of the first enabled table with a host that takes traffic, then those
+/// of later (backup) tables; each host `1 + retry` times. Returns the stream, its table and
+/// host index, or why there is none.
 async fn connect_some(
-    relay: &RelayRt,
+    relay: &RelayGen,
     peer: SocketAddr,
     listen: SocketAddr,
-) -> Result<(TcpStream, Arc<TableRt>, usize), &'static str> {
+) -> Result<(TcpStream, Arc<TableGen>, usize), NoHost> {
+    let counters = &relay.record.counters;
     let mut attempts = 0u64;
     for fwd in &relay.forwards {
         let table = &fwd.table;
-        if table.disabled {
+        if table.is_disabled() {
             continue;
         }
         let order = fwd
@@ -154,26 +175,32 @@ async fn connect_some(
             };
             for _ in 0..=host.retry {
                 if attempts > 0 {
-                    relay.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    counters.retries.fetch_add(1, Ordering::Relaxed);
+                    host.record.retries.fetch_add(1, Ordering::Relaxed);
                 }
                 attempts += 1;
                 match net::sock::connect_tcp(host.addr, None, fwd.connect_timeout).await {
                     Ok(s) => return Ok((s, table.clone(), idx)),
-                    Err(e) => tracing::debug!(
-                        "relay {}: connect to {} ({}) failed: {e}",
-                        relay.name,
-                        host.name,
-                        host.addr
-                    ),
+                    Err(e) => connect_failed(relay, host, &e),
                 }
             }
         }
     }
     Err(if attempts == 0 {
-        "no active hosts"
+        NoHost::NoneActive
     } else {
-        "connect to every active host failed"
+        NoHost::AllFailed
     })
+}
+
+fn connect_failed(relay: &RelayGen, host: &HostRt, e: &std::io::Error) {
+    host.record.connect_failures.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(
+        "relay {}: connect to {} ({}) failed: {e}",
+        relay.record.name,
+        host.record.key.name,
+        host.addr
+    );
 }
 
 fn end_word(end: EndReason) -> &'static str {

@@ -1,10 +1,16 @@
-//! The public, plain-data view of a running relay (what `hasocks ctl show ...` prints).
+//! The public, plain-data view of a running relay: what `hasocks ctl show ...` prints and
+//! sends as JSON, and what tests and the status page read. Times are milliseconds since the
+//! Unix epoch; durations are milliseconds.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rates::RateStats;
 
 /// Health state of a host, as relayctl shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum HostState {
     /// Not checked yet: takes no traffic.
     Unknown,
@@ -12,7 +18,7 @@ pub enum HostState {
     Up,
     /// Failed more than `retry` checks in a row: takes no traffic.
     Down,
-    /// The table (or host) is disabled.
+    /// The table or the host is disabled.
     Disabled,
 }
 
@@ -29,26 +35,46 @@ impl HostState {
 }
 
 /// One host of a table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostStatus {
+    /// Id (stable while the host stays in the config).
+    pub id: u32,
     /// Name as written in the table.
     pub name: String,
     /// Resolved address and port the relay connects to.
     pub addr: SocketAddr,
-    /// Current state.
+    /// Current state (`disabled` when the host or its table is disabled).
     pub state: HostState,
-    /// Checks run so far.
+    /// `host drain` in effect: no new sessions.
+    pub draining: bool,
+    /// Checks that gave a verdict.
     pub checks: u64,
-    /// Checks passed so far.
+    /// Checks passed.
     pub ups: u64,
     /// Failed checks tolerated in a row right now (relayd's "retries").
     pub failed_in_row: u32,
-    /// Last check result message ("tcp connect ok", "tcp connect failed", ...).
-    pub last_error: Option<String>,
-    /// Duration of the last check in milliseconds.
-    pub last_ms: Option<u64>,
+    /// Message of the last verdict ("tcp connect ok", "tcp connect failed", ...).
+    pub last_result: Option<String>,
+    /// Duration of the last check.
+    pub last_check_ms: Option<u64>,
+    /// When the last check finished.
+    pub last_check_at_ms: Option<u64>,
+    /// When the state last changed.
+    pub last_change_at_ms: Option<u64>,
+    /// Checks without a verdict because this machine failed (descriptors, ports...).
+    pub local_errors: u64,
     /// Sessions open to this host now.
     pub open: u64,
+    /// Sessions forwarded to this host.
+    pub sessions: u64,
+    /// Outgoing connects to this host that failed.
+    pub connect_failures: u64,
+    /// Connect attempts to this host that retried a failed one.
+    pub retries: u64,
+    /// Bytes from clients to this host (open sessions included).
+    pub bytes_out: u64,
+    /// Bytes from this host to clients (open sessions included).
+    pub bytes_in: u64,
 }
 
 impl HostStatus {
@@ -56,21 +82,33 @@ impl HostStatus {
     pub fn availability(&self) -> Option<f64> {
         (self.checks > 0).then(|| self.ups as f64 * 100.0 / self.checks as f64)
     }
+
+    /// The status word of `show summary`: the state, or `draining` for an up host being
+    /// drained.
+    pub fn status_word(&self) -> &'static str {
+        if self.draining && self.state == HostState::Up {
+            "draining"
+        } else {
+            self.state.as_str()
+        }
+    }
 }
 
 /// One table instance (`name:port`, as relayctl names it).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableStatus {
+    /// Id.
+    pub id: u32,
     /// `table:port`.
     pub name: String,
-    /// `disable` given.
+    /// Disabled by the config or the control socket.
     pub disabled: bool,
     /// Check type ("tcp", "script", ...) or None when hosts are not checked.
-    pub check: Option<&'static str>,
+    pub check: Option<String>,
     /// Check interval.
-    pub interval: Duration,
+    pub interval_ms: u64,
     /// Check timeout.
-    pub timeout: Duration,
+    pub timeout_ms: u64,
     /// Hosts in table order.
     pub hosts: Vec<HostStatus>,
 }
@@ -83,32 +121,49 @@ impl TableStatus {
             .filter(|h| h.state == HostState::Up)
             .count()
     }
+
+    /// The host named `name`.
+    pub fn host(&self, name: &str) -> Option<&HostStatus> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
 }
 
 /// One relay block.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayStatus {
+    /// Id.
+    pub id: u32,
     /// Relay name.
     pub name: String,
     /// Bound listen addresses.
     pub listens: Vec<SocketAddr>,
-    /// `disable` given.
+    /// Disabled by the config or the control socket.
     pub disabled: bool,
     /// Table instances it forwards to, primary first.
     pub tables: Vec<String>,
     /// Sessions open now.
     pub sessions_open: u64,
-    /// Sessions accepted since start.
+    /// Connections accepted since start.
     pub sessions_total: u64,
     /// Sessions closed without reaching a host (none up, or every connect failed).
     pub sessions_failed: u64,
+    /// Of those, sessions for which no host was up at all.
+    pub no_host: u64,
     /// Outgoing connect attempts that failed and were retried (same or next host).
     pub retries: u64,
+    /// Session rates (`show relays`).
+    pub rates: RateStats,
 }
 
 /// A snapshot of the whole relay.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
+    /// The config generation in effect (1 at start, +1 per reload).
+    pub generation: u64,
+    /// Process id.
+    pub pid: u32,
+    /// When the relay started.
+    pub started_at_ms: u64,
     /// Relays in config order.
     pub relays: Vec<RelayStatus>,
     /// Table instances in order of first use.
@@ -125,4 +180,31 @@ impl Status {
     pub fn relay(&self, name: &str) -> Option<&RelayStatus> {
         self.relays.iter().find(|r| r.name == name)
     }
+}
+
+/// One open session (`show sessions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStatus {
+    /// Session id (unique in the process).
+    pub id: u64,
+    /// The worker thread that serves it.
+    pub worker: u32,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// The host's address.
+    pub backend: SocketAddr,
+    /// Relay name.
+    pub relay: String,
+    /// Relay id.
+    pub relay_id: u32,
+    /// Host id.
+    pub host_id: u32,
+    /// Time since the client was accepted.
+    pub age_ms: u64,
+    /// Time since a byte last moved.
+    pub idle_ms: u64,
+    /// Bytes client -> host so far.
+    pub bytes_out: u64,
+    /// Bytes host -> client so far.
+    pub bytes_in: u64,
 }

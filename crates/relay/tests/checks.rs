@@ -204,7 +204,7 @@ async fn socks_check_sees_a_blocking_server_that_a_port_check_calls_up() {
     let snap = h.snapshot();
     let err = snap
         .table("blocked-socks:1")
-        .and_then(|t| t.hosts[0].last_error.clone());
+        .and_then(|t| t.hosts[0].last_result.clone());
     assert!(
         err.is_some_and(|e| e.starts_with("socks")),
         "{:?}",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use conf::relayd::{Check, Mode};
-use relay::{HostState, RelayHandle};
+use relay::{HostAction, HostState, RelayHandle, Target};
 use tokio::io::AsyncReadExt;
 
 #[tokio::test]
@@ -66,12 +66,20 @@ async fn disabled_host_takes_no_sessions_until_enabled() {
     };
     assert!(homes.contains(&Some(2)), "no client on host 2: {homes:?}");
 
-    assert_eq!(h.set_host_enabled("127.0.0.2", false), 1);
+    assert_eq!(
+        h.host_action(&Target::parse("127.0.0.2"), HostAction::Disable)
+            .unwrap(),
+        1
+    );
     assert_eq!(state(&h, "pool:1", 1), HostState::Disabled);
     for n in 10..40u8 {
         assert_eq!(session_from(client(n), addr).await, Some(1));
     }
-    assert_eq!(h.set_host_enabled("127.0.0.2", true), 1);
+    assert_eq!(
+        h.host_action(&Target::parse("127.0.0.2"), HostAction::Enable)
+            .unwrap(),
+        1
+    );
     wait_until("host 2 up again", || {
         state(&h, "pool:1", 1) == HostState::Up
     })

@@ -1,12 +1,15 @@
-//! The SOCKS server: sessions, rules, CONNECT (BIND and UDP ASSOCIATE to come), logs, reload.
+//! The SOCKS server: sessions, rules, CONNECT, BIND and UDP ASSOCIATE, logs, reload.
 #![forbid(unsafe_code)]
 
+pub mod daemon;
 pub mod logger;
 pub mod privs;
 pub mod rules;
 pub mod runtime;
 mod server;
 pub mod session;
+pub mod stats;
 
 pub use logger::{Level, Logger};
-pub use server::{ServerHandle, StartError};
+pub use server::{ReloadReport, ServerHandle, StartError};
+pub use stats::Stats;

@@ -1,7 +1,10 @@
-//! Listeners, accept loops, live reload and graceful stop.
+//! Listeners, accept loops, live reload and graceful stop. Long-lived: the listeners (keyed by
+//! address), the counters and the session tracker; swappable: the runtime built from one
+//! sockd.conf (rules, methods, log destinations). Used through `&self`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -13,10 +16,15 @@ use tokio_util::sync::CancellationToken;
 use crate::logger::{Level, Logger};
 use crate::runtime::{resolve_host, Runtime};
 use crate::session;
+use crate::stats::Stats;
 
-/// Why the server could not start.
+/// Why the server could not start, or why a reload was refused (the running config then
+/// stays).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The file does not parse (`file:line:col: message`).
+    #[error(transparent)]
+    Config(#[from] conf::ConfError),
     /// A setting could not be put into effect (unresolvable name, log file).
     #[error("{0}")]
     Setup(String),
@@ -30,79 +38,154 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The server is stopping.
+    #[error("the server is shutting down")]
+    Stopped,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Listening addresses kept (the same sockets).
+    pub kept: usize,
+    /// Listening addresses opened.
+    pub opened: Vec<SocketAddr>,
+    /// Listening addresses closed (their sessions run to their end).
+    pub closed: Vec<SocketAddr>,
+}
+
+/// One listening address.
+struct Listener {
+    actual: SocketAddr,
+    stop: CancellationToken,
 }
 
 /// A running SOCKS server.
 pub struct ServerHandle {
     rt: Arc<ArcSwap<Runtime>>,
-    addrs: Vec<SocketAddr>,
+    stats: Arc<Stats>,
+    /// By configured address (`port = 0` stays 0 here; `actual` has the real port).
+    listeners: Mutex<BTreeMap<SocketAddr, Listener>>,
     shutdown: Shutdown,
     hard_stop: CancellationToken,
-    internals: Vec<conf::sockd::Internal>,
+    reload_lock: tokio::sync::Mutex<()>,
 }
 
 /// Builds the runtime (blocking name resolution) off the async threads.
-async fn build_runtime(cfg: SockdConfig) -> Result<Runtime, String> {
+async fn build_runtime(cfg: SockdConfig) -> Result<(Runtime, Vec<(SocketAddr, u32)>), StartError> {
     tokio::task::spawn_blocking(move || {
-        let logger = Logger::new(&cfg.logoutput, &cfg.errorlog).map_err(|e| e.to_string())?;
-        Runtime::build(&cfg, Arc::new(logger))
+        let logger = Logger::new(&cfg.logoutput, &cfg.errorlog)
+            .map_err(|e| StartError::Setup(e.to_string()))?;
+        let mut addrs = Vec::new();
+        for internal in &cfg.internals {
+            let ips = resolve_host(&internal.host)
+                .map_err(|m| StartError::Setup(format!("internal: {m}")))?;
+            for ip in ips {
+                let a = SocketAddr::new(ip, internal.port);
+                if !addrs.iter().any(|(b, _)| *b == a) {
+                    addrs.push((a, internal.line));
+                }
+            }
+        }
+        let rt = Runtime::build(&cfg, Arc::new(logger)).map_err(StartError::Setup)?;
+        Ok((rt, addrs))
     })
     .await
-    .map_err(|e| format!("internal error building the config: {e}"))?
+    .map_err(|e| StartError::Setup(format!("internal error building the config: {e}")))?
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ServerHandle {
     /// Binds every `internal:` address and starts serving.
     pub async fn start(cfg: SockdConfig) -> Result<Self, StartError> {
-        let internals = cfg.internals.clone();
-        let rt = build_runtime(cfg).await.map_err(StartError::Setup)?;
-        let rt = Arc::new(ArcSwap::from_pointee(rt));
-        let shutdown = Shutdown::new();
-        let hard_stop = CancellationToken::new();
-        let mut listeners = Vec::new();
-        for internal in &internals {
-            let ips = resolve_host(&internal.host)
-                .map_err(|m| StartError::Setup(format!("internal: {m}")))?;
-            for ip in ips {
-                let addr = SocketAddr::new(ip, internal.port);
-                let l = net::sock::listen_tcp(addr).map_err(|source| StartError::Bind {
-                    addr,
-                    line: internal.line,
-                    source,
-                })?;
-                listeners.push(l);
-            }
+        let (rt, addrs) = build_runtime(cfg).await?;
+        let h = Self {
+            rt: Arc::new(ArcSwap::from_pointee(rt)),
+            stats: Arc::default(),
+            listeners: Mutex::default(),
+            shutdown: Shutdown::new(),
+            hard_stop: CancellationToken::new(),
+            reload_lock: tokio::sync::Mutex::new(()),
+        };
+        let fresh = h.bind_new(&addrs)?;
+        h.apply(fresh, &addrs);
+        Ok(h)
+    }
+
+    /// Binds the wanted addresses not yet listened on, all or nothing (nothing changes yet).
+    fn bind_new(
+        &self,
+        wanted: &[(SocketAddr, u32)],
+    ) -> Result<Vec<(SocketAddr, std::net::TcpListener)>, StartError> {
+        let have = lock(&self.listeners);
+        let mut fresh = Vec::new();
+        for (addr, line) in wanted.iter().filter(|(a, _)| !have.contains_key(a)) {
+            let l = net::sock::listen_tcp_std(*addr).map_err(|source| StartError::Bind {
+                addr: *addr,
+                line: *line,
+                source,
+            })?;
+            fresh.push((*addr, l));
         }
-        let mut addrs = Vec::new();
-        for l in listeners {
-            let acceptor = Acceptor::new(l);
-            if let Ok(a) = acceptor.local_addr() {
-                addrs.push(a);
-            }
+        Ok(fresh)
+    }
+
+    /// Starts accepting on `fresh` and closes the listeners not in `wanted`.
+    fn apply(
+        &self,
+        fresh: Vec<(SocketAddr, std::net::TcpListener)>,
+        wanted: &[(SocketAddr, u32)],
+    ) -> ReloadReport {
+        let mut have = lock(&self.listeners);
+        let mut report = ReloadReport {
+            kept: have.len(),
+            ..ReloadReport::default()
+        };
+        for (addr, l) in fresh {
+            let actual = l.local_addr().unwrap_or(addr);
+            let stop = self.shutdown.token().child_token();
             tokio::spawn(accept_loop(
-                acceptor,
-                rt.clone(),
-                shutdown.clone(),
-                hard_stop.clone(),
+                l,
+                self.rt.clone(),
+                self.stats.clone(),
+                self.shutdown.clone(),
+                stop.clone(),
+                self.hard_stop.clone(),
             ));
+            have.insert(addr, Listener { actual, stop });
+            report.opened.push(actual);
         }
-        Ok(Self {
-            rt,
-            addrs,
-            shutdown,
-            hard_stop,
-            internals,
-        })
+        let gone: Vec<SocketAddr> = have
+            .keys()
+            .filter(|a| !wanted.iter().any(|(w, _)| w == *a))
+            .copied()
+            .collect();
+        for a in gone {
+            if let Some(l) = have.remove(&a) {
+                l.stop.cancel();
+                report.closed.push(l.actual);
+            }
+        }
+        report.kept -= report.closed.len();
+        report
     }
 
     /// The addresses actually listened on (port 0 in a config becomes the real port).
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.addrs
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        lock(&self.listeners).values().map(|l| l.actual).collect()
     }
 
     /// Sessions still open.
     pub fn active_sessions(&self) -> usize {
         self.shutdown.active()
+    }
+
+    /// The server's counters (kept across reloads).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Writes a line to the current log destinations.
@@ -111,20 +194,18 @@ impl ServerHandle {
     }
 
     /// Puts a new config into effect for new sessions; open sessions keep their old one.
-    /// `internal:` changes need a restart (listeners stay as they are); that is reported.
-    pub async fn reload(&self, cfg: SockdConfig) -> Result<Vec<String>, String> {
-        let mut notes = Vec::new();
-        if cfg
-            .internals
-            .iter()
-            .map(|i| (&i.host, i.port))
-            .ne(self.internals.iter().map(|i| (&i.host, i.port)))
-        {
-            notes.push("internal: changed; listeners stay as they are until a restart".to_string());
+    /// `internal:` addresses added are bound first (a failure refuses the whole reload and
+    /// leaves everything as it was); addresses that stay keep their sockets, so nothing is
+    /// refused; removed ones close, their sessions running to their end.
+    pub async fn reload(&self, cfg: SockdConfig) -> Result<ReloadReport, StartError> {
+        let _one = self.reload_lock.lock().await;
+        if self.shutdown.token().is_cancelled() {
+            return Err(StartError::Stopped);
         }
-        let rt = build_runtime(cfg).await?;
+        let (rt, addrs) = build_runtime(cfg).await?;
+        let fresh = self.bind_new(&addrs)?;
         self.rt.store(Arc::new(rt));
-        Ok(notes)
+        Ok(self.apply(fresh, &addrs))
     }
 
     /// Reopens log files (logrotate).
@@ -134,7 +215,8 @@ impl ServerHandle {
 
     /// Stops accepting, waits up to `deadline` for sessions, then cuts the rest.
     /// Returns how many sessions had to be cut.
-    pub async fn shutdown(self, deadline: Duration) -> usize {
+    pub async fn shutdown(&self, deadline: Duration) -> usize {
+        lock(&self.listeners).clear();
         let left = self.shutdown.drain(deadline).await;
         self.hard_stop.cancel();
         if left > 0 {
@@ -146,13 +228,25 @@ impl ServerHandle {
 }
 
 async fn accept_loop(
-    mut acceptor: Acceptor,
+    listener: std::net::TcpListener,
     rt: Arc<ArcSwap<Runtime>>,
+    stats: Arc<Stats>,
     shutdown: Shutdown,
+    stop: CancellationToken,
     hard_stop: CancellationToken,
 ) {
-    let token = shutdown.token();
-    while let Some((stream, peer)) = acceptor.accept(&token).await {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            rt.load()
+                .logger
+                .log(Level::Error, &format!("listener lost: {e}"));
+            return;
+        }
+    };
+    let mut acceptor = Acceptor::new(listener);
+    while let Some((stream, peer)) = acceptor.accept(&stop).await {
+        stats.accepted();
         let rt = rt.load_full();
         shutdown.spawn(session::serve(stream, peer, rt, hard_stop.clone()));
     }

@@ -241,7 +241,7 @@ async fn connect_and_disconnect_are_logged_with_bytes() {
     assert_eq!(rep, 0);
     assert_echo(&mut s, b"0123456789").await;
     drop(s);
-    let ok = wait_until(
+    let ok = wait_for(
         || {
             std::fs::read_to_string(&log)
                 .map(|t| t.contains(" ]: "))

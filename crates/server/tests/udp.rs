@@ -221,7 +221,7 @@ async fn association_ends_with_its_control_connection() {
         port_stops_answering(bnd, echo).await,
         "UDP port {bnd} closed with the control connection"
     );
-    assert!(wait_until(|| h.active_sessions() == 0, Duration::from_secs(5)).await);
+    assert!(wait_for(|| h.active_sessions() == 0, Duration::from_secs(5)).await);
 }
 
 #[tokio::test]
@@ -301,7 +301,7 @@ async fn socks_rules_judge_each_destination_and_udpreply_judges_replies() {
         .unwrap();
     // The target behind the udpreply block gets the datagram; wait until it has.
     assert!(
-        wait_until(
+        wait_for(
             || mute_seen.lock().unwrap().len() == 1,
             Duration::from_secs(5)
         )

@@ -102,6 +102,7 @@ async fn execute(plan: &Plan, args: &CheckArgs) -> bool {
                     bind_ip: IpAddr::from([127, 0, 0, 1]),
                     auth: plan.auth.clone(),
                     timeout: plan.timeout,
+                    preamble: Vec::new(),
                 };
                 end_to_end_traced(&check, tap).await
             }

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use relay::RelayHandle;
-use tokio::signal::unix::{signal, SignalKind};
+use relay::daemon::{self, DaemonOpts};
 
 /// Options of `hasocks relay`.
 #[derive(clap::Args)]
@@ -34,49 +33,22 @@ pub fn parse_defines(defines: &[String]) -> anyhow::Result<Vec<(String, String)>
         .collect()
 }
 
-/// Loads a relayd.conf and prints its warnings.
-pub fn load(
-    file: &std::path::Path,
-    defines: &[(String, String)],
-) -> anyhow::Result<conf::relayd::RelaydConfig> {
-    let cfg = conf::relayd::load(file, defines).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for w in &cfg.warnings {
-        eprintln!("hasocks: warning: {w}");
-    }
-    Ok(cfg)
-}
-
-/// Runs the relay until SIGTERM/SIGINT.
+/// Runs the relay until SIGTERM/SIGINT (SIGHUP reloads).
 pub async fn run(args: RelayArgs) -> anyhow::Result<i32> {
     let defines = parse_defines(&args.defines)?;
-    let cfg = load(&args.file, &defines)?;
     if args.check_only {
+        let cfg = conf::relayd::load(&args.file, &defines)?;
+        for w in &cfg.warnings {
+            eprintln!("hasocks: warning: {w}");
+        }
         println!("{}: configuration OK", args.file.display());
         return Ok(0);
     }
-    let _ = net::sock::raise_nofile_limit();
-    let handle = RelayHandle::start(cfg)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
-    for (name, addr) in handle.listen_addrs() {
-        tracing::info!("relay {name} listening on {addr}");
-    }
-    wait_for_stop().await?;
-    tracing::info!(
-        "stopping: no new sessions; waiting up to {} s for open ones",
-        args.grace
-    );
-    handle.shutdown(Duration::from_secs(args.grace)).await;
+    daemon::run(DaemonOpts {
+        file: args.file,
+        defines,
+        grace: Duration::from_secs(args.grace),
+    })
+    .await?;
     Ok(0)
-}
-
-/// Waits for SIGTERM or SIGINT.
-pub async fn wait_for_stop() -> anyhow::Result<()> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
 }

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use server::{Level, ServerHandle};
-use tokio::signal::unix::{signal, SignalKind};
+use server::daemon::{self, DaemonOpts};
 
 /// Options of `hasocks server`.
 #[derive(clap::Args)]
@@ -20,94 +19,20 @@ pub struct ServerArgs {
     pub grace: u64,
 }
 
-fn load(file: &std::path::Path) -> anyhow::Result<conf::sockd::SockdConfig> {
-    let cfg = conf::sockd::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for w in &cfg.warnings {
-        eprintln!("hasocks: warning: {w}");
-    }
-    Ok(cfg)
-}
-
 /// Runs the server until SIGTERM/SIGINT; SIGHUP reloads the config and reopens logs.
 pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
-    let cfg = load(&args.file)?;
     if args.verify {
+        let cfg = conf::sockd::load(&args.file)?;
+        for w in &cfg.warnings {
+            eprintln!("hasocks: warning: {w}");
+        }
         println!("{}: configuration OK", args.file.display());
         return Ok(0);
     }
-    let _ = net::sock::raise_nofile_limit();
-    let unprivileged = cfg.user_unprivileged.clone();
-    let handle = ServerHandle::start(cfg)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
-    if let Some(user) = unprivileged {
-        match server::privs::drop_to(&user) {
-            Ok(true) => tracing::info!("dropped privileges to {user}"),
-            Ok(false) => {}
-            Err(e) => anyhow::bail!("{e}"),
-        }
-    }
-    for a in handle.local_addrs() {
-        tracing::info!("listening on {a}");
-    }
-    handle.log(
-        Level::Info,
-        &format!(
-            "hasocks server started, listening on {:?}",
-            handle.local_addrs()
-        ),
-    );
-
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    loop {
-        tokio::select! {
-            _ = hup.recv() => reload(&handle, &args.file).await,
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-        }
-    }
-    tracing::info!(
-        "stopping: no new sessions; {} open, waiting up to {} s",
-        handle.active_sessions(),
-        args.grace
-    );
-    handle.log(Level::Info, "shutting down");
-    let cut = handle.shutdown(Duration::from_secs(args.grace)).await;
-    if cut > 0 {
-        tracing::warn!("{cut} sessions were still open at the deadline and were closed");
-    }
+    daemon::run(DaemonOpts {
+        file: args.file,
+        grace: Duration::from_secs(args.grace),
+    })
+    .await?;
     Ok(0)
-}
-
-async fn reload(handle: &ServerHandle, file: &std::path::Path) {
-    for p in handle.reopen_logs() {
-        tracing::warn!("{p}");
-    }
-    match conf::sockd::load(file) {
-        Err(e) => {
-            tracing::error!("reload refused, keeping the running config: {e}");
-            handle.log(
-                Level::Error,
-                &format!("reload refused, keeping the running config: {e}"),
-            );
-        }
-        Ok(cfg) => match handle.reload(cfg).await {
-            Ok(notes) => {
-                for n in notes {
-                    tracing::warn!("{n}");
-                }
-                tracing::info!("reloaded {}", file.display());
-                handle.log(Level::Info, &format!("reloaded {}", file.display()));
-            }
-            Err(e) => {
-                tracing::error!("reload refused, keeping the running config: {e}");
-                handle.log(
-                    Level::Error,
-                    &format!("reload refused, keeping the running config: {e}"),
-                );
-            }
-        },
-    }
 }

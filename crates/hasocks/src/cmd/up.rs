@@ -2,16 +2,17 @@
 //! 127.0.0.1:1080 (`mode loadbalance`, `check socks`) in front of two SOCKS servers on
 //! 127.0.0.2 and 127.0.0.3, and a status page. Everything binds loopback only.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use relay::{RelayHandle, Status};
+use relay::ctl::{render, Controller, Show};
+use relay::RelayHandle;
 use server::ServerHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// Options of `hasocks up`.
 #[derive(clap::Args)]
@@ -46,7 +47,7 @@ fn server_conf(ip: &str, port: u16, log: &Path) -> String {
     )
 }
 
-fn relay_conf(port: u16, server_port: u16) -> String {
+fn relay_conf(port: u16, server_port: u16, socket: &Path) -> String {
     let hosts: Vec<String> = SERVERS
         .iter()
         .map(|(_, ip)| format!("{ip} port {server_port}"))
@@ -55,13 +56,15 @@ fn relay_conf(port: u16, server_port: u16) -> String {
         "# hasocks up: the relay (relayd.conf syntax)\n\
          interval 2\n\
          timeout 1000\n\
-         log state changes\n\n\
+         log state changes\n\
+         socket \"{socket}\"\n\n\
          table <socks> {{ {} }}\n\n\
          relay \"socks\" {{\n    listen on 127.0.0.1 port {port}\n    \
          # SOCKS control connections carry UDP associations: no idle cut-off.\n    \
          session timeout 0\n    \
          forward to <socks> port {server_port} mode loadbalance check socks\n}}\n",
-        hosts.join(", ")
+        hosts.join(", "),
+        socket = socket.display()
     )
 }
 
@@ -80,16 +83,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
         let path = dir.join(format!("sockd-{name}.conf"));
         let text = server_conf(ip, args.server_port, &dir.join(format!("sockd-{name}.log")));
         std::fs::write(&path, &text)?;
-        let cfg = conf::sockd::parse(&text, &path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let cfg = conf::sockd::parse(&text, &path)?;
         let h = ServerHandle::start(cfg)
             .await
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         servers.push((path, h));
     }
     let relay_path = dir.join("relayd.conf");
-    let text = relay_conf(args.port, args.server_port);
+    let socket = dir.join("relay.sock");
+    let text = relay_conf(args.port, args.server_port, &socket);
     std::fs::write(&relay_path, &text)?;
-    let cfg = conf::relayd::parse(&text, &relay_path, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg = conf::relayd::parse(&text, &relay_path, &[])?;
     let relay = Arc::new(RelayHandle::start(cfg).await.map_err(|e| {
         anyhow::anyhow!(
             "{}: {e} (is something else on 127.0.0.1:{}? try --port)",
@@ -97,6 +101,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
             args.port
         )
     })?);
+    let stop = CancellationToken::new();
+    let ctl = Arc::new(Controller::new(
+        relay.clone(),
+        relay_path.clone(),
+        Vec::new(),
+    ));
+    tokio::spawn(relay::ctl::serve(
+        relay::ctl::bind(&socket)?,
+        ctl,
+        stop.clone(),
+    ));
     let status_addr = SocketAddr::from(([127, 0, 0, 1], args.status_port));
     let status_listener = TcpListener::bind(status_addr)
         .await
@@ -105,9 +120,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
 
     println!("hasocks up: a SOCKS cluster on loopback");
     for (path, h) in &servers {
+        let addr = h.local_addrs().first().copied();
         println!(
             "  server   {:<22} config {}",
-            h.local_addrs()[0],
+            addr.map_or_else(String::new, |a| a.to_string()),
             path.display()
         );
     }
@@ -118,11 +134,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
             relay_path.display()
         );
     }
+    println!(
+        "  control  hasocks ctl -s {} show summary",
+        socket.display()
+    );
     println!("  status   http://{status_addr}/");
     println!("  logs     {}", dir.display());
     println!();
     let ready = relay.wait_ready(Duration::from_secs(5)).await;
-    println!("{}", render(&relay.snapshot()));
+    println!("{}", render::status(&relay.snapshot(), Show::Summary));
     if !ready {
         println!("(first health checks not finished yet)");
     }
@@ -133,78 +153,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
     );
     println!("Ctrl-C stops everything.");
 
-    super::relay::wait_for_stop().await?;
+    super::wait_for_stop().await?;
     println!("stopping...");
-    if let Ok(relay) = Arc::try_unwrap(relay) {
-        relay.shutdown(Duration::from_secs(5)).await;
-    }
-    for (_, h) in servers {
+    stop.cancel();
+    // The relay first: it stops accepting and lets its sessions finish while the servers
+    // behind it still serve them.
+    relay.shutdown(Duration::from_secs(5)).await;
+    for (_, h) in &servers {
         h.shutdown(Duration::from_secs(5)).await;
     }
+    let _ = std::fs::remove_file(&socket);
     Ok(0)
-}
-
-/// relayctl-style text: relays, their tables and hosts with state and availability.
-pub fn render(s: &Status) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<4}\t{:<8}\t{:<24}\t{:<7}\tStatus",
-        "Id", "Type", "Name", "Avlblty"
-    );
-    for (ri, r) in s.relays.iter().enumerate() {
-        let st = if r.disabled { "disabled" } else { "active" };
-        let _ = writeln!(
-            out,
-            "{:<4}\t{:<8}\t{:<24}\t{:<7}\t{st}",
-            ri + 1,
-            "relay",
-            r.name,
-            ""
-        );
-        for tname in &r.tables {
-            let Some(t) = s.table(tname) else { continue };
-            let up = t.hosts_up();
-            let st = if t.disabled {
-                "disabled".to_string()
-            } else if up == 0 {
-                "empty".to_string()
-            } else {
-                format!("active ({up} hosts)")
-            };
-            let _ = writeln!(
-                out,
-                "{:<4}\t{:<8}\t{:<24}\t{:<7}\t{st}",
-                "", "table", t.name, ""
-            );
-            for h in &t.hosts {
-                let avail = h
-                    .availability()
-                    .map(|a| format!("{a:.2}%"))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "{:<4}\t{:<8}\t{:<24}\t{:<7}\t{}",
-                    "",
-                    "host",
-                    h.addr,
-                    avail,
-                    h.state.as_str()
-                );
-                let mut line = format!("\t        \ttotal: {}/{} checks", h.ups, h.checks);
-                if let (Some(err), relay::HostState::Down) = (&h.last_error, h.state) {
-                    let _ = write!(line, ", error: {err}");
-                }
-                let _ = writeln!(out, "{line}");
-            }
-        }
-        let _ = writeln!(
-            out,
-            "\t        \tsessions: {} open, {} total, {} failed, {} connect retries",
-            r.sessions_open, r.sessions_total, r.sessions_failed, r.retries
-        );
-    }
-    out
 }
 
 async fn serve_status(listener: TcpListener, relay: Arc<RelayHandle>) {
@@ -214,7 +173,10 @@ async fn serve_status(listener: TcpListener, relay: Arc<RelayHandle>) {
             let mut buf = [0u8; 2048];
             // Read the request head (bounded, with a deadline); the page is the same for any path.
             let _ = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
-            let body = format!("hasocks up: status\n\n{}", render(&relay.snapshot()));
+            let body = format!(
+                "hasocks up: status\n\n{}",
+                render::status(&relay.snapshot(), Show::Hosts)
+            );
             let resp = format!(
                 "HTTP/1.0 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()

@@ -92,12 +92,14 @@ pub async fn serve(
     };
     let negotiate = secs(rt.timeouts.negotiate);
     let mut client = peer;
+    // A PROXY LOCAL header: the proxy's own connection (a health check), not a client's.
+    let mut local = false;
     if rt.expects_proxy_header(peer.ip()) {
         match net::proxy::read_header(&mut stream, negotiate.unwrap_or(Duration::from_secs(30)))
             .await
         {
             Ok(Some(h)) => client = h.src,
-            Ok(None) => {}
+            Ok(None) => local = true,
             Err(e) => {
                 rt.logger.log(
                     Level::Warn,
@@ -140,6 +142,8 @@ pub async fn serve(
     };
     let req = match req {
         Ok(r) => r,
+        // A proxy's `check tcp`: LOCAL header, then close. Not worth a log line.
+        Err(NegError::Read(ReadError::Eof, None)) if local => return,
         Err(e) => {
             if let Some((version, code)) = e.reply() {
                 reply::fail(&mut stream, version, code).await;

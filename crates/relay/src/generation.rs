@@ -1,0 +1,376 @@
+//! A config generation: everything compiled from one relayd.conf (relays, their forwards and
+//! modes, tables, checks, timeouts), immutable once built. An accept loads the current one
+//! and keeps it for the whole session; a reload builds a new one beside it, carries the
+//! long-lived records over by key, and swaps one pointer.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use conf::relayd::{Check, LogConnections, RelaydConfig};
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::RelayError;
+use crate::records::{Claimed, HostKey, HostRecord, Records, RelayRecord, TableRecord};
+use crate::select::{self, HostView, Selector};
+use crate::status::HostState;
+
+/// Lower bound of the outgoing connect timeout. The connect timeout is the table's check
+/// timeout, but at least this: relayd's 200 ms check default is far too short for a connect
+/// that may need one SYN retransmission.
+pub(crate) const MIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A host of a table in this generation.
+#[derive(Debug)]
+pub(crate) struct HostRt {
+    pub record: Arc<HostRecord>,
+    pub addr: SocketAddr,
+    pub retry: u32,
+}
+
+/// One table instance (`name:port`) in this generation.
+#[derive(Debug)]
+pub(crate) struct TableGen {
+    pub record: Arc<TableRecord>,
+    /// `table:port`.
+    pub name: String,
+    /// `disable` in the config.
+    pub disabled: bool,
+    pub check: Option<Check>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub hosts: Vec<HostRt>,
+    /// Hash identities, same order as `hosts`.
+    pub keys: Vec<select::HostKey>,
+    /// A relay using this table sends PROXY v2: checks then send a LOCAL header first.
+    pub proxy_local: bool,
+    /// True once every checked host has a verdict (or the first round is done).
+    pub ready: watch::Sender<bool>,
+    /// Wakes the checker for an immediate round (`poll`, `enable`).
+    pub poll: Notify,
+}
+
+impl TableGen {
+    /// Disabled by the config or the control socket.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled || self.record.disabled.load(Ordering::Relaxed)
+    }
+
+    /// What the selector needs: which hosts take traffic, and their open sessions.
+    pub fn view(&self) -> Vec<HostView> {
+        self.hosts
+            .iter()
+            .map(|h| HostView {
+                up: h.record.takes_traffic(),
+                open: h.record.open.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// The PROXY header checks send first, if any.
+    pub fn check_preamble(&self) -> Vec<u8> {
+        if self.proxy_local {
+            net::proxy::encode_v2_local()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// A `forward to <table>` line.
+#[derive(Debug)]
+pub(crate) struct ForwardRt {
+    pub table: Arc<TableGen>,
+    pub selector: Selector,
+    pub connect_timeout: Duration,
+}
+
+/// What identifies a listener across generations: its configured address; an address with
+/// port 0 (an ephemeral port, for tests and `hasocks up`) is one listener per relay and line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct ListenKey {
+    /// The configured address (the hash input of `loadbalance` and `hash`).
+    pub addr: SocketAddr,
+    /// For port 0: the relay and the index of its `listen on` line.
+    pub ephemeral: Option<(String, usize)>,
+}
+
+impl std::fmt::Display for ListenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.addr)
+    }
+}
+
+/// A relay block in this generation.
+#[derive(Debug)]
+pub(crate) struct RelayGen {
+    pub record: Arc<RelayRecord>,
+    /// `disable` in the config.
+    pub disabled: bool,
+    pub forwards: Vec<ForwardRt>,
+    pub idle_timeout: Option<Duration>,
+    pub send_proxy_v2: bool,
+    pub log: LogConnections,
+    /// Configured listen addresses (resolved), in config order.
+    pub listens: Vec<ListenKey>,
+}
+
+impl RelayGen {
+    /// Disabled by the config or the control socket.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled || self.record.disabled.load(Ordering::Relaxed)
+    }
+}
+
+/// One config generation.
+#[derive(Debug)]
+pub(crate) struct Generation {
+    /// 1 for the config the relay started with, +1 per reload.
+    pub number: u64,
+    pub relays: Vec<Arc<RelayGen>>,
+    /// Configured listen address -> the relay that owns it.
+    pub by_listen: HashMap<ListenKey, Arc<RelayGen>>,
+    /// Table instances in order of first use.
+    pub tables: Vec<Arc<TableGen>>,
+    /// `log host checks`.
+    pub log_host_checks: bool,
+    /// `prefork` as configured (workers are started once, at start).
+    pub prefork: Option<u32>,
+    /// Cancels this generation's checkers when a newer one takes over.
+    pub checks: CancellationToken,
+}
+
+impl Generation {
+    /// The generation before any config: nothing to serve.
+    pub fn empty() -> Generation {
+        Generation {
+            number: 0,
+            relays: Vec::new(),
+            by_listen: HashMap::new(),
+            tables: Vec::new(),
+            log_host_checks: false,
+            prefork: None,
+            checks: CancellationToken::new(),
+        }
+    }
+
+    /// Every host of every table, once per table it is in.
+    pub fn hosts(&self) -> impl Iterator<Item = (&Arc<TableGen>, &HostRt)> {
+        self.tables
+            .iter()
+            .flat_map(|t| t.hosts.iter().map(move |h| (t, h)))
+    }
+}
+
+/// Addresses resolved ahead of building, keyed by (name as written, port).
+pub(crate) type Resolved = HashMap<(String, u16), SocketAddr>;
+
+/// Resolves every listen and host address of `cfg` (before anything changes).
+pub(crate) async fn resolve_all(cfg: &RelaydConfig) -> Result<Resolved, RelayError> {
+    let mut out = Resolved::new();
+    let mut want: Vec<(String, u16)> = Vec::new();
+    for r in &cfg.relays {
+        want.extend(r.listens.iter().map(|l| (l.addr.clone(), l.port)));
+        for f in &r.forwards {
+            let table = cfg
+                .tables
+                .iter()
+                .find(|t| t.name == f.table)
+                .ok_or_else(|| RelayError::NoSuchTable {
+                    relay: r.name.clone(),
+                    table: f.table.clone(),
+                })?;
+            want.extend(
+                table
+                    .hosts
+                    .iter()
+                    .map(|h| (h.name.clone(), h.port.unwrap_or(f.port))),
+            );
+        }
+    }
+    for key in want {
+        if let std::collections::hash_map::Entry::Vacant(slot) = out.entry(key) {
+            let (name, port) = slot.key();
+            let addr = resolve(name, *port).await?;
+            slot.insert(addr);
+        }
+    }
+    Ok(out)
+}
+
+/// Resolves an address as written (`*` = every IPv4 address) to its first socket address.
+async fn resolve(name: &str, port: u16) -> Result<SocketAddr, RelayError> {
+    if name == "*" {
+        return Ok(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
+    }
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let err = |reason: String| RelayError::Resolve {
+        name: name.to_string(),
+        reason,
+    };
+    tokio::net::lookup_host((name, port))
+        .await
+        .map_err(|e| err(e.to_string()))?
+        .next()
+        .ok_or_else(|| err("no address".to_string()))
+}
+
+/// Builds generation `number` from `cfg` with addresses from `resolved`, taking records from
+/// `records` into `claimed` (the registry itself is untouched until the generation is
+/// published).
+pub(crate) fn build(
+    cfg: &RelaydConfig,
+    resolved: &Resolved,
+    records: &mut Records,
+    number: u64,
+) -> Result<(Generation, Claimed), RelayError> {
+    let addr_of = |name: &str, port: u16| {
+        resolved
+            .get(&(name.to_string(), port))
+            .copied()
+            .ok_or_else(|| RelayError::Resolve {
+                name: name.to_string(),
+                reason: "not resolved".to_string(),
+            })
+    };
+    // Which table instances some PROXY-sending relay uses: their checks send a LOCAL header.
+    let proxied: Vec<String> = cfg
+        .relays
+        .iter()
+        .filter(|r| r.send_proxy_v2)
+        .flat_map(|r| r.forwards.iter().map(|f| format!("{}:{}", f.table, f.port)))
+        .collect();
+    let mut claimed = Claimed::default();
+    let mut tables: Vec<Arc<TableGen>> = Vec::new();
+    let mut by_name: HashMap<String, Arc<TableGen>> = HashMap::new();
+    let mut relays = Vec::new();
+    let mut by_listen: HashMap<ListenKey, Arc<RelayGen>> = HashMap::new();
+    for r in &cfg.relays {
+        let mut forwards = Vec::new();
+        for f in &r.forwards {
+            let inst = format!("{}:{}", f.table, f.port);
+            let table = match by_name.get(&inst) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = cfg
+                        .tables
+                        .iter()
+                        .find(|t| t.name == f.table)
+                        .ok_or_else(|| RelayError::NoSuchTable {
+                            relay: r.name.clone(),
+                            table: f.table.clone(),
+                        })?;
+                    let checked = f.check.is_some();
+                    let mut hosts = Vec::new();
+                    for h in &t.hosts {
+                        let addr = addr_of(&h.name, h.port.unwrap_or(f.port))?;
+                        let key = HostKey {
+                            table: inst.clone(),
+                            name: h.name.clone(),
+                            port: addr.port(),
+                        };
+                        let initial = if checked {
+                            HostState::Unknown
+                        } else {
+                            HostState::Up
+                        };
+                        let record = records.host(&mut claimed, key, initial);
+                        if !checked && record.health() != HostState::Up {
+                            // A table without checks has every host up, whatever it was;
+                            // applied only if this generation is published.
+                            claimed.force_up.push(record.clone());
+                        }
+                        hosts.push(HostRt {
+                            record,
+                            addr,
+                            retry: h.retry,
+                        });
+                    }
+                    let interval_s = f.interval_s.unwrap_or(t.interval_s).max(1);
+                    let timeout_ms = f.timeout_ms.unwrap_or(t.timeout_ms).max(1);
+                    let keys = hosts
+                        .iter()
+                        .map(|h| select::HostKey {
+                            name: h.record.key.name.clone(),
+                            port: h.addr.port(),
+                        })
+                        .collect();
+                    let known = hosts
+                        .iter()
+                        .all(|h| h.record.health() != HostState::Unknown);
+                    let (ready, _) = watch::channel(t.disabled || !checked || known);
+                    let tg = Arc::new(TableGen {
+                        record: records.table(&mut claimed, &inst),
+                        name: inst.clone(),
+                        disabled: t.disabled,
+                        check: f.check.clone(),
+                        interval: Duration::from_secs(u64::from(interval_s)),
+                        timeout: Duration::from_millis(u64::from(timeout_ms)),
+                        hosts,
+                        keys,
+                        proxy_local: proxied.contains(&inst),
+                        ready,
+                        poll: Notify::new(),
+                    });
+                    by_name.insert(inst, tg.clone());
+                    tables.push(tg.clone());
+                    tg
+                }
+            };
+            forwards.push(ForwardRt {
+                connect_timeout: table.timeout.max(MIN_CONNECT_TIMEOUT),
+                table,
+                selector: Selector::new(&f.mode),
+            });
+        }
+        let mut listens = Vec::new();
+        for (i, l) in r.listens.iter().enumerate() {
+            let addr = addr_of(&l.addr, l.port)?;
+            let key = ListenKey {
+                addr,
+                ephemeral: (addr.port() == 0).then(|| (r.name.clone(), i)),
+            };
+            if !listens.contains(&key) {
+                listens.push(key);
+            }
+        }
+        let rg = Arc::new(RelayGen {
+            record: records.relay(&mut claimed, &r.name),
+            disabled: r.disabled,
+            forwards,
+            idle_timeout: (r.session_timeout_s > 0)
+                .then(|| Duration::from_secs(u64::from(r.session_timeout_s))),
+            send_proxy_v2: r.send_proxy_v2,
+            log: cfg.log_connections,
+            listens: listens.clone(),
+        });
+        for a in listens {
+            if let Some(other) = by_listen.get(&a) {
+                return Err(RelayError::SharedListen {
+                    addr: a.addr,
+                    first: other.record.name.clone(),
+                    second: r.name.clone(),
+                });
+            }
+            by_listen.insert(a, rg.clone());
+        }
+        relays.push(rg);
+    }
+    Ok((
+        Generation {
+            number,
+            relays,
+            by_listen,
+            tables,
+            log_host_checks: cfg.log_host_checks,
+            prefork: cfg.prefork,
+            checks: CancellationToken::new(),
+        },
+        claimed,
+    ))
+}

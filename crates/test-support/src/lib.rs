@@ -1,0 +1,17 @@
+//! Test plumbing written once and used by every crate's tests: targets to connect to (echo,
+//! id, one-shot, stoppable backends), waiting on a condition with a deadline, free ports, raw
+//! SOCKS bytes, and config builders. Dev-only: no product crate depends on it.
+#![forbid(unsafe_code)]
+
+pub mod blocking;
+pub mod conf_builders;
+pub mod ports;
+pub mod socks;
+pub mod targets;
+pub mod wait;
+
+pub use conf_builders::*;
+pub use ports::*;
+pub use socks::*;
+pub use targets::*;
+pub use wait::*;

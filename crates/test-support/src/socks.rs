@@ -1,0 +1,172 @@
+//! Raw SOCKS bytes for tests: greetings, requests and replies built and read by hand, so
+//! that the tests do not lean on the codec under test.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// SOCKS5 greeting offering `none`; returns the selected method.
+pub async fn greet(s: &mut TcpStream) -> u8 {
+    s.write_all(&[5, 1, 0]).await.unwrap();
+    let mut b = [0u8; 2];
+    s.read_exact(&mut b).await.unwrap();
+    assert_eq!(b[0], 5);
+    b[1]
+}
+
+/// SOCKS5 request bytes for an IP target.
+pub fn request_ip(cmd: u8, target: SocketAddr) -> Vec<u8> {
+    let mut v = vec![5, cmd, 0];
+    match target {
+        SocketAddr::V4(a) => {
+            v.push(1);
+            v.extend_from_slice(&a.ip().octets());
+        }
+        SocketAddr::V6(a) => {
+            v.push(4);
+            v.extend_from_slice(&a.ip().octets());
+        }
+    }
+    v.extend_from_slice(&target.port().to_be_bytes());
+    v
+}
+
+/// SOCKS5 request bytes for a name target.
+pub fn request_name(cmd: u8, name: &str, port: u16) -> Vec<u8> {
+    let mut v = vec![5, cmd, 0, 3, name.len() as u8];
+    v.extend_from_slice(name.as_bytes());
+    v.extend_from_slice(&port.to_be_bytes());
+    v
+}
+
+/// Reads a SOCKS5 reply; returns (REP, BND).
+pub async fn read_reply(s: &mut TcpStream) -> (u8, SocketAddr) {
+    let mut h = [0u8; 4];
+    s.read_exact(&mut h).await.expect("reply header");
+    assert_eq!(h[0], 5, "reply version");
+    let addr = match h[3] {
+        1 => {
+            let mut a = [0u8; 6];
+            s.read_exact(&mut a).await.unwrap();
+            SocketAddr::from(([a[0], a[1], a[2], a[3]], u16::from_be_bytes([a[4], a[5]])))
+        }
+        4 => {
+            let mut a = [0u8; 18];
+            s.read_exact(&mut a).await.unwrap();
+            let mut ip = [0u8; 16];
+            ip.copy_from_slice(&a[..16]);
+            SocketAddr::from((ip, u16::from_be_bytes([a[16], a[17]])))
+        }
+        t => panic!("unexpected ATYP {t}"),
+    };
+    (h[1], addr)
+}
+
+/// Connect + greet + request; returns the stream and the reply.
+pub async fn socks5(proxy: SocketAddr, req: &[u8]) -> (TcpStream, u8, SocketAddr) {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    assert_eq!(greet(&mut s).await, 0);
+    s.write_all(req).await.unwrap();
+    let (rep, bnd) = read_reply(&mut s).await;
+    (s, rep, bnd)
+}
+
+/// A SOCKS5 CONNECT to `target` through `proxy`: the stream after a success reply, or the
+/// error (connect, greeting, REP != 0) as text.
+pub async fn socks5_connect(proxy: SocketAddr, target: SocketAddr) -> Result<TcpStream, String> {
+    let mut s = TcpStream::connect(proxy)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    s.write_all(&[5, 1, 0]).await.map_err(|e| e.to_string())?;
+    let mut m = [0u8; 2];
+    s.read_exact(&mut m)
+        .await
+        .map_err(|e| format!("greeting: {e}"))?;
+    if m != [5, 0] {
+        return Err(format!("method reply {m:?}"));
+    }
+    s.write_all(&request_ip(1, target))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut h = [0u8; 10];
+    s.read_exact(&mut h)
+        .await
+        .map_err(|e| format!("reply: {e}"))?;
+    if h[1] != 0 {
+        return Err(format!("REP {:02x}", h[1]));
+    }
+    Ok(s)
+}
+
+/// Sends `msg` and expects it echoed back.
+pub async fn assert_echo(s: &mut TcpStream, msg: &[u8]) {
+    s.write_all(msg).await.unwrap();
+    let mut back = vec![0u8; msg.len()];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut back))
+        .await
+        .expect("echo in time")
+        .unwrap();
+    assert_eq!(back, msg);
+}
+
+/// Reads until EOF (with a deadline); returns what came.
+pub async fn read_to_eof(s: &mut TcpStream) -> Vec<u8> {
+    let mut v = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut v))
+        .await
+        .expect("EOF in time")
+        .ok();
+    v
+}
+
+/// SOCKS4 request bytes (VN CD DSTPORT DSTIP USERID\0).
+pub fn socks4_request(cmd: u8, target: std::net::SocketAddrV4) -> Vec<u8> {
+    let mut v = vec![4, cmd];
+    v.extend_from_slice(&target.port().to_be_bytes());
+    v.extend_from_slice(&target.ip().octets());
+    v.extend_from_slice(b"tester\0");
+    v
+}
+
+/// Reads a SOCKS4 reply; returns (CD, DSTPORT:DSTIP).
+pub async fn read_v4_reply(s: &mut TcpStream) -> (u8, SocketAddr) {
+    let mut r = [0u8; 8];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut r))
+        .await
+        .expect("v4 reply in time")
+        .expect("v4 reply");
+    assert_eq!(r[0], 0, "SOCKS4 reply VN");
+    (
+        r[1],
+        SocketAddr::from(([r[4], r[5], r[6], r[7]], u16::from_be_bytes([r[2], r[3]]))),
+    )
+}
+
+/// Wraps a payload in a SOCKS5 UDP header (FRAG = `frag`).
+pub fn udp_wrap(frag: u8, target: socks_wire::TargetAddr, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    socks_wire::udp::UdpHeader { frag, target }.encode(&mut v);
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Receives one datagram (with a deadline) and unwraps its SOCKS5 UDP header.
+pub async fn udp_recv_unwrap(s: &tokio::net::UdpSocket) -> (socks_wire::TargetAddr, Vec<u8>) {
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), s.recv_from(&mut buf))
+        .await
+        .expect("reply in time")
+        .unwrap();
+    let (h, len) =
+        socks_wire::udp::UdpHeader::decode(&buf[..n]).expect("reply has a SOCKS UDP header");
+    assert_eq!(h.frag, 0);
+    (h.target, buf[len..n].to_vec())
+}
+
+/// UDP ASSOCIATE declaring `declared` as the client's UDP source; returns the control
+/// connection, REP and BND.
+pub async fn udp_associate(proxy: SocketAddr, declared: SocketAddr) -> (TcpStream, u8, SocketAddr) {
+    socks5(proxy, &request_ip(3, declared)).await
+}
