@@ -548,6 +548,7 @@ fn host_status(t: &TableGen, h: &HostRt, bytes: Option<(u64, u64)>) -> HostStatu
         checks: hist.checks,
         ups: hist.ups,
         failed_in_row: hist.failed_in_row,
+        retry: h.retry,
         last_result: hist.last_result,
         last_check_ms: hist.last_ms,
         last_check_at_ms: hist.last_check.map(unix_ms),

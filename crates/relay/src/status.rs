@@ -51,8 +51,10 @@ pub struct HostStatus {
     pub checks: u64,
     /// Checks passed.
     pub ups: u64,
-    /// Failed checks tolerated in a row right now (relayd's "retries").
+    /// Failed checks in a row right now.
     pub failed_in_row: u32,
+    /// `retry N` of the host: failures tolerated before it goes down.
+    pub retry: u32,
     /// Message of the last verdict ("tcp connect ok", "tcp connect failed", ...).
     pub last_result: Option<String>,
     /// Duration of the last check.
@@ -78,6 +80,12 @@ pub struct HostStatus {
 }
 
 impl HostStatus {
+    /// Failures still tolerated before the host goes down (relayd's retry count, which
+    /// relayctl prints as "N retries").
+    pub fn retries_left(&self) -> u32 {
+        self.retry.saturating_sub(self.failed_in_row)
+    }
+
     /// Availability in percent (ups/checks), None before the first check.
     pub fn availability(&self) -> Option<f64> {
         (self.checks > 0).then(|| self.ups as f64 * 100.0 / self.checks as f64)

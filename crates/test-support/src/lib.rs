@@ -5,6 +5,7 @@
 
 pub mod blocking;
 pub mod conf_builders;
+pub mod fake_socks;
 pub mod ports;
 pub mod socks;
 pub mod targets;

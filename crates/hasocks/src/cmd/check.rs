@@ -297,8 +297,7 @@ pub(crate) async fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
+    use test_support::fake_socks::{fake_server, Fake};
 
     fn args(server: String) -> CheckArgs {
         CheckArgs {
@@ -315,33 +314,14 @@ mod tests {
         }
     }
 
-    /// A minimal honest SOCKS5 server (no auth, IPv4 CONNECT); `reply` is its REP.
+    /// A minimal SOCKS5 server: honest for `reply` 0, else answering with that REP.
     async fn fake(reply: u8) -> SocketAddr {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = l.accept().await {
-                tokio::spawn(async move {
-                    let mut g = [0u8; 3];
-                    s.read_exact(&mut g).await?;
-                    s.write_all(&[5, 0]).await?;
-                    let mut r = [0u8; 10];
-                    s.read_exact(&mut r).await?;
-                    s.write_all(&[5, reply, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
-                    if reply != 0 {
-                        return Ok::<_, std::io::Error>(());
-                    }
-                    let to = SocketAddr::from((
-                        [r[4], r[5], r[6], r[7]],
-                        u16::from_be_bytes([r[8], r[9]]),
-                    ));
-                    let mut out = TcpStream::connect(to).await?;
-                    tokio::io::copy_bidirectional(&mut s, &mut out).await?;
-                    Ok(())
-                });
-            }
-        });
-        addr
+        fake_server(if reply == 0 {
+            Fake::Good
+        } else {
+            Fake::Reject(reply)
+        })
+        .await
     }
 
     async fn refused_port() -> SocketAddr {
@@ -389,8 +369,8 @@ mod tests {
     #[tokio::test]
     async fn remote_mode_checks_the_reply_code() {
         let proxy = fake(0).await;
-        let target = refused_port().await;
-        // The fake's copy fails after replying 00: -I only checks the reply.
+        let target = test_support::echo_server("127.0.0.1").await;
+        // -I needs only the reply: no byte is sent through.
         let mut a = args(proxy.to_string());
         a.remote = Some(target.to_string());
         assert_eq!(run(a).await.unwrap(), 0);

@@ -13,12 +13,12 @@ use crate::events::Event;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The socket could not be reached.
-    #[error("cannot connect to {}: {}", .path.display(), connect_hint(.source))]
+    #[error("cannot connect to {}: {}", .path.display(), connect_hint(.error))]
     Connect {
         /// The socket path.
         path: PathBuf,
-        /// The OS error.
-        source: io::Error,
+        /// The OS error (its text is in the message, so it is not a `source`).
+        error: io::Error,
     },
     /// The connection failed midway.
     #[error("control socket {}: {source}", .path.display())]
@@ -63,9 +63,9 @@ impl Conn {
     async fn open(path: &Path, command: Command) -> Result<Conn, ClientError> {
         let s = UnixStream::connect(path)
             .await
-            .map_err(|source| ClientError::Connect {
+            .map_err(|error| ClientError::Connect {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
         let (r, w) = s.into_split();
         let mut c = Conn {

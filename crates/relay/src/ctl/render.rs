@@ -99,8 +99,8 @@ fn host_row(out: &mut String, h: &HostStatus, table_port: Option<u16>, totals: b
     );
     if totals && h.checks > 0 {
         let mut line = format!("\t{:8}\ttotal: {}/{} checks", "", h.ups, h.checks);
-        if h.failed_in_row > 0 {
-            let _ = write!(line, ", {} retries", h.failed_in_row);
+        if h.retries_left() > 0 {
+            let _ = write!(line, ", {} retries", h.retries_left());
         }
         if let (Some(err), crate::HostState::Down) = (&h.last_result, h.state) {
             let _ = write!(line, ", error: {err}");
@@ -215,4 +215,137 @@ pub fn reload(r: &ReloadReport) -> String {
         let _ = write!(s, "; {n}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::status::HostState;
+
+    fn host(id: u32, name: &str, port: u16, state: HostState) -> HostStatus {
+        HostStatus {
+            id,
+            name: name.into(),
+            addr: SocketAddr::from(([10, 0, 0, id as u8], port)),
+            state,
+            draining: false,
+            checks: 4,
+            ups: 3,
+            failed_in_row: 1,
+            retry: 2,
+            last_result: Some("tcp connect failed".into()),
+            last_check_ms: Some(1),
+            last_check_at_ms: None,
+            last_change_at_ms: None,
+            local_errors: 0,
+            open: 0,
+            sessions: 0,
+            connect_failures: 0,
+            retries: 0,
+            bytes_out: 0,
+            bytes_in: 0,
+        }
+    }
+
+    fn fixture() -> Status {
+        Status {
+            generation: 1,
+            pid: 42,
+            started_at_ms: 0,
+            relays: vec![RelayStatus {
+                id: 1,
+                name: "relaysockd".into(),
+                listens: vec![],
+                disabled: false,
+                tables: vec!["sockdhosts:1080".into()],
+                sessions_open: 0,
+                sessions_total: 0,
+                sessions_failed: 0,
+                no_host: 0,
+                retries: 0,
+                rates: Default::default(),
+            }],
+            tables: vec![TableStatus {
+                id: 1,
+                name: "sockdhosts:1080".into(),
+                disabled: false,
+                check: Some("tcp".into()),
+                interval_ms: 10_000,
+                timeout_ms: 200,
+                hosts: vec![
+                    host(1, "10.0.0.1", 1080, HostState::Up),
+                    host(2, "10.0.0.2", 1090, HostState::Down),
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn show_hosts_prints_relayctls_rows_totals_retries_left_and_the_error_of_a_down_host() {
+        let want = "\
+Id  \tType    \tName                    \tAvlblty\tStatus
+1   \ttable   \tsockdhosts:1080         \t       \tactive (1 hosts)
+1   \thost    \t10.0.0.1                \t75.00% \tup
+\t        \ttotal: 3/4 checks, 1 retries
+2   \thost    \t10.0.0.2:1090           \t75.00% \tdown
+\t        \ttotal: 3/4 checks, 1 retries, error: tcp connect failed
+";
+        assert_eq!(status(&fixture(), Show::Hosts), want);
+    }
+
+    #[test]
+    fn show_summary_has_relay_table_and_host_rows_without_totals() {
+        let got = status(&fixture(), Show::Summary);
+        let rows: Vec<&str> = got.lines().collect();
+        assert_eq!(rows.len(), 5);
+        assert_eq!(
+            rows[1],
+            "1   \trelay   \trelaysockd              \t       \tactive"
+        );
+        assert!(!got.contains("total:"));
+    }
+
+    #[test]
+    fn sessions_print_age_and_idle_as_hours_minutes_seconds() {
+        let s = SessionStatus {
+            id: 7,
+            worker: 1,
+            client: SocketAddr::from(([192, 0, 2, 1], 5555)),
+            backend: SocketAddr::from(([10, 0, 0, 1], 1080)),
+            relay: "r".into(),
+            relay_id: 1,
+            host_id: 1,
+            age_ms: 3_725_000,
+            idle_ms: 61_000,
+            bytes_out: 10,
+            bytes_in: 20,
+        };
+        assert_eq!(
+            sessions(42, &[s]),
+            "session 1:7 192.0.2.1:5555 -> 10.0.0.1:1080\tRUNNING\n\
+             \tage 01:02:05, idle 00:01:01, relay 1, pid 42, 10 bytes out, 20 bytes in\n"
+        );
+    }
+
+    #[test]
+    fn a_host_status_event_prints_as_relayctl_monitor() {
+        let e = Event {
+            at_ms: 1_700_000_000_000,
+            pid: 42,
+            kind: EventKind::HostStatus {
+                id: 3,
+                name: "h".into(),
+                table: "t:1".into(),
+                state: HostState::Up,
+            },
+        };
+        assert_eq!(
+            event(&e),
+            "host_status: imsg type 1 len 0 peerid 3 pid 42\n\
+             \ttimestamp: 1700000000, Tue Nov 14 22:13:20 2023\n\
+             \tid: 3\n\tstate: up\n\ttable: t:1\n"
+        );
+    }
 }
