@@ -23,6 +23,8 @@
 #
 # Usage: bench/run-relay.sh            (builds the release hasocks first)
 # Env:   HASOCKS_BIN=path  use this binary      HAPROXY=path (default haproxy on PATH)
+#        BASE_BIN=path     also run this (older) hasocks build as relay (d), in the same
+#                          rounds, with a hasocks/base ratio column: "before and after" in one run
 #        DURATION=10 STREAMS=8 CONCURRENCY=50 IDLE=10000 PAYLOAD=64 ROUNDS=2
 #        RESULTS=bench/results/relay.md
 # Runtime ~4 minutes with the defaults.
@@ -95,6 +97,20 @@ CONF
 RE_PID=$!
 track "$RE_PID"
 wait_socks "127.0.0.1:$RPORT" "$RE_PID" 150 || { log "relay did not start: $(tail -n 5 "$TMP/relay.out")"; exit 1; }
+
+# --- the base build, same config on its own port (BASE_BIN only) ----------------------------
+BASE_BIN=${BASE_BIN:-}
+RELAYS="haproxy hasocks"
+if [ -n "$BASE_BIN" ]; then
+    [ -x "$BASE_BIN" ] || { log "no base binary at $BASE_BIN"; exit 1; }
+    BASE_PORT=$(free_port)
+    sed -e "s/port $RPORT/port $BASE_PORT/" "$TMP/relayd.conf" >"$TMP/relayd-base.conf"
+    "$BASE_BIN" relay -f "$TMP/relayd-base.conf" >"$TMP/base.out" 2>&1 &
+    BASE_PID=$!
+    track "$BASE_PID"
+    wait_socks "127.0.0.1:$BASE_PORT" "$BASE_PID" 150 || { log "base relay did not start: $(tail -n 5 "$TMP/base.out")"; exit 1; }
+    RELAYS="haproxy hasocks base"
+fi
 
 # --- a source address both relays send to the same backend --------------------------------
 # backend_of RELAY_PORT SRC: the backend (127.0.0.2 or 127.0.0.3) that serves a session from SRC
@@ -196,7 +212,12 @@ for r in $(seq 1 "$ROUNDS"); do
     log "== round $r of $ROUNDS"
     # Direct in every round (added latency compares like with like); the relays alternate
     # which goes first, so a drift in machine load hits both alike.
-    if [ $((r % 2)) -eq 1 ]; then order="direct haproxy hasocks"; else order="direct hasocks haproxy"; fi
+    # The relays take turns at going first, so a drift in machine load hits all alike.
+    rel=($RELAYS)
+    order=direct
+    for i in $(seq 0 $((${#rel[@]} - 1))); do
+        order="$order ${rel[$(((i + r - 1) % ${#rel[@]}))]}"
+    done
     for who in $order; do
         # The direct line comes from 127.0.0.9: from 127.0.0.1 its TIME_WAIT sockets would
         # fill the port space of 127.0.0.1 -> BACKEND:BPORT, where the relays must then find
@@ -204,6 +225,7 @@ for r in $(seq 1 "$ROUNDS"); do
         case $who in
             direct) target="$BACKEND:$BPORT" pid="" src=127.0.0.9 ;;
             haproxy) target="127.0.0.1:$HPORT" pid=$HA_PID src=$SRC ;;
+            base) target="127.0.0.1:$BASE_PORT" pid=$BASE_PID src=$SRC ;;
             *) target="127.0.0.1:$RPORT" pid=$RE_PID src=$SRC ;;
         esac
         all_loads "$who" "$pid" -s "$target" --source "$src"
@@ -211,6 +233,7 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 memory haproxy "$HA_PID" "$HPORT"
 memory hasocks "$RE_PID" "$RPORT"
+[ -n "$BASE_BIN" ] && memory base "$BASE_PID" "$BASE_PORT"
 ELAPSED=$(($(date +%s) - START))
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 kill -0 "$RE_PID" 2>/dev/null && RELAY_ALIVE=yes || RELAY_ALIVE=no
@@ -228,9 +251,15 @@ added() { # NAME METRIC: proxy minus direct, ms
     awk -v a="$a" -v b="$b" 'BEGIN{printf "%.3f", (a-b)/1000}'
 }
 mib() { local x; x=$(v "$1" "$2"); [ "$x" = n/a ] && echo n/a || awk -v k="$x" 'BEGIN{printf "%.1f", k/1024}'; }
-row() { # LABEL DIRECT HAPROXY HASOCKS NOTE (ratio hasocks/HAProxy)
-    printf '| %s | %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4" "$(ratio "$4" "$3") ($5)"
+row() { # LABEL DIRECT HAPROXY HASOCKS NOTE [BASE] (ratio hasocks/HAProxy, and hasocks/base)
+    if [ -n "$BASE_BIN" ]; then
+        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4" "$(ratio "$4" "$3") ($5)" "${6:--}" "$(ratio "$4" "${6:-n/a}")"
+    else
+        printf '| %s | %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4" "$(ratio "$4" "$3") ($5)"
+    fi
 }
+# b METRIC [FN]: the base build's value of METRIC (via FN: v, ms, added, mib), or "-".
+b() { [ -n "$BASE_BIN" ] && "${2:-v}" base "$1" || echo -; }
 
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 HAVER=$("$HAPROXY" -v 2>&1 | head -n1)
@@ -248,36 +277,46 @@ HAVER=$("$HAPROXY" -v 2>&1 | head -n1)
     echo "- relay CPU, read around each throughput and sessions run (the relay only; the backend's CPU is not included): $CPU_NOTE; divided by the bytes counted at the target, or by the sessions completed. The load generator and the backend share the $(nproc) CPUs, so raw MB/s is bounded by them: CPU-seconds per GB is the efficiency figure"
     echo "- memory: $IDLE sessions opened through the relay and held (\`--mode idle\`); VmRSS of the relay process before and with them open"
     [ -n "$IDLE_NOTE" ] && echo "- note: $IDLE_NOTE"
+    [ -n "$BASE_BIN" ] && echo "- (d) base: the same relay config run by an earlier build, \`$BASE_BIN\` (hasocks $("$BASE_BIN" --version 2>/dev/null | awk '{print $2}')), in the same rounds; the last column is hasocks/base (before and after a change, in one run)"
     echo
-    echo "| metric | direct | HAProxy | hasocks relay | hasocks/HAProxy |"
-    echo "|---|---|---|---|---|"
-    row "throughput, $STREAMS streams, MB/s" "$(v direct mbs)" "$(v haproxy mbs)" "$(v hasocks mbs)" "higher is better"
-    row "relay CPU during a throughput run, s" "-" "$(v haproxy cpu)" "$(v hasocks cpu)" "info"
-    row "relay CPU-seconds per GB moved" "-" "$(v haproxy cpugb)" "$(v hasocks cpugb)" "lower is better"
-    row "sessions/s, $CONCURRENCY concurrent" "$(v direct load_sps)" "$(v haproxy load_sps)" "$(v hasocks load_sps)" "higher is better"
-    row "relay CPU per session at $CONCURRENCY concurrent, us" "-" "$(v haproxy load_cpus)" "$(v hasocks load_cpus)" "lower is better"
-    row "relay CPU per session, 1 worker, us" "-" "$(v haproxy lat_cpus)" "$(v hasocks lat_cpus)" "lower is better"
-    row "TCP segments sent per session (all hops), 1 worker" "$(v direct lat_segs)" "$(v haproxy lat_segs)" "$(v hasocks lat_segs)" "info: the same kernel work"
-    row "session latency p50 at $CONCURRENCY concurrent, ms" "$(ms direct load_p50)" "$(ms haproxy load_p50)" "$(ms hasocks load_p50)" "lower is better"
-    row "session latency p99 at $CONCURRENCY concurrent, ms" "$(ms direct load_p99)" "$(ms haproxy load_p99)" "$(ms hasocks load_p99)" "lower is better"
-    row "session latency p50, 1 worker, ms" "$(ms direct lat_p50)" "$(ms haproxy lat_p50)" "$(ms hasocks lat_p50)" "lower is better"
-    row "session latency p99, 1 worker, ms" "$(ms direct lat_p99)" "$(ms haproxy lat_p99)" "$(ms hasocks lat_p99)" "lower is better"
-    row "added latency p50, 1 worker, ms" "-" "$(added haproxy lat_p50)" "$(added hasocks lat_p50)" "lower is better"
-    row "added latency p99, 1 worker, ms" "-" "$(added haproxy lat_p99)" "$(added hasocks lat_p99)" "lower is better"
-    row "added latency p50 at $CONCURRENCY concurrent, ms" "-" "$(added haproxy load_p50)" "$(added hasocks load_p50)" "lower is better"
-    row "added latency p99 at $CONCURRENCY concurrent, ms" "-" "$(added haproxy load_p99)" "$(added hasocks load_p99)" "lower is better"
-    printf '| errors (throughput + sessions + latency runs, per round) | %s | %s | %s | - |\n' \
-        "$(all direct terr)+$(all direct load_err)+$(all direct lat_err)" \
-        "$(all haproxy terr)+$(all haproxy load_err)+$(all haproxy lat_err)" \
-        "$(all hasocks terr)+$(all hasocks load_err)+$(all hasocks lat_err)"
-    row "sessions held open" "-" "$(v haproxy open)" "$(v hasocks open)" "should be equal"
-    row "relay RSS before, MiB" "-" "$(mib haproxy rss0)" "$(mib hasocks rss0)" "lower is better"
-    row "relay RSS with the sessions open, MiB" "-" "$(mib haproxy rss1)" "$(mib hasocks rss1)" "lower is better"
-    row "relay RSS per open session, KiB" "-" "$(v haproxy rssps)" "$(v hasocks rssps)" "lower is better"
+    if [ -n "$BASE_BIN" ]; then
+        echo "| metric | direct | HAProxy | hasocks relay | hasocks/HAProxy | base build | hasocks/base |"
+        echo "|---|---|---|---|---|---|---|"
+    else
+        echo "| metric | direct | HAProxy | hasocks relay | hasocks/HAProxy |"
+        echo "|---|---|---|---|---|"
+    fi
+    row "throughput, $STREAMS streams, MB/s" "$(v direct mbs)" "$(v haproxy mbs)" "$(v hasocks mbs)" "higher is better" "$(b mbs)"
+    row "relay CPU during a throughput run, s" "-" "$(v haproxy cpu)" "$(v hasocks cpu)" "info" "$(b cpu)"
+    row "relay CPU-seconds per GB moved" "-" "$(v haproxy cpugb)" "$(v hasocks cpugb)" "lower is better" "$(b cpugb)"
+    row "sessions/s, $CONCURRENCY concurrent" "$(v direct load_sps)" "$(v haproxy load_sps)" "$(v hasocks load_sps)" "higher is better" "$(b load_sps)"
+    row "relay CPU per session at $CONCURRENCY concurrent, us" "-" "$(v haproxy load_cpus)" "$(v hasocks load_cpus)" "lower is better" "$(b load_cpus)"
+    row "relay CPU per session, 1 worker, us" "-" "$(v haproxy lat_cpus)" "$(v hasocks lat_cpus)" "lower is better" "$(b lat_cpus)"
+    row "TCP segments sent per session (all hops), 1 worker" "$(v direct lat_segs)" "$(v haproxy lat_segs)" "$(v hasocks lat_segs)" "info: the same kernel work" "$(b lat_segs)"
+    row "session latency p50 at $CONCURRENCY concurrent, ms" "$(ms direct load_p50)" "$(ms haproxy load_p50)" "$(ms hasocks load_p50)" "lower is better" "$(b load_p50 ms)"
+    row "session latency p99 at $CONCURRENCY concurrent, ms" "$(ms direct load_p99)" "$(ms haproxy load_p99)" "$(ms hasocks load_p99)" "lower is better" "$(b load_p99 ms)"
+    row "session latency p50, 1 worker, ms" "$(ms direct lat_p50)" "$(ms haproxy lat_p50)" "$(ms hasocks lat_p50)" "lower is better" "$(b lat_p50 ms)"
+    row "session latency p99, 1 worker, ms" "$(ms direct lat_p99)" "$(ms haproxy lat_p99)" "$(ms hasocks lat_p99)" "lower is better" "$(b lat_p99 ms)"
+    row "added latency p50, 1 worker, ms" "-" "$(added haproxy lat_p50)" "$(added hasocks lat_p50)" "lower is better" "$(b lat_p50 added)"
+    row "added latency p99, 1 worker, ms" "-" "$(added haproxy lat_p99)" "$(added hasocks lat_p99)" "lower is better" "$(b lat_p99 added)"
+    row "added latency p50 at $CONCURRENCY concurrent, ms" "-" "$(added haproxy load_p50)" "$(added hasocks load_p50)" "lower is better" "$(b load_p50 added)"
+    row "added latency p99 at $CONCURRENCY concurrent, ms" "-" "$(added haproxy load_p99)" "$(added hasocks load_p99)" "lower is better" "$(b load_p99 added)"
+    errs() { echo "$(all "$1" terr)+$(all "$1" load_err)+$(all "$1" lat_err)"; }
+    if [ -n "$BASE_BIN" ]; then
+        printf '| errors (throughput + sessions + latency runs, per round) | %s | %s | %s | - | %s | - |\n' \
+            "$(errs direct)" "$(errs haproxy)" "$(errs hasocks)" "$(errs base)"
+    else
+        printf '| errors (throughput + sessions + latency runs, per round) | %s | %s | %s | - |\n' \
+            "$(errs direct)" "$(errs haproxy)" "$(errs hasocks)"
+    fi
+    row "sessions held open" "-" "$(v haproxy open)" "$(v hasocks open)" "should be equal" "$(b open)"
+    row "relay RSS before, MiB" "-" "$(mib haproxy rss0)" "$(mib hasocks rss0)" "lower is better" "$(b rss0 mib)"
+    row "relay RSS with the sessions open, MiB" "-" "$(mib haproxy rss1)" "$(mib hasocks rss1)" "lower is better" "$(b rss1 mib)"
+    row "relay RSS per open session, KiB" "-" "$(v haproxy rssps)" "$(v hasocks rssps)" "lower is better" "$(b rssps)"
     echo
     echo "Each run (round 1/round 2/...):"
     echo
-    for who in direct haproxy hasocks; do
+    for who in direct $RELAYS; do
         echo "- $who: MB/s $(all "$who" mbs); relay CPU-s/GB $(all "$who" cpugb); sessions/s $(all "$who" load_sps); relay CPU us/session at $CONCURRENCY and with 1 worker: $(all "$who" load_cpus) / $(all "$who" lat_cpus); p50/p99 us at $CONCURRENCY: $(all "$who" load_p50) / $(all "$who" load_p99); p50/p99 us with 1 worker: $(all "$who" lat_p50) / $(all "$who" lat_p99)"
     done
 } >"$TMP/results.md"

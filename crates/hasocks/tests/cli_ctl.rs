@@ -456,17 +456,28 @@ async fn a_user_without_permission_on_the_socket_gets_a_clear_error_and_changes_
     // A copy of the binary that nobody may run (the build folder may be closed to it).
     let exe = l.dir.join("hasocks");
     std::fs::copy(bin(), &exe).expect("copy");
-    let out = tokio::process::Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-        .arg(&exe)
-        .arg("ctl")
-        .arg("-s")
-        .arg(&l.socket)
-        .args(["host", "disable", "1"])
-        .output()
-        .await
-        .expect("setpriv");
-    assert_eq!(out.status.code(), Some(1));
+    let mut out = None;
+    for _ in 0..50 {
+        let o = tokio::process::Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(&exe)
+            .arg("ctl")
+            .arg("-s")
+            .arg(&l.socket)
+            .args(["host", "disable", "1"])
+            .output()
+            .await
+            .expect("setpriv");
+        // A process another test forks meanwhile may hold the new copy open for writing
+        // until its exec (ETXTBSY): try again.
+        if !String::from_utf8_lossy(&o.stderr).contains("Text file busy") {
+            out = Some(o);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = out.expect("the copy became executable");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("permission denied"), "{err}");
     assert!(
