@@ -645,3 +645,22 @@ fn crlf_line_endings_mean_the_same() {
     let (a, b) = (ok(REFERENCE), ok(&crlf));
     assert_eq!(a, b);
 }
+
+#[test]
+fn hasocks_admin_names_its_listener_and_may_be_given_once() {
+    let c = ok("hasocks.admin listen on 127.0.0.1 port 9100\n");
+    let a = c.admin.expect("admin listener");
+    assert_eq!((a.addr.as_str(), a.port), ("127.0.0.1", 9100));
+    err_at(
+        "hasocks.admin listen on 127.0.0.1 port 9100\nhasocks.admin listen on ::1 port 9\n",
+        2,
+        1,
+        "given twice",
+    );
+    err_at(
+        "hasocks.admin on 127.0.0.1 port 9100\n",
+        1,
+        15,
+        "expected \"listen\"",
+    );
+}

@@ -264,6 +264,7 @@ fn config() -> impl Strategy<Value = RelaydConfig> {
             ][usize::from(log_conn)],
             socket: socket.map(PathBuf::from),
             prefork,
+            admin: None,
             tables,
             relays,
             warnings: Vec::new(),

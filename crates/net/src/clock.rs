@@ -54,6 +54,17 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// A UTC time for people: `2023-11-14 22:13:20 UTC`.
+pub fn utc(t: SystemTime) -> String {
+    let (year, month, day, _, rem, _) = civil(t);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// ctime(3)'s layout in UTC, as relayctl prints event times: `Tue Nov 14 22:13:20 2023`.
 pub fn ctime(t: SystemTime) -> String {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];

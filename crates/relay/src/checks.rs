@@ -36,7 +36,7 @@ pub(crate) enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CheckOutcome {
     pub verdict: Verdict,
-    pub took_ms: u64,
+    pub took_us: u64,
 }
 
 /// Up/down so far; `?` on a `Fail` turns either kind of failure into a verdict.

@@ -36,6 +36,9 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(io::Error),
+    /// The admin listener could not be started.
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
 }
 
 /// Runs the relay until SIGTERM or SIGINT.
@@ -45,6 +48,10 @@ pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
         tracing::warn!("{w}");
     }
     let socket = cfg.socket.clone();
+    let admin_at = match &cfg.admin {
+        Some(l) => Some(crate::generation::resolve(&l.addr, l.port).await?),
+        None => None,
+    };
     if let Err(e) = net::sock::raise_nofile_limit() {
         tracing::warn!("cannot raise the open-file limit: {e}");
     }
@@ -64,6 +71,15 @@ pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
     ));
     let stop = CancellationToken::new();
     let socket = open_socket(socket, &ctl, &stop)?;
+    let _admin = match admin_at {
+        Some(addr) => {
+            let source = Arc::new(crate::admin_source::RelayAdmin::new(handle.clone()));
+            let a = admin::start(addr, source, admin::Limits::default())?;
+            tracing::info!("admin listener on http://{}/", a.local_addr());
+            Some(a)
+        }
+        None => None,
+    };
 
     loop {
         tokio::select! {

@@ -202,7 +202,7 @@ pub(crate) async fn resolve_all(cfg: &RelaydConfig) -> Result<Resolved, RelayErr
 }
 
 /// Resolves an address as written (`*` = every IPv4 address) to its first socket address.
-async fn resolve(name: &str, port: u16) -> Result<SocketAddr, RelayError> {
+pub(crate) async fn resolve(name: &str, port: u16) -> Result<SocketAddr, RelayError> {
     if name == "*" {
         return Ok(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
     }

@@ -350,6 +350,47 @@ impl RelayHandle {
         }
     }
 
+    /// Whether the relay should get traffic: every listener bound and every enabled relay
+    /// with at least one host that takes sessions; else why not. Cheap (no snapshot): it is
+    /// what `/ready` and keepalived ask, often.
+    pub fn readiness(&self) -> Result<(), String> {
+        let gen = self.current.load();
+        if gen.relays.is_empty() {
+            return Err("no relay configured".into());
+        }
+        let listeners = lock(&self.listeners);
+        let mut why = Vec::new();
+        for r in &gen.relays {
+            if let Some(k) = r.listens.iter().find(|k| !listeners.contains_key(k)) {
+                why.push(format!("relay {}: {} not bound", r.record.name, k.addr));
+            }
+            if r.is_disabled() {
+                continue;
+            }
+            let serving = r.forwards.iter().any(|f| {
+                !f.table.is_disabled() && f.table.hosts.iter().any(|h| h.record.takes_traffic())
+            });
+            if !serving {
+                why.push(format!("relay {}: no host up", r.record.name));
+            }
+        }
+        if why.is_empty() {
+            Ok(())
+        } else {
+            Err(why.join("; "))
+        }
+    }
+
+    /// Each relay's session-duration histogram (relay name, figures).
+    pub fn session_durations(&self) -> Vec<(String, admin::metrics::HistogramSample)> {
+        self.current
+            .load()
+            .relays
+            .iter()
+            .map(|r| (r.record.name.clone(), r.record.counters.durations.sample()))
+            .collect()
+    }
+
     /// Every open session, oldest first.
     pub fn sessions(&self) -> Vec<SessionStatus> {
         let (now, now_ms) = (Instant::now(), net::clock::now_ms());
@@ -550,7 +591,8 @@ fn host_status(t: &TableGen, h: &HostRt, bytes: Option<(u64, u64)>) -> HostStatu
         failed_in_row: hist.failed_in_row,
         retry: h.retry,
         last_result: hist.last_result,
-        last_check_ms: hist.last_ms,
+        last_check_ok: hist.last_ok,
+        last_check_us: hist.last_us,
         last_check_at_ms: hist.last_check.map(unix_ms),
         last_change_at_ms: hist.last_change.map(unix_ms),
         local_errors: hist.local_errors,

@@ -63,8 +63,8 @@ pub(crate) async fn run(table: Arc<TableGen>, report: Arc<Reporting>, cancel: Ca
                     )
                     .await
                     .unwrap_or_else(|_| Verdict::Down("interval timeout".to_string()));
-                    let took_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    (i, CheckOutcome { verdict, took_ms })
+                    let took_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    (i, CheckOutcome { verdict, took_us })
                 });
             }
             loop {
@@ -144,7 +144,7 @@ fn state_line(name: &str, kind: &str, h: &CheckHistory, old: HostState, new: Hos
     };
     format!(
         "host {name}, check {kind} ({}ms,{}), state {} -> {}, availability {pct:.2}%",
-        h.last_ms.unwrap_or(0),
+        h.last_us.unwrap_or(0) / 1000,
         h.last_result.as_deref().unwrap_or("none"),
         old.as_str(),
         new.as_str(),
@@ -161,7 +161,7 @@ mod tests {
             checks: 2,
             ups: 1,
             last_result: Some("tcp connect failed".into()),
-            last_ms: Some(12),
+            last_us: Some(12_400),
             ..CheckHistory::default()
         };
         assert_eq!(

@@ -11,6 +11,7 @@
 //! table with an up host, then backups) -> connect with retries, before any byte is
 //! forwarded -> optional PROXY v2 header -> copy both ways -> log.
 
+pub mod admin_source;
 mod checks;
 pub mod ctl;
 pub mod daemon;

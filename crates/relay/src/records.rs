@@ -31,8 +31,8 @@ pub(crate) struct CheckHistory {
     pub failed_in_row: u32,
     /// Message of the last verdict ("tcp connect ok", "tcp connect failed").
     pub last_result: Option<String>,
-    /// Duration of the last check in milliseconds.
-    pub last_ms: Option<u64>,
+    /// Duration of the last check in microseconds.
+    pub last_us: Option<u64>,
     /// When the last check finished.
     pub last_check: Option<SystemTime>,
     /// When the state last changed (None: never since the record was made).
@@ -40,6 +40,8 @@ pub(crate) struct CheckHistory {
     /// Checks that could not be judged because of a fault of this machine (no descriptor,
     /// no local port...): they leave the state alone.
     pub local_errors: u64,
+    /// Whether the last verdict was up (None before the first).
+    pub last_ok: Option<bool>,
 }
 
 /// One host of one table instance, as long as the process lives and the host stays in the
@@ -136,7 +138,7 @@ impl HostRecord {
         let mut h = self.history();
         let old = self.health();
         let mut new = old;
-        h.last_ms = Some(o.took_ms);
+        h.last_us = Some(o.took_us);
         h.last_check = Some(SystemTime::now());
         match &o.verdict {
             Verdict::Up(m) => {
@@ -144,12 +146,14 @@ impl HostRecord {
                 h.ups += 1;
                 h.failed_in_row = 0;
                 h.last_result = Some(m.clone());
+                h.last_ok = Some(true);
                 new = HostState::Up;
             }
             Verdict::Down(m) => {
                 h.checks += 1;
                 h.failed_in_row = h.failed_in_row.saturating_add(1);
                 h.last_result = Some(m.clone());
+                h.last_ok = Some(false);
                 if h.failed_in_row > retry {
                     new = HostState::Down;
                 }
@@ -173,7 +177,7 @@ pub(crate) struct TableRecord {
 }
 
 /// Counters of one relay.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RelayCounters {
     /// Connections accepted.
     pub accepted: AtomicU64,
@@ -185,6 +189,21 @@ pub(crate) struct RelayCounters {
     pub no_host: AtomicU64,
     /// Outgoing connect attempts that were retries (same or next host).
     pub retries: AtomicU64,
+    /// How long sessions that reached a host lasted.
+    pub durations: admin::metrics::AtomicHistogram,
+}
+
+impl Default for RelayCounters {
+    fn default() -> Self {
+        RelayCounters {
+            accepted: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            no_host: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            durations: admin::metrics::AtomicHistogram::new(admin::metrics::SESSION_SECONDS),
+        }
+    }
 }
 
 /// A relay block's long-lived part.
@@ -310,7 +329,7 @@ mod tests {
     fn outcome(v: Verdict) -> CheckOutcome {
         CheckOutcome {
             verdict: v,
-            took_ms: 1,
+            took_us: 1,
         }
     }
 

@@ -136,6 +136,7 @@ pub(crate) async fn serve(
     }));
     let report = pump_live(client, backend, opts, Some(&reg.entry().live)).await;
     reg.finish(report.a_to_b, report.b_to_a);
+    c.durations.observe(start.elapsed());
     let is_error = matches!(report.end, EndReason::ErrorA | EndReason::ErrorB);
     if log == LogConnections::All || (log == LogConnections::Errors && is_error) {
         tracing::info!(

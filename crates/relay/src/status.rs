@@ -57,8 +57,10 @@ pub struct HostStatus {
     pub retry: u32,
     /// Message of the last verdict ("tcp connect ok", "tcp connect failed", ...).
     pub last_result: Option<String>,
-    /// Duration of the last check.
-    pub last_check_ms: Option<u64>,
+    /// Whether the last verdict was up (None before the first check).
+    pub last_check_ok: Option<bool>,
+    /// Duration of the last check, in microseconds.
+    pub last_check_us: Option<u64>,
     /// When the last check finished.
     pub last_check_at_ms: Option<u64>,
     /// When the state last changed.

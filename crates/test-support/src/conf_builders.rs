@@ -63,6 +63,7 @@ pub fn config(tables: Vec<Table>, relays: Vec<Relay>) -> RelaydConfig {
         log_connections: LogConnections::All,
         socket: None,
         prefork: None,
+        admin: None,
         tables,
         relays,
         warnings: Vec::new(),

@@ -6,12 +6,14 @@
 pub mod blocking;
 pub mod conf_builders;
 pub mod fake_socks;
+pub mod http;
 pub mod ports;
 pub mod socks;
 pub mod targets;
 pub mod wait;
 
 pub use conf_builders::*;
+pub use http::*;
 pub use ports::*;
 pub use socks::*;
 pub use targets::*;

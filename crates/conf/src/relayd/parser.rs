@@ -38,6 +38,7 @@ impl Parser {
             log_connections: LogConnections::Off,
             socket: None,
             prefork: None,
+            admin: None,
             tables: Vec::new(),
             relays: Vec::new(),
             warnings: Vec::new(),
@@ -220,6 +221,13 @@ impl Parser {
                 self.cfg.socket = Some(PathBuf::from(self.value("a path after \"socket\"")?.0))
             }
             "prefork" => self.cfg.prefork = Some(self.number("prefork", 1, 1024)?.0),
+            "hasocks.admin" => {
+                if self.cfg.admin.is_some() {
+                    return Err(self.s.err(&kw, "\"hasocks.admin\" given twice"));
+                }
+                self.expect_word("listen", "hasocks.admin")?;
+                self.cfg.admin = Some(self.listen()?);
+            }
             "table" => self.table(&kw)?,
             "relay" => self.relay(&kw)?,
             _ if is_unsupported(w) || w == "load" => return Err(self.s.err(&kw, not_supported(w))),

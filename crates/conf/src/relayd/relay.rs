@@ -129,7 +129,7 @@ impl Parser {
     }
 
     /// `listen on ADDR port P` after `listen`.
-    fn listen(&mut self) -> Res<Listen> {
+    pub(crate) fn listen(&mut self) -> Res<Listen> {
         self.expect_word("on", "listen")?;
         let (addr, _) = self.value("an address after \"listen on\"")?;
         self.expect_word("port", "listen on ADDRESS")?;

@@ -20,6 +20,9 @@ pub struct RelaydConfig {
     pub socket: Option<PathBuf>,
     /// `prefork N`: the relay's worker-thread count (default: one per CPU).
     pub prefork: Option<u32>,
+    /// Ours: `hasocks.admin listen on ADDR port P`: the admin HTTP listener (metrics, status
+    /// page, health); None = off.
+    pub admin: Option<Listen>,
     /// Tables in file order.
     pub tables: Vec<Table>,
     /// Relays in file order.

@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use relay::admin_source::RelayAdmin;
 use relay::ctl::{render, Controller, Show};
 use relay::RelayHandle;
 use server::ServerHandle;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Options of `hasocks up`.
@@ -113,10 +112,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
         stop.clone(),
     ));
     let status_addr = SocketAddr::from(([127, 0, 0, 1], args.status_port));
-    let status_listener = TcpListener::bind(status_addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("status page on {status_addr}: {e} (try --status-port)"))?;
-    tokio::spawn(serve_status(status_listener, relay.clone()));
+    let _status = admin::start(
+        status_addr,
+        Arc::new(RelayAdmin::new(relay.clone())),
+        admin::Limits::default(),
+    )
+    .map_err(|e| anyhow::anyhow!("status page: {e} (try --status-port)"))?;
 
     println!("hasocks up: a SOCKS cluster on loopback");
     for (path, h) in &servers {
@@ -138,7 +139,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
         "  control  hasocks ctl -s {} show summary",
         socket.display()
     );
-    println!("  status   http://{status_addr}/");
+    println!("  status   http://{status_addr}/ (also /metrics, /status.json, /live, /ready)");
     println!("  logs     {}", dir.display());
     println!();
     let ready = relay.wait_ready(Duration::from_secs(5)).await;
@@ -164,25 +165,4 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
     }
     let _ = std::fs::remove_file(&socket);
     Ok(0)
-}
-
-async fn serve_status(listener: TcpListener, relay: Arc<RelayHandle>) {
-    while let Ok((mut s, _)) = listener.accept().await {
-        let relay = relay.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            // Read the request head (bounded, with a deadline); the page is the same for any path.
-            let _ = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
-            let body = format!(
-                "hasocks up: status\n\n{}",
-                render::status(&relay.snapshot(), Show::Hosts)
-            );
-            let resp = format!(
-                "HTTP/1.0 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.write_all(resp.as_bytes()).await;
-            let _ = s.shutdown().await;
-        });
-    }
 }

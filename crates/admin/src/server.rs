@@ -1,0 +1,207 @@
+//! The admin HTTP server: hyper over a listener of its own, on a thread and runtime of its
+//! own, with a cap on connections and timeouts on every request.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Readiness, Source};
+
+/// How much an admin client may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; more wait in the listen backlog. High, so that idle
+    /// clients (closed at `header_timeout`) do not make a health check wait behind them.
+    pub max_connections: usize,
+    /// Time to send a request's head (slow or idle clients are closed after it).
+    pub header_timeout: Duration,
+    /// Time a connection may live, whatever it does.
+    pub connection_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(2),
+            connection_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the admin listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The address could not be bound.
+    #[error("admin listener on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Its thread or runtime could not be started.
+    #[error("admin listener: cannot start its thread: {0}")]
+    Thread(io::Error),
+}
+
+/// A running admin listener; it stops when dropped.
+#[derive(Debug)]
+pub struct AdminHandle {
+    addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+impl AdminHandle {
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for AdminHandle {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Binds `addr` and serves `source` there from a thread of its own.
+pub fn start(
+    addr: SocketAddr,
+    source: Arc<dyn Source>,
+    limits: Limits,
+) -> Result<AdminHandle, AdminError> {
+    let std =
+        net::sock::listen_tcp_std(addr).map_err(|source| AdminError::Bind { addr, source })?;
+    let bound = std.local_addr().unwrap_or(addr);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(AdminError::Thread)?;
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                match tokio::net::TcpListener::from_std(std) {
+                    Ok(l) => serve(l, source, limits, token).await,
+                    Err(e) => tracing::error!("admin listener lost: {e}"),
+                }
+            })
+        })
+        .map_err(AdminError::Thread)?;
+    Ok(AdminHandle { addr: bound, stop })
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    source: Arc<dyn Source>,
+    limits: Limits,
+    stop: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut warned = false;
+    loop {
+        let permit = tokio::select! {
+            _ = stop.cancelled() => return,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => {
+                warned = false;
+                s
+            }
+            Err(e) => {
+                if !warned {
+                    tracing::warn!("admin listener: accept failed: {e}; retrying");
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let source = source.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let source = source.clone();
+                async move { Ok::<_, Infallible>(respond(&req, &*source)) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(limits.connection_timeout, conn).await;
+            drop(permit);
+        });
+    }
+}
+
+/// The answer to one request.
+fn respond(req: &Request<Incoming>, source: &dyn Source) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only\n");
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    match req.uri().path() {
+        "/" => body(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            source.status_html(),
+        ),
+        "/metrics" => match crate::metrics::encode(source) {
+            Ok(m) => body(StatusCode::OK, crate::metrics::CONTENT_TYPE, m),
+            Err(_) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "metrics could not be encoded\n",
+            ),
+        },
+        "/status.json" => body(StatusCode::OK, "application/json", source.status_json()),
+        "/live" => text(StatusCode::OK, "live\n"),
+        "/ready" => match source.ready() {
+            Readiness::Ready => text(StatusCode::OK, "ready\n"),
+            Readiness::NotReady(why) => body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                format!("not ready: {why}\n"),
+            ),
+        },
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /, /metrics, /status.json, /live, /ready\n",
+        ),
+    }
+}
+
+fn text(status: StatusCode, s: &'static str) -> Response<Full<Bytes>> {
+    body(status, "text/plain; charset=utf-8", s.to_string())
+}
+
+fn body(status: StatusCode, ctype: &'static str, b: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(b)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}

@@ -1,0 +1,408 @@
+//! What the relay shows on its admin listener (`hasocks.admin listen on ...`): Prometheus
+//! metrics per host, table and relay; the HTML status page; `/status.json`; readiness.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use admin::html::{self, num, td, td_class};
+use admin::metrics::{counters, gauges, histograms, state_set, Labels};
+use admin::{Readiness, Source};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Unit;
+
+use crate::ctl::render::host_name;
+use crate::handle::RelayHandle;
+use crate::status::{HostStatus, Status, TableStatus};
+
+/// The states a host's `relay_host_state` series cover.
+const STATES: [&str; 5] = ["up", "down", "unknown", "disabled", "draining"];
+
+/// The relay as an admin [`Source`].
+#[derive(Debug, Clone)]
+pub struct RelayAdmin {
+    handle: Arc<RelayHandle>,
+}
+
+impl RelayAdmin {
+    /// Shows `handle`.
+    pub fn new(handle: Arc<RelayHandle>) -> Self {
+        RelayAdmin { handle }
+    }
+}
+
+impl Source for RelayAdmin {
+    fn collector(&self) -> Box<dyn Collector> {
+        Box::new(RelayCollector(self.handle.clone()))
+    }
+
+    fn status_html(&self) -> String {
+        page(&self.handle.snapshot(), SystemTime::now())
+    }
+
+    fn status_json(&self) -> String {
+        serde_json::to_string(&self.handle.snapshot()).unwrap_or_else(|_| "{}".into())
+    }
+
+    fn ready(&self) -> Readiness {
+        match self.handle.readiness() {
+            Ok(()) => Readiness::Ready,
+            Err(why) => Readiness::NotReady(why),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RelayCollector(Arc<RelayHandle>);
+
+/// (table, host) labels and the host, for every host of every table.
+fn hosts(s: &Status) -> Vec<(Labels, &HostStatus)> {
+    s.tables
+        .iter()
+        .flat_map(|t| {
+            let port = table_port(t);
+            t.hosts.iter().map(move |h| {
+                (
+                    vec![("table", t.name.clone()), ("host", host_name(h, port))],
+                    h,
+                )
+            })
+        })
+        .collect()
+}
+
+fn table_port(t: &TableStatus) -> Option<u16> {
+    t.name.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+}
+
+impl Collector for RelayCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+        let s = self.0.snapshot();
+        let hs = hosts(&s);
+        let per_host = |f: &dyn Fn(&HostStatus) -> u64| -> Vec<(Labels, u64)> {
+            hs.iter().map(|(l, h)| (l.clone(), f(h))).collect()
+        };
+        let e = &mut enc;
+        gauges(
+            e,
+            "relay_host_state",
+            "Host state, one series per state, 1 for the current one",
+            None,
+            hs.iter()
+                .flat_map(|(l, h)| state_set(l, &STATES, h.status_word()))
+                .collect::<Vec<_>>(),
+        )?;
+        gauges(
+            e,
+            "relay_host_last_state_change_timestamp",
+            "When the host's state last changed (Unix time)",
+            Some(Unit::Seconds),
+            hs.iter()
+                .filter_map(|(l, h)| Some((l.clone(), h.last_change_at_ms? as f64 / 1000.0)))
+                .collect::<Vec<_>>(),
+        )?;
+        gauges(
+            e,
+            "relay_host_check_duration",
+            "How long the host's last health check took",
+            Some(Unit::Seconds),
+            hs.iter()
+                .filter_map(|(l, h)| Some((l.clone(), h.last_check_us? as f64 / 1e6)))
+                .collect::<Vec<_>>(),
+        )?;
+        gauges(
+            e,
+            "relay_host_check_success",
+            "Whether the host's last health check passed (1) or failed (0)",
+            None,
+            hs.iter()
+                .filter_map(|(l, h)| Some((l.clone(), f64::from(u8::from(h.last_check_ok?)))))
+                .collect::<Vec<_>>(),
+        )?;
+        counters(
+            e,
+            "relay_host_checks",
+            "Health checks of the host that gave a verdict",
+            None,
+            per_host(&|h| h.checks),
+        )?;
+        counters(
+            e,
+            "relay_host_check_failures",
+            "Health checks the host failed",
+            None,
+            per_host(&|h| h.checks - h.ups),
+        )?;
+        counters(
+            e,
+            "relay_host_check_local_errors",
+            "Health checks without a verdict because this machine failed (descriptors, ports)",
+            None,
+            per_host(&|h| h.local_errors),
+        )?;
+        gauges(
+            e,
+            "relay_host_current_sessions",
+            "Sessions open to the host now",
+            None,
+            hs.iter()
+                .map(|(l, h)| (l.clone(), h.open as f64))
+                .collect::<Vec<_>>(),
+        )?;
+        counters(
+            e,
+            "relay_host_sessions",
+            "Sessions forwarded to the host",
+            None,
+            per_host(&|h| h.sessions),
+        )?;
+        counters(
+            e,
+            "relay_host_connect_failures",
+            "Connections to the host that failed",
+            None,
+            per_host(&|h| h.connect_failures),
+        )?;
+        counters(
+            e,
+            "relay_host_retries",
+            "Connection attempts to the host that retried a failed one",
+            None,
+            per_host(&|h| h.retries),
+        )?;
+        counters(
+            e,
+            "relay_host_sent",
+            "Bytes from clients to the host",
+            Some(Unit::Bytes),
+            per_host(&|h| h.bytes_out),
+        )?;
+        counters(
+            e,
+            "relay_host_received",
+            "Bytes from the host to clients",
+            Some(Unit::Bytes),
+            per_host(&|h| h.bytes_in),
+        )?;
+
+        let per_table = |f: &dyn Fn(&TableStatus) -> f64| -> Vec<(Labels, f64)> {
+            s.tables
+                .iter()
+                .map(|t| (vec![("table", t.name.clone())], f(t)))
+                .collect()
+        };
+        gauges(
+            e,
+            "relay_table_hosts_up",
+            "Hosts of the table that are up",
+            None,
+            per_table(&|t| t.hosts_up() as f64),
+        )?;
+        gauges(
+            e,
+            "relay_table_hosts",
+            "Hosts in the table",
+            None,
+            per_table(&|t| t.hosts.len() as f64),
+        )?;
+
+        let rl = |name: &str| vec![("relay", name.to_string())];
+        let per_relay = |f: &dyn Fn(&crate::RelayStatus) -> u64| -> Vec<(Labels, u64)> {
+            s.relays.iter().map(|r| (rl(&r.name), f(r))).collect()
+        };
+        counters(
+            e,
+            "relay_connections_accepted",
+            "Client connections the relay accepted",
+            None,
+            per_relay(&|r| r.sessions_total),
+        )?;
+        gauges(
+            e,
+            "relay_current_sessions",
+            "Client connections open now",
+            None,
+            s.relays
+                .iter()
+                .map(|r| (rl(&r.name), r.sessions_open as f64))
+                .collect::<Vec<_>>(),
+        )?;
+        counters(
+            e,
+            "relay_no_host_refusals",
+            "Sessions refused because no host was up",
+            None,
+            per_relay(&|r| r.no_host),
+        )?;
+        counters(
+            e,
+            "relay_session_failures",
+            "Sessions closed without reaching a host (none up, or every connect failed)",
+            None,
+            per_relay(&|r| r.sessions_failed),
+        )?;
+        counters(
+            e,
+            "relay_retries",
+            "Connection attempts that retried a failed one (same or next host)",
+            None,
+            per_relay(&|r| r.retries),
+        )?;
+        gauges(
+            e,
+            "relay_enabled",
+            "Whether the relay forwards (1) or is disabled (0)",
+            None,
+            s.relays
+                .iter()
+                .map(|r| (rl(&r.name), f64::from(u8::from(!r.disabled))))
+                .collect::<Vec<_>>(),
+        )?;
+        histograms(
+            e,
+            "relay_session_duration",
+            "How long sessions that reached a host lasted",
+            Some(Unit::Seconds),
+            self.0
+                .session_durations()
+                .into_iter()
+                .map(|(name, h)| (rl(&name), h))
+                .collect::<Vec<_>>(),
+        )?;
+        gauges(
+            e,
+            "relay_config_generation",
+            "The config generation in effect (1 at start, one more per reload)",
+            None,
+            [(Vec::new(), s.generation as f64)],
+        )
+    }
+}
+
+/// The status page: every relay, its tables and their hosts.
+pub fn page(s: &Status, now: SystemTime) -> String {
+    let up = now
+        .duration_since(std::time::UNIX_EPOCH + std::time::Duration::from_millis(s.started_at_ms))
+        .unwrap_or_default();
+    let meta = format!(
+        "pid {}, up {}, config generation {}, {}",
+        s.pid,
+        html::age(up),
+        s.generation,
+        net::clock::utc(now)
+    );
+    let mut body = String::new();
+    for r in &s.relays {
+        let st = if r.disabled { "disabled" } else { "active" };
+        let listens: Vec<String> = r.listens.iter().map(|a| a.to_string()).collect();
+        body.push_str(&format!(
+            "<h2>relay {} <small class=\"{}\">{st}</small></h2>\n",
+            html::escape(&r.name),
+            if r.disabled { "bad" } else { "ok" }
+        ));
+        body.push_str(&html::table(
+            &[
+                "listening on",
+                "sessions open",
+                "sessions total",
+                "failed",
+                "no host up",
+                "retries",
+            ],
+            &[vec![
+                td(&listens.join(", ")),
+                num(r.sessions_open),
+                num(r.sessions_total),
+                num(r.sessions_failed),
+                num(r.no_host),
+                num(r.retries),
+            ]],
+        ));
+        for (i, t) in r.tables.iter().filter_map(|n| s.table(n)).enumerate() {
+            let role = if i == 0 { "table" } else { "backup table" };
+            let state = if t.disabled {
+                "disabled".to_string()
+            } else {
+                format!("{} of {} hosts up", t.hosts_up(), t.hosts.len())
+            };
+            body.push_str(&format!(
+                "<h3>{role} {} &middot; check {} &middot; {}</h3>\n",
+                html::escape(&t.name),
+                html::escape(t.check.as_deref().unwrap_or("none")),
+                html::escape(&state)
+            ));
+            let port = table_port(t);
+            let rows: Vec<Vec<String>> = t.hosts.iter().map(|h| host_row(h, port, now)).collect();
+            body.push_str(&html::table(
+                &[
+                    "id",
+                    "host",
+                    "state",
+                    "since",
+                    "avail.",
+                    "last check",
+                    "took",
+                    "checks",
+                    "open",
+                    "sessions",
+                    "bytes out",
+                    "bytes in",
+                    "retries",
+                    "failed connects",
+                ],
+                &rows,
+            ));
+        }
+    }
+    html::page("hasocks relay", &meta, &body)
+}
+
+fn host_row(h: &HostStatus, port: Option<u16>, now: SystemTime) -> Vec<String> {
+    let word = h.status_word();
+    let since = h.last_change_at_ms.map_or_else(
+        || td("-"),
+        |ms| {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+            format!(
+                "<td title=\"{}\">{}</td>",
+                net::clock::utc(at),
+                html::escape(&html::ago(ms, now))
+            )
+        },
+    );
+    let name = host_name(h, port);
+    let addr = h.addr.to_string();
+    let host = if name == addr || name == h.addr.ip().to_string() {
+        td(&name)
+    } else {
+        td(&format!("{name} ({addr})"))
+    };
+    let avail = h
+        .availability()
+        .map_or_else(|| "-".to_string(), |a| format!("{a:.2}%"));
+    let last = match (&h.last_result, h.last_check_ok) {
+        (Some(m), Some(true)) => format!("<td class=\"ok\">{}</td>", html::escape(m)),
+        (Some(m), _) => format!("<td class=\"bad\">{}</td>", html::escape(m)),
+        (None, _) => td("not checked yet"),
+    };
+    vec![
+        num(h.id),
+        host,
+        td_class(word, word),
+        since,
+        num(avail),
+        last,
+        num(h.last_check_us.map_or_else(
+            || "-".to_string(),
+            |us| format!("{:.1} ms", us as f64 / 1000.0),
+        )),
+        num(format!("{}/{}", h.ups, h.checks)),
+        num(h.open),
+        num(h.sessions),
+        num(html::bytes(h.bytes_out)),
+        num(html::bytes(h.bytes_in)),
+        num(h.retries),
+        num(h.connect_failures),
+    ]
+}
