@@ -248,6 +248,7 @@ fn config() -> impl Strategy<Value = RelaydConfig> {
                         session_timeout_s,
                         disabled,
                         send_proxy_v2,
+                        first_byte_timeout_s: None,
                         line: 0,
                     }
                 },
@@ -265,6 +266,9 @@ fn config() -> impl Strategy<Value = RelaydConfig> {
             socket: socket.map(PathBuf::from),
             prefork,
             admin: None,
+            max_sessions: None,
+            max_sessions_per_source: None,
+            first_byte_timeout_s: 30,
             tables,
             relays,
             warnings: Vec::new(),

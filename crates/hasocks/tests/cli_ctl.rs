@@ -49,7 +49,8 @@ async fn ok(socket: &Path, args: &[&str]) -> String {
 const HEADER: &str = "Id  \tType    \tName                    \tAvlblty\tStatus";
 
 /// A relay over two id backends (hosts 127.0.0.1 with their own ports), checked by TCP
-/// hourly (so the check counts only move on `poll`), with a control socket.
+/// hourly (so the check counts only move on `poll`), with a control socket. The backends
+/// speak first, so the relay must not wait for the client's first byte.
 struct Lab {
     dir: PathBuf,
     socket: PathBuf,
@@ -61,7 +62,7 @@ struct Lab {
 
 fn relay_conf(port: u16, socket: &Path, b: &[u16], mode: &str) -> String {
     format!(
-        "interval 3600\ntimeout 1000\nsocket \"{}\"\n\
+        "interval 3600\ntimeout 1000\nsocket \"{}\"\nhasocks.timeout.firstbyte 0\n\
          table <pool> {{ 127.0.0.1 port {}, 127.0.0.1 port {} }}\n\
          relay \"socks\" {{\n listen on 127.0.0.1 port {port}\n\
          forward to <pool> port 1080 mode {mode} check tcp\n}}\n",

@@ -7,5 +7,6 @@ pub mod clock;
 pub mod copy;
 pub mod listen;
 pub mod proxy;
+pub mod ratelog;
 pub mod shutdown;
 pub mod sock;

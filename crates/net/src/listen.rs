@@ -12,14 +12,16 @@ use rustix::io::Errno;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::ratelog::{more, Folded};
+
 /// First back-off step after a resource error.
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// Longest back-off step.
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Accepts connections; on EMFILE/ENFILE/ENOBUFS/ENOMEM it logs once per burst (tracing::warn)
-/// and backs off (10 ms doubling to 1 s) instead of failing; other transient errors
-/// (ECONNABORTED etc.) are skipped.
+/// Accepts connections; on EMFILE/ENFILE/ENOBUFS/ENOMEM it backs off (10 ms doubling to 1 s)
+/// instead of failing, and logs folded (one line per 10 s with a count, however fast the
+/// failures come); other transient errors (ECONNABORTED etc.) are skipped.
 #[derive(Debug)]
 pub struct Acceptor {
     listener: TcpListener,
@@ -30,6 +32,10 @@ pub struct Acceptor {
     burst_errors: u64,
     /// How accepted sockets get TCP_NODELAY.
     nodelay: NoDelay,
+    /// Accept failures, logged folded.
+    failures: Folded,
+    /// Recoveries after failures, logged folded.
+    recoveries: Folded,
 }
 
 /// Whether accepted sockets inherit TCP_NODELAY from the listener.
@@ -111,6 +117,8 @@ impl Acceptor {
             backoff: Duration::ZERO,
             burst_errors: 0,
             nodelay,
+            failures: Folded::default(),
+            recoveries: Folded::default(),
         }
     }
 
@@ -162,10 +170,13 @@ impl Acceptor {
             let err = match res {
                 Ok((stream, peer)) => {
                     if self.burst_errors > 0 {
-                        tracing::info!(
-                            errors = self.burst_errors,
-                            "accepting connections again after resource exhaustion"
-                        );
+                        if let Some(n) = self.recoveries.hit() {
+                            tracing::info!(
+                                "accepting connections again after {} failed accepts{}",
+                                self.burst_errors,
+                                more(n)
+                            );
+                        }
                     }
                     self.backoff = Duration::ZERO;
                     self.burst_errors = 0;
@@ -184,10 +195,11 @@ impl Acceptor {
                     if class == ErrorClass::Resource {
                         self.stats.resource_errors.fetch_add(1, Ordering::Relaxed);
                     }
-                    if self.burst_errors == 0 {
+                    if let Some(n) = self.failures.hit() {
                         tracing::warn!(
                             ?class,
-                            "accept failed: {err}; backing off until resources free up"
+                            "accept failed: {err}; backing off until resources free up{}",
+                            more(n)
                         );
                     }
                     self.burst_errors += 1;

@@ -100,6 +100,38 @@ async fn connect(
     Ok(s)
 }
 
+/// The end-to-end check through `proxy` with its inbound connection met at a shared
+/// [`Rendezvous`](crate::Rendezvous) (one listener for every check). `preamble` goes first to
+/// the proxy (a PROXY header).
+pub async fn end_to_end_via(
+    rv: &crate::Rendezvous,
+    proxy: SocketAddr,
+    auth: Option<&Auth>,
+    timeout: Duration,
+    preamble: &[u8],
+) -> Result<Duration, ProbeError> {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let mut up = [0u8; PROBE_BYTES];
+    let mut down = [0u8; PROBE_BYTES];
+    fill_random(&mut up);
+    fill_random(&mut down);
+    let mut waiter = rv.expect(up);
+    let s = connect(proxy, preamble, deadline).await?;
+    let target = TargetAddr::Ip(rv.local_addr());
+    let (mut client, _bound) = socks5_over(s, &target, auth, deadline, None).await?;
+    send(&mut client, &up, deadline, None).await?;
+    // The rendezvous hands over the connection whose first bytes are `up`: they arrived.
+    let mut inbound = timeout_at(deadline, waiter.arrive())
+        .await
+        .ok()
+        .flatten()
+        .ok_or(ProbeError::NoInbound)?;
+    send(&mut inbound, &down, deadline, None).await?;
+    expect(&mut client, &down, deadline, None).await?;
+    Ok(start.elapsed())
+}
+
 async fn forward_through(
     listener: &TcpListener,
     proxy: TcpStream,

@@ -10,8 +10,12 @@ mod client;
 mod e2e;
 mod error;
 mod random;
+mod rendezvous;
 
 pub use client::{socks5_connect, socks5_connect_by, socks5_over, Auth, Direction, Tap};
-pub use e2e::{end_to_end, end_to_end_on, end_to_end_traced, EndToEnd, PROBE_BYTES};
+pub use e2e::{
+    end_to_end, end_to_end_on, end_to_end_traced, end_to_end_via, EndToEnd, PROBE_BYTES,
+};
 pub use error::ProbeError;
 pub use random::fill_random;
+pub use rendezvous::Rendezvous;

@@ -170,3 +170,32 @@ async fn tap_sees_greeting_and_method_selection_bytes() {
     assert_eq!(seen[2].1[..4], [5, 1, 0, 1]);
     assert_eq!(seen[3].1.len(), 10);
 }
+
+#[tokio::test]
+async fn many_checks_share_one_rendezvous_and_each_meets_its_own_connection() {
+    let rv = std::sync::Arc::new(probe::Rendezvous::bind(LOCAL).await.unwrap());
+    let good = fake_server(Fake::Good).await;
+    let checks: Vec<_> = (0..20)
+        .map(|_| {
+            let rv = rv.clone();
+            tokio::spawn(async move {
+                probe::end_to_end_via(&rv, good, None, Duration::from_secs(5), &[]).await
+            })
+        })
+        .collect();
+    for c in checks {
+        c.await
+            .unwrap()
+            .expect("each check meets its own inbound connection");
+    }
+    // A proxy that changes the bytes, or claims a connection it never made, fails.
+    for kind in [Fake::Corrupt, Fake::Liar] {
+        let proxy = fake_server(kind).await;
+        let r = probe::end_to_end_via(&rv, proxy, None, Duration::from_millis(500), &[]).await;
+        assert!(matches!(r, Err(ProbeError::NoInbound)), "{r:?}");
+    }
+    // The shared listener is still there for the next round.
+    probe::end_to_end_via(&rv, good, None, Duration::from_secs(5), &[])
+        .await
+        .expect("later check");
+}

@@ -3,10 +3,12 @@
 //! descriptors, memory or local ports; a check that could not start), which says nothing
 //! about the host and must not change its state. Every check finishes within `timeout`.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use conf::relayd::Check;
@@ -42,6 +44,25 @@ pub(crate) struct CheckOutcome {
 /// Up/down so far; `?` on a `Fail` turns either kind of failure into a verdict.
 type Step<T> = Result<T, Verdict>;
 
+/// The listeners `check socks` meets its connections at: one per local address, kept for the
+/// relay's life (not one per check).
+#[derive(Debug, Default)]
+pub(crate) struct Rendezvous {
+    by_ip: tokio::sync::Mutex<HashMap<IpAddr, Arc<probe::Rendezvous>>>,
+}
+
+impl Rendezvous {
+    async fn at(&self, ip: IpAddr) -> io::Result<Arc<probe::Rendezvous>> {
+        let mut m = self.by_ip.lock().await;
+        if let Some(r) = m.get(&ip) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(probe::Rendezvous::bind(ip).await?);
+        m.insert(ip, r.clone());
+        Ok(r)
+    }
+}
+
 /// Runs `check` against the host `name` at `addr`, bounded by `timeout`. `preamble` is sent
 /// first on every connection to the host (a PROXY v2 LOCAL header for hosts that expect one).
 pub(crate) async fn run(
@@ -50,6 +71,7 @@ pub(crate) async fn run(
     addr: SocketAddr,
     timeout: Duration,
     preamble: &[u8],
+    rendezvous: &Rendezvous,
 ) -> Verdict {
     let deadline = Instant::now() + timeout;
     let step = match check {
@@ -71,7 +93,15 @@ pub(crate) async fn run(
         .map(|_| "send/expect ok".into()),
         Check::Script(path) => script(path, name, deadline).await,
         Check::Socks { target, auth } => {
-            socks(addr, target.as_ref(), auth.as_ref(), timeout, preamble).await
+            socks(
+                addr,
+                target.as_ref(),
+                auth.as_ref(),
+                timeout,
+                preamble,
+                rendezvous,
+            )
+            .await
         }
     };
     match step {
@@ -220,30 +250,45 @@ impl Drop for GroupKill {
     }
 }
 
-/// End-to-end SOCKS5 probe through the host, from the relay's own address towards it.
+/// End-to-end SOCKS5 probe through the host: to the relay's own (shared) listener on its
+/// address towards the host, or to the configured target.
 async fn socks(
     addr: SocketAddr,
     target: Option<&(String, u16)>,
     auth: Option<&(String, String)>,
     timeout: Duration,
     preamble: &[u8],
+    rendezvous: &Rendezvous,
 ) -> Step<String> {
-    let target = match target {
-        None => None,
-        Some((host, port)) => Some(match host.parse::<IpAddr>() {
-            Ok(ip) => socks_wire::TargetAddr::Ip(SocketAddr::new(ip, *port)),
-            Err(_) => socks_wire::TargetAddr::domain(host.as_str(), *port)
-                .map_err(|e| Verdict::Down(format!("socks target {host}: {e}")))?,
-        }),
+    let auth = auth.map(|(user, pass)| probe::Auth {
+        user: user.clone(),
+        pass: pass.clone(),
+    });
+    let Some(target) = target else {
+        let rv = rendezvous
+            .at(local_ip_towards(addr))
+            .await
+            .map_err(|e| failed(&e, "socks check listener failed"))?;
+        let start = std::time::Instant::now();
+        return match probe::end_to_end_via(&rv, addr, auth.as_ref(), timeout, preamble).await {
+            Ok(_) => Ok("socks ok".into()),
+            Err(probe::ProbeError::NoInbound) if rv.troubled_since(start) => Err(Verdict::Local(
+                "socks check listener could not accept (out of descriptors?)".into(),
+            )),
+            Err(e) => Err(probe_verdict(&e)),
+        };
+    };
+    let (host, port) = target;
+    let target = match host.parse::<IpAddr>() {
+        Ok(ip) => socks_wire::TargetAddr::Ip(SocketAddr::new(ip, *port)),
+        Err(_) => socks_wire::TargetAddr::domain(host.as_str(), *port)
+            .map_err(|e| Verdict::Down(format!("socks target {host}: {e}")))?,
     };
     let probe = probe::EndToEnd {
         proxy: addr,
-        target,
+        target: Some(target),
         bind_ip: local_ip_towards(addr),
-        auth: auth.map(|(user, pass)| probe::Auth {
-            user: user.clone(),
-            pass: pass.clone(),
-        }),
+        auth,
         timeout,
         preamble: preamble.to_vec(),
     };

@@ -116,6 +116,9 @@ pub(crate) struct RelayGen {
     pub log: LogConnections,
     /// Configured listen addresses (resolved), in config order.
     pub listens: Vec<ListenKey>,
+    /// How long a client may take to send its first byte (no host is contacted before it);
+    /// None = connect at once.
+    pub first_byte: Option<Duration>,
 }
 
 impl RelayGen {
@@ -348,6 +351,9 @@ pub(crate) fn build(
             send_proxy_v2: r.send_proxy_v2,
             log: cfg.log_connections,
             listens: listens.clone(),
+            first_byte: Some(r.first_byte_timeout_s.unwrap_or(cfg.first_byte_timeout_s))
+                .filter(|s| *s > 0)
+                .map(|s| Duration::from_secs(u64::from(s))),
         });
         for a in listens {
             if let Some(other) = by_listen.get(&a) {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::{default_cap, default_per_source, Admission};
 use crate::error::{CtlError, RelayError};
 use crate::events::{unix_ms, Event, EventKind, Events};
 use crate::generation::{self, Generation, HostRt, ListenKey, TableGen};
@@ -117,6 +118,10 @@ pub struct RelayHandle {
     /// Ends running sessions (after the shutdown grace).
     kill: CancellationToken,
     started: SystemTime,
+    /// Where `check socks` meets its connections.
+    rendezvous: Arc<crate::checks::Rendezvous>,
+    /// The session caps.
+    admission: Arc<Admission>,
 }
 
 /// Worker threads when the config has no `prefork`: one per CPU.
@@ -153,6 +158,8 @@ impl RelayHandle {
             stop: CancellationToken::new(),
             kill,
             started: SystemTime::now(),
+            rendezvous: Arc::default(),
+            admission: Admission::new(0, 0),
         };
         h.reload(cfg).await?;
         tokio::spawn(tick_rates(h.current.clone(), h.stop.clone()));
@@ -203,6 +210,9 @@ impl RelayHandle {
         }
 
         // Nothing can fail from here on: publish.
+        let mut notes = Vec::new();
+        let (cap, per_source) = caps(&cfg, gen.hosts().count(), &mut notes);
+        self.admission.set(cap, per_source);
         let hosts_removed = lock(&self.records).publish(claimed);
         let gen = Arc::new(gen);
         self.current.store(gen.clone());
@@ -221,8 +231,14 @@ impl RelayHandle {
                     if let Ok(c) = s.try_clone() {
                         copies.push(c);
                     }
-                    self.workers
-                        .accept(i, s, key.clone(), stop.clone(), self.current.clone());
+                    self.workers.accept(
+                        i,
+                        s,
+                        key.clone(),
+                        stop.clone(),
+                        self.current.clone(),
+                        self.admission.clone(),
+                    );
                 }
                 l.insert(
                     key,
@@ -245,11 +261,11 @@ impl RelayHandle {
             log_checks: gen.log_host_checks,
             verbose: self.verbose.clone(),
             events: self.events.clone(),
+            rendezvous: self.rendezvous.clone(),
         });
         for t in &gen.tables {
             tokio::spawn(health::run(t.clone(), report.clone(), gen.checks.clone()));
         }
-        let mut notes = Vec::new();
         let workers = self.workers.len();
         if old.number > 0 && gen.prefork != old.prefork {
             notes.push(format!(
@@ -320,6 +336,8 @@ impl RelayHandle {
                     sessions_failed: c.failed.load(Ordering::Relaxed),
                     no_host: c.no_host.load(Ordering::Relaxed),
                     retries: c.retries.load(Ordering::Relaxed),
+                    first_byte_timeouts: c.first_byte_timeouts.load(Ordering::Relaxed),
+                    silent_closed: c.silent_closed.load(Ordering::Relaxed),
                     rates: r.record.rates.stats(total),
                 }
             })
@@ -345,6 +363,7 @@ impl RelayHandle {
             generation: gen.number,
             pid: std::process::id(),
             started_at_ms: unix_ms(self.started),
+            admission: self.admission.status(),
             relays,
             tables,
         }
@@ -551,6 +570,36 @@ impl Drop for RelayHandle {
         self.stop.cancel();
         self.kill.cancel();
     }
+}
+
+/// The global and per-source session caps of `cfg`: as configured, or derived from the
+/// descriptor limit (each session holds two descriptors; checks, listeners and the admin port
+/// keep a reserve).
+fn caps(cfg: &RelaydConfig, hosts: usize, notes: &mut Vec<String>) -> (u32, u32) {
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let admin = if cfg.admin.is_some() {
+        admin::Limits::default().max_connections
+    } else {
+        0
+    };
+    let fits = default_cap(nofile, hosts, admin);
+    let cap = match cfg.max_sessions {
+        Some(n) => {
+            if n > fits {
+                let msg = format!("hasocks.maxconn {n} needs about {} descriptors; the limit is {nofile}, which fits {fits} sessions", u64::from(n) * 2);
+                tracing::warn!("{msg}");
+                notes.push(msg);
+            }
+            n
+        }
+        None => fits,
+    };
+    let per_source = cfg
+        .max_sessions_per_source
+        .unwrap_or_else(|| default_per_source(cap));
+    (cap, per_source)
 }
 
 fn not_found_if_zero(n: usize, what: &'static str, target: &Target) -> Result<usize, CtlError> {

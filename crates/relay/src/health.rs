@@ -30,6 +30,7 @@ pub(crate) struct Reporting {
     /// `log verbose` from the control socket.
     pub verbose: Arc<AtomicBool>,
     pub events: Arc<Events>,
+    pub rendezvous: Arc<crate::checks::Rendezvous>,
 }
 
 /// Runs the checks of `table` until `cancel` fires. Returns at once for unchecked tables.
@@ -48,18 +49,19 @@ pub(crate) async fn run(table: Arc<TableGen>, report: Arc<Reporting>, cancel: Ca
                 if host.record.disabled.load(Ordering::Relaxed) {
                     continue;
                 }
-                let (check, name, addr, timeout, preamble) = (
+                let (check, name, addr, timeout, preamble, rv) = (
                     check.clone(),
                     host.record.key.name.clone(),
                     host.addr,
                     table.timeout,
                     preamble.clone(),
+                    report.rendezvous.clone(),
                 );
                 round.spawn(async move {
                     let start = Instant::now();
                     let verdict = tokio::time::timeout(
                         timeout + GRACE,
-                        checks::run(&check, &name, addr, timeout, &preamble),
+                        checks::run(&check, &name, addr, timeout, &preamble, &rv),
                     )
                     .await
                     .unwrap_or_else(|_| Verdict::Down("interval timeout".to_string()));
@@ -93,15 +95,24 @@ pub(crate) async fn run(table: Arc<TableGen>, report: Arc<Reporting>, cancel: Ca
 
 /// Records one outcome for `host`, logs it as relayd does and tells the monitors.
 fn apply(table: &TableGen, host: &HostRt, o: &CheckOutcome, report: &Reporting) {
+    let run_before = host.record.history().local_run;
     let (old, new) = host.record.record_check(o, host.retry);
     let kind = table.check.as_ref().map_or("none", check_name);
+    let name = &host.record.key.name;
     if let Verdict::Local(why) = &o.verdict {
-        tracing::warn!(
-            "host {}, check {kind}: no verdict, this machine failed: {why}; state stays {}",
-            host.record.key.name,
-            new.as_str()
-        );
+        // Once per episode: the first local error of a run, with its cause.
+        if run_before == 0 {
+            tracing::warn!(
+                "host {name}, check {kind}: no verdict, this machine failed: {why}; state stays {} until checks work again",
+                new.as_str()
+            );
+        }
         return;
+    }
+    if run_before > 0 {
+        tracing::info!(
+            "host {name}, check {kind}: checks give verdicts again after {run_before} local errors"
+        );
     }
     let line = state_line(
         &host.record.key.name,

@@ -12,6 +12,7 @@
 //! forwarded -> optional PROXY v2 header -> copy both ways -> log.
 
 pub mod admin_source;
+mod admission;
 mod checks;
 pub mod ctl;
 pub mod daemon;
@@ -29,6 +30,7 @@ mod sessions;
 mod status;
 mod workers;
 
+pub use admission::AdmissionStatus;
 pub use error::{CtlError, RelayError};
 pub use events::{Event, EventKind};
 pub use handle::{HostAction, RelayHandle, ReloadReport, Target};

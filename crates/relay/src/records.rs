@@ -42,6 +42,8 @@ pub(crate) struct CheckHistory {
     pub local_errors: u64,
     /// Whether the last verdict was up (None before the first).
     pub last_ok: Option<bool>,
+    /// Local errors in a row now (an episode: logged at its start and at its end).
+    pub local_run: u64,
 }
 
 /// One host of one table instance, as long as the process lives and the host stays in the
@@ -140,6 +142,9 @@ impl HostRecord {
         let mut new = old;
         h.last_us = Some(o.took_us);
         h.last_check = Some(SystemTime::now());
+        if !matches!(o.verdict, Verdict::Local(_)) {
+            h.local_run = 0;
+        }
         match &o.verdict {
             Verdict::Up(m) => {
                 h.checks += 1;
@@ -158,7 +163,10 @@ impl HostRecord {
                     new = HostState::Down;
                 }
             }
-            Verdict::Local(_) => h.local_errors += 1,
+            Verdict::Local(_) => {
+                h.local_errors += 1;
+                h.local_run += 1;
+            }
         }
         if new != old {
             h.last_change = Some(SystemTime::now());
@@ -191,6 +199,10 @@ pub(crate) struct RelayCounters {
     pub retries: AtomicU64,
     /// How long sessions that reached a host lasted.
     pub durations: admin::metrics::AtomicHistogram,
+    /// Clients closed for sending nothing within the first-byte timeout.
+    pub first_byte_timeouts: AtomicU64,
+    /// Clients that closed before sending anything.
+    pub silent_closed: AtomicU64,
 }
 
 impl Default for RelayCounters {
@@ -202,6 +214,8 @@ impl Default for RelayCounters {
             no_host: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             durations: admin::metrics::AtomicHistogram::new(admin::metrics::SESSION_SECONDS),
+            first_byte_timeouts: AtomicU64::new(0),
+            silent_closed: AtomicU64::new(0),
         }
     }
 }

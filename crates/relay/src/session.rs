@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::Admitted;
 use crate::generation::{HostRt, RelayGen, TableGen};
 use crate::sessions::{SessionEntry, Sessions};
 
@@ -71,6 +72,7 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     listen: SocketAddr,
     ctx: Arc<WorkerCtx>,
+    _admitted: Admitted,
 ) {
     let rec = &relay.record;
     let c = &rec.counters;
@@ -78,6 +80,20 @@ pub(crate) async fn serve(
     let _open = Counted::new(&c.open);
     if relay.is_disabled() {
         return;
+    }
+    if let Some(limit) = relay.first_byte {
+        // SOCKS clients speak first: no host is contacted for a client that says nothing.
+        match first_byte(&client, limit).await {
+            FirstByte::Data => {}
+            FirstByte::Closed => {
+                c.silent_closed.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            FirstByte::Timeout => {
+                c.first_byte_timeouts.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
     }
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed) + 1;
     let log = if ctx.verbose.load(Ordering::Relaxed) {
@@ -202,6 +218,26 @@ fn connect_failed(relay: &RelayGen, host: &HostRt, e: &std::io::Error) {
         host.record.key.name,
         host.addr
     );
+}
+
+/// What a client did before its first byte.
+enum FirstByte {
+    /// It sent one.
+    Data,
+    /// It closed (or its connection failed) without sending any.
+    Closed,
+    /// It sent nothing within the first-byte timeout.
+    Timeout,
+}
+
+/// Waits for the client's first byte, without reading it.
+async fn first_byte(client: &TcpStream, limit: std::time::Duration) -> FirstByte {
+    let mut one = [0u8; 1];
+    match tokio::time::timeout(limit, client.peek(&mut one)).await {
+        Ok(Ok(n)) if n > 0 => FirstByte::Data,
+        Ok(_) => FirstByte::Closed,
+        Err(_) => FirstByte::Timeout,
+    }
 }
 
 fn end_word(end: EndReason) -> &'static str {

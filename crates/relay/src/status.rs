@@ -161,6 +161,10 @@ pub struct RelayStatus {
     pub no_host: u64,
     /// Outgoing connect attempts that failed and were retried (same or next host).
     pub retries: u64,
+    /// Clients closed for sending nothing within the first-byte timeout.
+    pub first_byte_timeouts: u64,
+    /// Clients that closed before sending anything.
+    pub silent_closed: u64,
     /// Session rates (`show relays`).
     pub rates: RateStats,
 }
@@ -174,6 +178,8 @@ pub struct Status {
     pub pid: u32,
     /// When the relay started.
     pub started_at_ms: u64,
+    /// The session caps and their use.
+    pub admission: crate::admission::AdmissionStatus,
     /// Relays in config order.
     pub relays: Vec<RelayStatus>,
     /// Table instances in order of first use.

@@ -12,6 +12,7 @@ use net::listen::Acceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::Admission;
 use crate::generation::{Generation, ListenKey};
 use crate::session::{self, WorkerCtx};
 use crate::sessions::Sessions;
@@ -82,13 +83,14 @@ impl Workers {
         configured: ListenKey,
         stop: CancellationToken,
         current: Arc<ArcSwap<Generation>>,
+        admission: Arc<Admission>,
     ) {
         let Some(w) = self.list.get(i) else {
             return;
         };
         let (ctx, sessions) = (w.ctx.clone(), w.sessions.clone());
         w.rt.spawn(accept_loop(
-            listener, configured, stop, current, ctx, sessions,
+            listener, configured, stop, current, admission, ctx, sessions,
         ));
     }
 
@@ -112,13 +114,15 @@ impl Drop for Workers {
     }
 }
 
-/// Accepts until `stop`; each connection is served with the relay that owns `configured` in
-/// the generation current at its accept.
+/// Accepts until `stop`, one connection per free session slot (at the cap it waits, and the
+/// kernel's backlog holds the rest); each connection is served with the relay that owns
+/// `configured` in the generation current at its accept.
 async fn accept_loop(
     listener: std::net::TcpListener,
     configured: ListenKey,
     stop: CancellationToken,
     current: Arc<ArcSwap<Generation>>,
+    admission: Arc<Admission>,
     ctx: Arc<WorkerCtx>,
     sessions: TaskTracker,
 ) {
@@ -130,7 +134,22 @@ async fn accept_loop(
         }
     };
     let mut acceptor = Acceptor::new(listener);
-    while let Some((client, peer)) = acceptor.accept(&stop).await {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = admission.wait_free() => {}
+        }
+        let Some((client, peer)) = acceptor.accept(&stop).await else {
+            return;
+        };
+        let slot = tokio::select! {
+            _ = stop.cancelled() => return,
+            s = admission.slot() => match s { Some(s) => s, None => return },
+        };
+        // Over its address's cap: closed at once (the slot goes back).
+        let Some(admitted) = admission.admit(slot, peer.ip()) else {
+            continue;
+        };
         // A listener being removed may still hand out a connection its relay no longer
         // claims: it is closed like the listener's backlog would be.
         let Some(relay) = current.load().by_listen.get(&configured).cloned() else {
@@ -142,6 +161,7 @@ async fn accept_loop(
             peer,
             configured.addr,
             ctx.clone(),
+            admitted,
         ));
     }
 }

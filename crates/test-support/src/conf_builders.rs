@@ -50,11 +50,13 @@ pub fn relay(forwards: Vec<Forward>) -> Relay {
         session_timeout_s: 600,
         disabled: false,
         send_proxy_v2: false,
+        first_byte_timeout_s: None,
         line: 1,
     }
 }
 
-/// A whole relayd config (connections logged, checks hourly unless polled).
+/// A whole relayd config (connections logged, checks hourly unless polled; no first-byte
+/// wait, since the test backends speak first).
 pub fn config(tables: Vec<Table>, relays: Vec<Relay>) -> RelaydConfig {
     RelaydConfig {
         interval_s: 3600,
@@ -64,6 +66,9 @@ pub fn config(tables: Vec<Table>, relays: Vec<Relay>) -> RelaydConfig {
         socket: None,
         prefork: None,
         admin: None,
+        max_sessions: None,
+        max_sessions_per_source: None,
+        first_byte_timeout_s: 0,
         tables,
         relays,
         warnings: Vec::new(),

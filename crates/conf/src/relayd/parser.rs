@@ -39,6 +39,9 @@ impl Parser {
             socket: None,
             prefork: None,
             admin: None,
+            max_sessions: None,
+            max_sessions_per_source: None,
+            first_byte_timeout_s: 30,
             tables: Vec::new(),
             relays: Vec::new(),
             warnings: Vec::new(),
@@ -221,6 +224,17 @@ impl Parser {
                 self.cfg.socket = Some(PathBuf::from(self.value("a path after \"socket\"")?.0))
             }
             "prefork" => self.cfg.prefork = Some(self.number("prefork", 1, 1024)?.0),
+            "hasocks.maxconn" => {
+                self.cfg.max_sessions = Some(self.number("hasocks.maxconn", 1, 100_000_000)?.0)
+            }
+            "hasocks.maxconn.source" => {
+                self.cfg.max_sessions_per_source =
+                    Some(self.number("hasocks.maxconn.source", 0, 100_000_000)?.0)
+            }
+            "hasocks.timeout.firstbyte" => {
+                self.cfg.first_byte_timeout_s =
+                    self.number("hasocks.timeout.firstbyte", 0, 86_400)?.0
+            }
             "hasocks.admin" => {
                 if self.cfg.admin.is_some() {
                     return Err(self.s.err(&kw, "\"hasocks.admin\" given twice"));

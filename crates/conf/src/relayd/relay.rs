@@ -56,6 +56,7 @@ impl Parser {
             session_timeout_s: 600,
             disabled: false,
             send_proxy_v2: false,
+            first_byte_timeout_s: None,
             line: kw.line,
         };
         // Forwards whose port is still to be taken from the first `listen on`.
@@ -92,6 +93,10 @@ impl Parser {
                         self.number("session timeout", 0, MAX_SESSION_TIMEOUT)?.0;
                 }
                 "disable" => relay.disabled = true,
+                "hasocks.timeout.firstbyte" => {
+                    relay.first_byte_timeout_s =
+                        Some(self.number("hasocks.timeout.firstbyte", 0, 86_400)?.0);
+                }
                 "send" => {
                     self.expect_word("proxy-v2", "send")?;
                     relay.send_proxy_v2 = true;

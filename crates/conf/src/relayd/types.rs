@@ -23,6 +23,16 @@ pub struct RelaydConfig {
     /// Ours: `hasocks.admin listen on ADDR port P`: the admin HTTP listener (metrics, status
     /// page, health); None = off.
     pub admin: Option<Listen>,
+    /// Ours: `hasocks.maxconn N`: concurrent sessions at most, over all relays (at the cap the
+    /// relay stops accepting); None = derived from the descriptor limit.
+    pub max_sessions: Option<u32>,
+    /// Ours: `hasocks.maxconn.source N`: concurrent connections from one client address at
+    /// most (0 = no limit); None = a quarter of the global cap.
+    pub max_sessions_per_source: Option<u32>,
+    /// Ours: `hasocks.timeout.firstbyte S` (global): seconds a client may take to send its
+    /// first byte before it is closed, without a host ever being contacted; 0 = off (connect
+    /// at once, for protocols where the server speaks first). Default 30.
+    pub first_byte_timeout_s: u32,
     /// Tables in file order.
     pub tables: Vec<Table>,
     /// Relays in file order.
@@ -89,6 +99,8 @@ pub struct Relay {
     pub disabled: bool,
     /// Ours: `send proxy-v2` inside the relay block: send a PROXY v2 header to backends.
     pub send_proxy_v2: bool,
+    /// Ours: `hasocks.timeout.firstbyte S` inside the relay block (else the global one).
+    pub first_byte_timeout_s: Option<u32>,
     /// 1-based line of the `relay` keyword.
     pub line: u32,
 }

@@ -255,6 +255,7 @@ mod tests {
             generation: 1,
             pid: 42,
             started_at_ms: 0,
+            admission: Default::default(),
             relays: vec![RelayStatus {
                 id: 1,
                 name: "relaysockd".into(),
@@ -266,6 +267,8 @@ mod tests {
                 sessions_failed: 0,
                 no_host: 0,
                 retries: 0,
+                first_byte_timeouts: 0,
+                silent_closed: 0,
                 rates: Default::default(),
             }],
             tables: vec![TableStatus {
