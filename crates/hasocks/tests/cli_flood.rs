@@ -1,0 +1,417 @@
+//! `hasocks relay` as an attacker and an unlucky operator meet it: a flood of silent
+//! connections, a small descriptor limit, and local ports run out (in a network namespace).
+//! The relay must keep serving other clients and never blame a healthy host for its own
+//! exhaustion.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use server::ServerHandle;
+use test_support::blocking::Running;
+use test_support::{
+    connect_from, echo_server, free_port, request_ip, sockd_conf_on, temp_dir, wait_for, DEADLINE,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_hasocks")
+}
+
+async fn socks_server(ip: &str) -> (ServerHandle, u16) {
+    let cfg = conf::sockd::parse(&sockd_conf_on(ip, "pass", ""), Path::new("flood.conf"))
+        .expect("sockd.conf");
+    let h = ServerHandle::start(cfg).await.expect("server");
+    let port = h.local_addrs()[0].port();
+    (h, port)
+}
+
+/// A SOCKS5 session from `src` through `relay` to `target`: CONNECT, 8 bytes echoed.
+async fn session_from(src: Ipv4Addr, relay: SocketAddr, target: SocketAddr) -> Result<(), String> {
+    let run = async {
+        let mut s = connect_from(src, relay)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        s.write_all(&[5, 1, 0]).await.map_err(|e| e.to_string())?;
+        let mut m = [0u8; 2];
+        s.read_exact(&mut m)
+            .await
+            .map_err(|e| format!("greeting: {e}"))?;
+        s.write_all(&request_ip(1, target))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut rep = [0u8; 10];
+        s.read_exact(&mut rep)
+            .await
+            .map_err(|e| format!("reply: {e}"))?;
+        if rep[1] != 0 {
+            return Err(format!("REP {:02x}", rep[1]));
+        }
+        s.write_all(b"12345678").await.map_err(|e| e.to_string())?;
+        let mut back = [0u8; 8];
+        s.read_exact(&mut back)
+            .await
+            .map_err(|e| format!("echo: {e}"))?;
+        Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .map_err(|_| "timed out".to_string())?
+}
+
+/// `hasocks ctl --json show hosts` of the relay at `socket`: (state, last change) per host.
+fn host_states(socket: &Path) -> Vec<(String, u64)> {
+    let out = Command::new(bin())
+        .args(["ctl", "--json", "-s"])
+        .arg(socket)
+        .args(["show", "hosts"])
+        .output()
+        .expect("ctl");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    j["status"]["tables"][0]["hosts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|h| {
+                    (
+                        h["state"].as_str().unwrap_or_default().to_string(),
+                        h["last_change_at_ms"].as_u64().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn relay_conf(port: u16, socket: &Path, hosts: &[(&str, u16)], extra: &str) -> String {
+    let list: Vec<String> = hosts
+        .iter()
+        .map(|(ip, p)| format!("{ip} port {p}"))
+        .collect();
+    format!(
+        "interval 1\ntimeout 800\nsocket \"{}\"\n{extra}\n\
+         table <pool> {{ {} }}\n\
+         relay \"socks\" {{\n listen on 127.0.0.1 port {port}\n\
+         forward to <pool> port 1080 mode loadbalance check socks\n}}\n",
+        socket.display(),
+        list.join(", ")
+    )
+}
+
+fn fd_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Waits until the relay reports every host up.
+async fn hosts_up(socket: &Path, n: usize) {
+    let ok = wait_for(
+        || {
+            let s = host_states(socket);
+            s.len() == n && s.iter().all(|h| h.0 == "up")
+        },
+        DEADLINE,
+    )
+    .await;
+    assert!(ok, "hosts up: {:?}", host_states(socket));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_flood_from_one_address_leaves_other_clients_served_and_every_host_up() {
+    let _ = net::sock::raise_nofile_limit();
+    let target = echo_server("127.0.0.1").await;
+    let (sa, pa) = socks_server("127.0.0.2").await;
+    let (sb, pb) = socks_server("127.0.0.3").await;
+    let dir = temp_dir("flood-silent");
+    let socket = dir.join("relay.sock");
+    let port = free_port("127.0.0.1");
+    let conf = dir.join("relayd.conf");
+    std::fs::write(
+        &conf,
+        relay_conf(
+            port,
+            &socket,
+            &[("127.0.0.2", pa), ("127.0.0.3", pb)],
+            "hasocks.timeout.firstbyte 3",
+        ),
+    )
+    .unwrap();
+    let relay = Running(
+        Command::new(bin())
+            .args(["relay", "-f"])
+            .arg(&conf)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("relay"),
+    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    hosts_up(&socket, 2).await;
+    let before = host_states(&socket);
+
+    // The flood: as many silent connections as this process may open, up to 10,000.
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1024);
+    let want = 10_000.min(limit.saturating_sub(500) as usize);
+    let flood_src = Ipv4Addr::new(127, 0, 0, 50);
+    let mut flood = Vec::with_capacity(want);
+    let started = Instant::now();
+    for _ in 0..want {
+        match tokio::time::timeout(Duration::from_secs(1), connect_from(flood_src, addr)).await {
+            Ok(Ok(s)) => flood.push(s),
+            _ => break,
+        }
+    }
+    assert!(
+        flood.len() >= want * 9 / 10,
+        "opened {} of {want}",
+        flood.len()
+    );
+
+    // Every one of 20 sessions from another address works during the flood.
+    for n in 0..20 {
+        session_from(Ipv4Addr::new(127, 0, 0, 60), addr, target)
+            .await
+            .unwrap_or_else(|e| panic!("session {n} during a flood of {}: {e}", flood.len()));
+    }
+    let fds = fd_count(relay.pid());
+    let status: serde_json::Value = serde_json::from_slice(
+        &Command::new(bin())
+            .args(["ctl", "--json", "-s"])
+            .arg(&socket)
+            .args(["show", "summary"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let adm = &status["status"]["admission"];
+    let cap = adm["cap"].as_u64().unwrap_or(0);
+    eprintln!(
+        "flood of {} silent connections: relay holds {fds} descriptors; cap {cap} sessions, {} per source, {} refused per source",
+        flood.len(),
+        adm["per_source"],
+        adm["refused_per_source"]
+    );
+    assert!(adm["in_use"].as_u64().unwrap_or(u64::MAX) <= cap);
+    assert!(
+        (fds as u64) < 2 * cap + 200,
+        "{fds} descriptors for a cap of {cap}"
+    );
+    assert!(adm["refused_per_source"].as_u64().unwrap_or(0) > 0);
+
+    // The silent ones go at the first-byte timeout (3 s); none reached a host.
+    let mut closed = 0;
+    for s in &mut flood {
+        let mut b = [0u8; 1];
+        if matches!(
+            tokio::time::timeout(
+                Duration::from_secs(8)
+                    .saturating_sub(started.elapsed())
+                    .max(Duration::from_millis(1)),
+                s.read(&mut b)
+            )
+            .await,
+            Ok(Ok(0) | Err(_))
+        ) {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed,
+        flood.len(),
+        "silent connections still open after the first-byte timeout"
+    );
+    assert_eq!(host_states(&socket), before, "a host changed state");
+    drop(relay);
+    sa.shutdown(Duration::from_secs(1)).await;
+    sb.shutdown(Duration::from_secs(1)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_256_descriptors_400_connections_mark_no_host_down_and_service_returns_at_once() {
+    let target = echo_server("127.0.0.1").await;
+    let (sa, pa) = socks_server("127.0.0.4").await;
+    let (sb, pb) = socks_server("127.0.0.5").await;
+    let dir = temp_dir("flood-256");
+    let socket = dir.join("relay.sock");
+    let port = free_port("127.0.0.1");
+    let conf = dir.join("relayd.conf");
+    std::fs::write(
+        &conf,
+        relay_conf(
+            port,
+            &socket,
+            &[("127.0.0.4", pa), ("127.0.0.5", pb)],
+            "hasocks.timeout.firstbyte 5",
+        ),
+    )
+    .unwrap();
+    let relay = Running(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n 256 && exec \"{}\" relay -f \"{}\"",
+                bin(),
+                conf.display()
+            ))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("relay"),
+    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    hosts_up(&socket, 2).await;
+    let before = host_states(&socket);
+
+    // 400 connections from 20 addresses (so the per-source cap does not stop them): far more
+    // than 256 descriptors would hold. They say nothing; checks go on every second meanwhile.
+    let mut flood = Vec::new();
+    for i in 0..400u32 {
+        let src = Ipv4Addr::new(127, 0, 1, 1 + (i % 20) as u8);
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(500), connect_from(src, addr)).await
+        {
+            flood.push(s);
+        }
+    }
+    assert!(flood.len() >= 300, "opened {}", flood.len());
+    tokio::time::sleep(Duration::from_secs(3)).await; // three check rounds under the flood
+    assert_eq!(
+        host_states(&socket),
+        before,
+        "a host changed state under descriptor exhaustion"
+    );
+    drop(flood);
+    // Service is back within a second of the flood ending.
+    let end = Instant::now();
+    let mut ok = false;
+    while end.elapsed() < Duration::from_secs(1) {
+        if session_from(Ipv4Addr::new(127, 0, 0, 61), addr, target)
+            .await
+            .is_ok()
+        {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "no session within 1 s after the flood ended");
+    eprintln!("service back {:?} after the flood ended", end.elapsed());
+    assert_eq!(host_states(&socket), before);
+    drop(relay);
+    sa.shutdown(Duration::from_secs(1)).await;
+    sb.shutdown(Duration::from_secs(1)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `cmd` in network namespace `ns`.
+fn in_ns(ns: &str, cmd: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).args(cmd);
+    c
+}
+
+/// Removes the namespace when the test ends.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_that_find_no_local_port_leave_a_healthy_host_up() {
+    if !nix::unistd::getuid().is_root() || Command::new("ip").arg("-V").output().is_err() {
+        eprintln!("skipped: needs root and iproute2 for a network namespace");
+        return;
+    }
+    let ns = Netns(format!("hasocks-ports-{}", std::process::id()));
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .unwrap()
+        .success());
+    assert!(in_ns(&ns.0, &["ip", "link", "set", "lo", "up"])
+        .status()
+        .unwrap()
+        .success());
+    // Two local ports in all: two sessions to the host take both.
+    assert!(in_ns(
+        &ns.0,
+        &["sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40001"]
+    )
+    .status()
+    .unwrap()
+    .success());
+    let dir = temp_dir("ports");
+    let sconf = dir.join("sockd.conf");
+    std::fs::write(
+        &sconf,
+        "internal: 127.0.0.1 port = 1090\nexternal: 127.0.0.1\nsocksmethod: none\n\
+         client pass { from: 0/0 to: 0/0 }\nsocks pass { from: 0/0 to: 0/0 }\n",
+    )
+    .unwrap();
+    let _server = Running(
+        in_ns(&ns.0, &[bin(), "server", "-f", sconf.to_str().unwrap()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let socket = dir.join("relay.sock");
+    let rconf = dir.join("relayd.conf");
+    std::fs::write(
+        &rconf,
+        format!(
+            "interval 1\ntimeout 500\nsocket \"{}\"\ntable <pool> {{ 127.0.0.1 }}\n\
+             relay \"socks\" {{\n listen on 127.0.0.1 port 1080\n session timeout 0\n\
+             forward to <pool> port 1090 mode roundrobin check tcp\n}}\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("relay.log");
+    let _relay = Running(
+        in_ns(&ns.0, &[bin(), "relay", "-f", rconf.to_str().unwrap()])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    hosts_up(&socket, 1).await;
+    // Two connections held through the relay (the relay is protocol-blind: the first byte of
+    // a SOCKS5 greeting is enough for it to connect, and the server waits for the rest): its
+    // connections to the host take both ports.
+    let _hold = Running(
+        in_ns(
+            &ns.0,
+            &[
+                "bash",
+                "-c",
+                "exec 3<>/dev/tcp/127.0.0.1/1080; printf '\\005' >&3; \
+                 exec 4<>/dev/tcp/127.0.0.1/1080; printf '\\005' >&4; sleep 60",
+            ],
+        )
+        .spawn()
+        .unwrap(),
+    );
+    let exhausted = wait_for(
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("this machine failed")
+        },
+        DEADLINE,
+    )
+    .await;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(exhausted, "the checks never ran out of ports: {text}");
+    tokio::time::sleep(Duration::from_secs(3)).await; // more failed checks
+    let states = host_states(&socket);
+    assert_eq!(states.len(), 1);
+    assert_eq!(
+        states[0].0, "up",
+        "the host was blamed for our ports: {text}"
+    );
+    assert!(!text.contains("state up -> down"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
