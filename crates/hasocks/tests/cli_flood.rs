@@ -388,7 +388,7 @@ async fn checks_that_find_no_local_port_leave_a_healthy_host_up() {
                 "bash",
                 "-c",
                 "exec 3<>/dev/tcp/127.0.0.1/1080; printf '\\005' >&3; \
-                 exec 4<>/dev/tcp/127.0.0.1/1080; printf '\\005' >&4; sleep 60",
+                 exec 4<>/dev/tcp/127.0.0.1/1080; printf '\\005' >&4; exec sleep 60",
             ],
         )
         .spawn()
