@@ -3,7 +3,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 status=0
-for s in server-curl.sh relay-dante.sh; do
+for s in server-curl.sh relay-dante.sh relay-flood.sh; do
   echo "== $s"
   bash "$s" || status=1
 done
