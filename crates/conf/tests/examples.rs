@@ -1,0 +1,22 @@
+//! The configs shipped in examples/ parse as they are (an example that rots is worse than
+//! none).
+
+use std::path::PathBuf;
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name)
+}
+
+#[test]
+fn the_example_sockd_conf_parses_without_warnings() {
+    let c = conf::sockd::load(&example("sockd.conf")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn the_example_relayd_conf_parses_with_its_admin_listener_on_loopback() {
+    let c = conf::relayd::load(&example("relayd.conf"), &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let admin = c.admin.expect("the example shows the admin listener");
+    assert_eq!(admin.addr, "127.0.0.1");
+}
