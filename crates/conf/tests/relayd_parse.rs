@@ -664,3 +664,27 @@ fn hasocks_admin_names_its_listener_and_may_be_given_once() {
         "expected \"listen\"",
     );
 }
+
+#[test]
+fn hasocks_freebind_is_yes_by_default_and_takes_yes_or_no() {
+    assert!(ok("").freebind);
+    assert!(!ok("hasocks.freebind no\n").freebind);
+    err_at("hasocks.freebind maybe\n", 1, 18, "yes or no");
+}
+
+#[test]
+fn hasocks_limits_and_first_byte_timeout_parse_globally_and_per_relay() {
+    let c = ok("hasocks.maxconn 500\nhasocks.maxconn.source 0\nhasocks.timeout.firstbyte 0\n\
+                table <t> { h }\nrelay r {\n listen on a port 1\n hasocks.timeout.firstbyte 5\n forward to <t>\n}\n");
+    assert_eq!(
+        (
+            c.max_sessions,
+            c.max_sessions_per_source,
+            c.first_byte_timeout_s
+        ),
+        (Some(500), Some(0), 0)
+    );
+    assert_eq!(c.relays[0].first_byte_timeout_s, Some(5));
+    assert_eq!(ok("").first_byte_timeout_s, 30);
+    err_at("hasocks.maxconn 0\n", 1, 17, "out of range");
+}

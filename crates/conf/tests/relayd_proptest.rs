@@ -269,6 +269,7 @@ fn config() -> impl Strategy<Value = RelaydConfig> {
             max_sessions: None,
             max_sessions_per_source: None,
             first_byte_timeout_s: 30,
+            freebind: true,
             tables,
             relays,
             warnings: Vec::new(),

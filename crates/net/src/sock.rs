@@ -89,7 +89,7 @@ pub fn listen_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
 /// [`listen_tcp`] outside any runtime: a nonblocking std listener, to be registered by
 /// whichever runtime's task will accept on it.
 pub fn listen_tcp_std(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let sock = bound_tcp(addr, false)?;
+    let sock = bound_tcp(addr, false, false)?;
     sock.listen(LISTEN_BACKLOG)?;
     Ok(sock.into())
 }
@@ -100,32 +100,61 @@ pub fn listen_tcp_std(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// error (a plain bind is tried first), so a second relay started by mistake does not quietly
 /// take half the connections. Port 0 gets one kernel-chosen port for all of them.
 pub fn listen_tcp_shared(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    listen_tcp_group(addr, count, false).map(|(l, _)| l)
+}
+
+/// [`listen_tcp_shared`]; with `freebind`, an address that is not (yet) on this machine is
+/// bound anyway with IP_FREEBIND, as the backup of a VRRP pair needs for the shared address
+/// it does not hold yet. Also says whether IP_FREEBIND was needed.
+pub fn listen_tcp_group(
+    addr: SocketAddr,
+    count: usize,
+    freebind: bool,
+) -> io::Result<(Vec<std::net::TcpListener>, bool)> {
+    let free = match bound_tcp(addr, false, false) {
+        Ok(probe) => {
+            drop(probe);
+            false
+        }
+        Err(e)
+            if freebind
+                && e.raw_os_error() == Some(rustix::io::Errno::ADDRNOTAVAIL.raw_os_error()) =>
+        {
+            true
+        }
+        Err(e) => return Err(e),
+    };
     if count <= 1 {
-        let sock = bound_tcp(addr, false)?;
+        let sock = bound_tcp(addr, false, free)?;
         sock.listen(LISTEN_BACKLOG)?;
-        return Ok(vec![sock.into()]);
+        return Ok((vec![sock.into()], free));
     }
-    if addr.port() != 0 {
-        drop(bound_tcp(addr, false)?);
-    }
-    let first = bound_tcp(addr, true)?;
+    let first = bound_tcp(addr, true, free)?;
     let actual = first.local_addr()?.as_socket().unwrap_or(addr);
     let mut all = vec![first];
     for _ in 1..count {
-        all.push(bound_tcp(actual, true)?);
+        all.push(bound_tcp(actual, true, free)?);
     }
     for sock in &all {
         sock.listen(LISTEN_BACKLOG)?;
     }
-    Ok(all.into_iter().map(Into::into).collect())
+    Ok((all.into_iter().map(Into::into).collect(), free))
 }
 
-/// A nonblocking TCP socket with SO_REUSEADDR (and SO_REUSEPORT if `share`), bound to `addr`.
-fn bound_tcp(addr: SocketAddr, share: bool) -> io::Result<Socket> {
+/// A nonblocking TCP socket with SO_REUSEADDR (and SO_REUSEPORT if `share`, IP_FREEBIND if
+/// `freebind`), bound to `addr`.
+fn bound_tcp(addr: SocketAddr, share: bool, freebind: bool) -> io::Result<Socket> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_reuse_address(true)?;
     if share {
         sock.set_reuse_port(true)?;
+    }
+    if freebind {
+        if addr.is_ipv4() {
+            sock.set_freebind(true)?;
+        } else {
+            sock.set_freebind_ipv6(true)?;
+        }
     }
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
@@ -276,6 +305,22 @@ mod tests {
             let err = io::Error::from_raw_os_error(e.raw_os_error());
             assert!(!is_local_exhaustion(&err), "{err}");
         }
+    }
+
+    #[test]
+    fn an_address_not_on_this_machine_binds_only_with_freebind() {
+        // TEST-NET-3, never configured here.
+        let away: SocketAddr = "203.0.113.77:0".parse().unwrap();
+        let err = listen_tcp_group(away, 2, false).unwrap_err();
+        assert_eq!(
+            err.raw_os_error(),
+            Some(rustix::io::Errno::ADDRNOTAVAIL.raw_os_error())
+        );
+        let (group, free) = listen_tcp_group(away, 2, true).expect("freebind");
+        assert!(free);
+        assert_eq!(group.len(), 2);
+        let (_, free) = listen_tcp_group("127.0.0.1:0".parse().unwrap(), 1, true).unwrap();
+        assert!(!free, "a local address needs no freebind");
     }
 
     #[test]

@@ -195,17 +195,23 @@ impl RelayHandle {
         let mut to_open: Vec<ListenKey> = wanted.difference(&have).cloned().collect();
         to_open.sort();
         for key in to_open {
-            let socks =
-                net::sock::listen_tcp_shared(key.addr, self.workers.len()).map_err(|source| {
-                    RelayError::Bind {
+            let (socks, free) =
+                net::sock::listen_tcp_group(key.addr, self.workers.len(), cfg.freebind).map_err(
+                    |source| RelayError::Bind {
                         relay: gen
                             .by_listen
                             .get(&key)
                             .map_or_else(String::new, |r| r.record.name.clone()),
                         addr: key.addr.to_string(),
                         source,
-                    }
-                })?;
+                    },
+                )?;
+            if free {
+                tracing::warn!(
+                    "{} is not an address of this machine (yet): listening on it with IP_FREEBIND (a VRRP backup; if not, check the address)",
+                    key.addr
+                );
+            }
             opened.push((key, socks));
         }
 

@@ -285,3 +285,26 @@ async fn a_drained_host_takes_no_new_session_while_its_open_one_completes() {
     assert!(h.host_action(&Target::Id(999), HostAction::Drain).is_err());
     h.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn a_listen_address_not_yet_on_this_machine_is_bound_with_freebind_unless_refused() {
+    let b = id_backend(1).await;
+    let away = |freebind: bool| {
+        let mut c = one(&[b.port()], Mode::RoundRobin);
+        // TEST-NET-3: never an address of this machine (a VRRP address before failover).
+        c.relays[0].listens = vec![Listen {
+            addr: "203.0.113.77".into(),
+            port: 1080,
+        }];
+        c.freebind = freebind;
+        c
+    };
+    let h = RelayHandle::start(away(true)).await.expect("bound with IP_FREEBIND");
+    assert_eq!(
+        h.listen_addrs()[0].1,
+        "203.0.113.77:1080".parse::<SocketAddr>().unwrap()
+    );
+    h.shutdown(Duration::from_secs(1)).await;
+    let err = RelayHandle::start(away(false)).await.expect_err("hasocks.freebind no");
+    assert!(matches!(err, RelayError::Bind { .. }), "{err}");
+}

@@ -69,6 +69,7 @@ pub fn config(tables: Vec<Table>, relays: Vec<Relay>) -> RelaydConfig {
         max_sessions: None,
         max_sessions_per_source: None,
         first_byte_timeout_s: 0,
+        freebind: true,
         tables,
         relays,
         warnings: Vec::new(),

@@ -42,6 +42,7 @@ impl Parser {
             max_sessions: None,
             max_sessions_per_source: None,
             first_byte_timeout_s: 30,
+            freebind: true,
             tables: Vec::new(),
             relays: Vec::new(),
             warnings: Vec::new(),
@@ -234,6 +235,19 @@ impl Parser {
             "hasocks.timeout.firstbyte" => {
                 self.cfg.first_byte_timeout_s =
                     self.number("hasocks.timeout.firstbyte", 0, 86_400)?.0
+            }
+            "hasocks.freebind" => {
+                let t = self.s.next()?;
+                self.cfg.freebind = match t.word() {
+                    Some("yes") => true,
+                    Some("no") => false,
+                    _ => {
+                        return Err(self.s.err(
+                            &t,
+                            format!("hasocks.freebind takes yes or no, found {}", t.describe()),
+                        ))
+                    }
+                };
             }
             "hasocks.admin" => {
                 if self.cfg.admin.is_some() {

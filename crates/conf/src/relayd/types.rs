@@ -33,6 +33,10 @@ pub struct RelaydConfig {
     /// first byte before it is closed, without a host ever being contacted; 0 = off (connect
     /// at once, for protocols where the server speaks first). Default 30.
     pub first_byte_timeout_s: u32,
+    /// Ours: `hasocks.freebind yes|no` (default yes): a `listen on` address that is not on
+    /// this machine (yet: the shared address of a VRRP pair on the backup) is bound with
+    /// IP_FREEBIND instead of being an error.
+    pub freebind: bool,
     /// Tables in file order.
     pub tables: Vec<Table>,
     /// Relays in file order.
