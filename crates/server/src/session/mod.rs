@@ -3,6 +3,7 @@
 
 mod bind;
 mod connect;
+mod negotiate;
 pub(crate) mod reply;
 mod udp;
 mod wire_io;
@@ -13,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use conf::sockd::{Command, SocksVersion, Verdict};
 use net::copy::EndReason;
-use socks_wire::v5::{self, ReplyCode};
-use socks_wire::{v4, TargetAddr};
+use socks_wire::v5::ReplyCode;
+use socks_wire::TargetAddr;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::logger::Level;
 use crate::rules::{match_client, socks_rule_matches, CompiledRule, RequestFacts};
 use crate::runtime::{secs, Runtime};
-use wire_io::{read_msg, ReadError};
+use negotiate::{negotiate_request, NegError};
 
 /// The SOCKS version a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,105 +195,6 @@ pub async fn serve(
             });
             reply::fail(&mut stream, req.version, ReplyCode::CommandNotSupported).await;
         }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-enum NegError {
-    #[error("{0}")]
-    Read(ReadError, Option<Version>),
-    #[error("unknown SOCKS version {0}")]
-    BadVersion(u8),
-    #[error("no acceptable authentication method (client offered {0:?})")]
-    NoMethod(Vec<u8>),
-    #[error("SOCKS4 refused: socksmethod none is not enabled")]
-    V4NoMethod,
-    #[error("no request within timeout.negotiate ({0} s)")]
-    Timeout(u32),
-}
-
-impl NegError {
-    /// The reply to send before closing, if any (version known and the protocol has one).
-    fn reply(&self) -> Option<(Version, ReplyCode)> {
-        match self {
-            NegError::Read(ReadError::Wire(w), Some(v)) => Some((*v, w.reply_code())),
-            NegError::V4NoMethod => Some((Version::V4, ReplyCode::NotAllowed)),
-            _ => None,
-        }
-    }
-}
-
-async fn negotiate_request(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    rt: &Runtime,
-) -> Result<Request, NegError> {
-    use tokio::io::AsyncReadExt;
-    while buf.is_empty() {
-        let mut first = [0u8; 512];
-        let n = stream
-            .read(&mut first)
-            .await
-            .map_err(|e| NegError::Read(ReadError::Io(e), None))?;
-        if n == 0 {
-            return Err(NegError::Read(ReadError::Eof, None));
-        }
-        buf.extend_from_slice(&first[..n]);
-    }
-    match socks_wire::peek_version(buf) {
-        Some(v4::VERSION) => {
-            let r = read_msg(stream, buf, v4::Request::decode)
-                .await
-                .map_err(|e| NegError::Read(e, Some(Version::V4)))?;
-            if !rt.method_none {
-                return Err(NegError::V4NoMethod);
-            }
-            let command = match r.command {
-                v4::Command::Connect => Command::Connect,
-                v4::Command::Bind => Command::Bind,
-            };
-            Ok(Request {
-                version: Version::V4,
-                command,
-                target: r.target(),
-                pending: std::mem::take(buf),
-            })
-        }
-        Some(v5::VERSION) => {
-            let g = read_msg(stream, buf, v5::Greeting::decode)
-                .await
-                .map_err(|e| NegError::Read(e, None))?;
-            let chosen = (rt.method_none && g.methods.contains(&v5::method::NONE))
-                .then_some(v5::method::NONE);
-            let mut out = Vec::with_capacity(2);
-            v5::MethodSelection {
-                method: chosen.unwrap_or(v5::method::NO_ACCEPTABLE),
-            }
-            .encode(&mut out);
-            stream
-                .write_all(&out)
-                .await
-                .map_err(|e| NegError::Read(ReadError::Io(e), None))?;
-            if chosen.is_none() {
-                return Err(NegError::NoMethod(g.methods));
-            }
-            let r = read_msg(stream, buf, v5::Request::decode)
-                .await
-                .map_err(|e| NegError::Read(e, Some(Version::V5)))?;
-            let command = match r.command {
-                v5::Command::Connect => Command::Connect,
-                v5::Command::Bind => Command::Bind,
-                v5::Command::UdpAssociate => Command::UdpAssociate,
-            };
-            Ok(Request {
-                version: Version::V5,
-                command,
-                target: r.target,
-                pending: std::mem::take(buf),
-            })
-        }
-        Some(other) => Err(NegError::BadVersion(other)),
-        None => Err(NegError::Read(ReadError::Eof, None)),
     }
 }
 
