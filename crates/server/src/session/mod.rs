@@ -1,6 +1,7 @@
 //! One client connection: PROXY header (trusted peers only) -> client rules -> method
 //! negotiation -> request -> socks rules -> the command -> log.
 
+pub mod auth;
 mod bind;
 mod connect;
 mod negotiate;
