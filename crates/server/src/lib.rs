@@ -1,6 +1,7 @@
 //! The SOCKS server: sessions, rules, CONNECT (BIND and UDP ASSOCIATE to come), logs, reload.
 #![forbid(unsafe_code)]
 
+pub mod limits;
 pub mod logger;
 pub mod privs;
 pub mod rules;

@@ -11,7 +11,7 @@ use net::shutdown::Shutdown;
 use tokio_util::sync::CancellationToken;
 
 use crate::logger::{Level, Logger};
-use crate::runtime::{resolve_host, Runtime};
+use crate::runtime::{resolve_host, Runtime, Shared};
 use crate::session;
 
 /// Why the server could not start.
@@ -35,6 +35,7 @@ pub enum StartError {
 /// A running SOCKS server.
 pub struct ServerHandle {
     rt: Arc<ArcSwap<Runtime>>,
+    shared: Arc<Shared>,
     addrs: Vec<SocketAddr>,
     shutdown: Shutdown,
     hard_stop: CancellationToken,
@@ -42,10 +43,10 @@ pub struct ServerHandle {
 }
 
 /// Builds the runtime (blocking name resolution) off the async threads.
-async fn build_runtime(cfg: SockdConfig) -> Result<Runtime, String> {
+async fn build_runtime(cfg: SockdConfig, shared: Arc<Shared>) -> Result<Runtime, String> {
     tokio::task::spawn_blocking(move || {
         let logger = Logger::new(&cfg.logoutput, &cfg.errorlog).map_err(|e| e.to_string())?;
-        Runtime::build(&cfg, Arc::new(logger))
+        Runtime::build_with(&cfg, Arc::new(logger), &shared)
     })
     .await
     .map_err(|e| format!("internal error building the config: {e}"))?
@@ -55,7 +56,10 @@ impl ServerHandle {
     /// Binds every `internal:` address and starts serving.
     pub async fn start(cfg: SockdConfig) -> Result<Self, StartError> {
         let internals = cfg.internals.clone();
-        let rt = build_runtime(cfg).await.map_err(StartError::Setup)?;
+        let shared = Arc::new(Shared::default());
+        let rt = build_runtime(cfg, shared.clone())
+            .await
+            .map_err(StartError::Setup)?;
         let rt = Arc::new(ArcSwap::from_pointee(rt));
         let shutdown = Shutdown::new();
         let hard_stop = CancellationToken::new();
@@ -88,6 +92,7 @@ impl ServerHandle {
         }
         Ok(Self {
             rt,
+            shared,
             addrs,
             shutdown,
             hard_stop,
@@ -103,6 +108,11 @@ impl ServerHandle {
     /// Sessions still open.
     pub fn active_sessions(&self) -> usize {
         self.shutdown.active()
+    }
+
+    /// Authentication successes and failures since start.
+    pub fn auth_stats(&self) -> crate::session::auth::AuthCounts {
+        self.shared.verifier.stats().snapshot()
     }
 
     /// Writes a line to the current log destinations.
@@ -122,7 +132,7 @@ impl ServerHandle {
         {
             notes.push("internal: changed; listeners stay as they are until a restart".to_string());
         }
-        let rt = build_runtime(cfg).await?;
+        let rt = build_runtime(cfg, self.shared.clone()).await?;
         self.rt.store(Arc::new(rt));
         Ok(notes)
     }

@@ -16,8 +16,10 @@
 //! Hashing and PAM are blocking and slow (pam_unix sleeps 2-3 s after a failure), so they
 //! run off the async threads, under caps: [`CRYPT_SLOTS`] at once for hashes (CPU-bound),
 //! [`PAM_SLOTS`] for PAM (mostly sleeping). Sessions that do not authenticate never wait on
-//! them, and a flood of bad PAM logins does not hold the hash slots. Successes are
-//! remembered for a short time ([`cache`]), so a client opening many sessions pays once.
+//! them, and a flood of bad PAM logins does not hold the hash slots. One client address
+//! gets only a few of the slots ([`CRYPT_SLOTS_PER_CLIENT`], [`PAM_SLOTS_PER_CLIENT`]), so a
+//! flood from one place queues behind itself. Successes are remembered for a short time
+//! ([`cache`]), so a client opening many sessions pays once.
 
 pub mod cache;
 pub mod crypt;
@@ -26,6 +28,7 @@ mod pam;
 pub mod passwordfile;
 mod shadow;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +42,11 @@ use passwordfile::PasswordFile;
 pub const CRYPT_SLOTS: usize = 8;
 /// PAM checks run at once (each may sleep seconds in a module's fail delay).
 pub const PAM_SLOTS: usize = 64;
+/// Of those, at most this many hash checks for one client address ...
+pub const CRYPT_SLOTS_PER_CLIENT: usize = 2;
+/// ... and this many PAM checks: one address flooding bad logins waits for itself and
+/// leaves the other slots to everyone else.
+pub const PAM_SLOTS_PER_CLIENT: usize = 16;
 
 /// The verdict of one check; a failure says why, in Dante's words, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +165,8 @@ impl AuthStats {
 pub struct Verifier {
     crypt: Arc<Semaphore>,
     pam: Arc<Semaphore>,
+    /// Per client address and kind (PAM or not): its own small share.
+    per_client: std::sync::Mutex<HashMap<(IpAddr, bool), Arc<Semaphore>>>,
     cache: cache::Cache,
     stats: AuthStats,
 }
@@ -173,6 +183,7 @@ impl Verifier {
         Self {
             crypt: Arc::new(Semaphore::new(CRYPT_SLOTS)),
             pam: Arc::new(Semaphore::new(PAM_SLOTS)),
+            per_client: std::sync::Mutex::default(),
             cache: cache::Cache::new(ttl),
             stats: AuthStats::default(),
         }
@@ -209,12 +220,32 @@ impl Verifier {
         out
     }
 
-    async fn run(&self, db: &Db, user: &[u8], password: &[u8], rhost: IpAddr) -> Outcome {
-        let slots = match db {
-            Db::System(SystemKind::Pam { .. }) => &self.pam,
-            _ => &self.crypt,
+    /// The semaphore of one client address and kind.
+    fn client_slots(&self, rhost: IpAddr, pam: bool) -> Arc<Semaphore> {
+        let mut m = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        // Drop the shares nobody holds, so the map is as large as the set of clients
+        // checking right now.
+        if m.len() > 1024 {
+            m.retain(|_, s| Arc::strong_count(s) > 1);
+        }
+        let n = if pam {
+            PAM_SLOTS_PER_CLIENT
+        } else {
+            CRYPT_SLOTS_PER_CLIENT
         };
-        let Ok(_permit) = slots.clone().acquire_owned().await else {
+        m.entry((rhost, pam))
+            .or_insert_with(|| Arc::new(Semaphore::new(n)))
+            .clone()
+    }
+
+    async fn run(&self, db: &Db, user: &[u8], password: &[u8], rhost: IpAddr) -> Outcome {
+        let pam = matches!(db, Db::System(SystemKind::Pam { .. }));
+        let slots = if pam { &self.pam } else { &self.crypt };
+        let mine = self.client_slots(rhost, pam);
+        let (Ok(_mine), Ok(_permit)) = (
+            mine.acquire_owned().await,
+            slots.clone().acquire_owned().await,
+        ) else {
             return Outcome::Fail("authentication is shutting down".into());
         };
         let lost = || Outcome::Fail("the password check did not finish".into());

@@ -520,7 +520,12 @@ impl<'a> Relay<'a> {
         let rt: &'a crate::runtime::Runtime = &sess.rt;
         rt.socks_rules
             .iter()
-            .find(|r| socks_rule_matches(r, facts, Some(resolved)).unwrap_or(false))
+            .find(|r| {
+                socks_rule_matches(r, facts, Some(resolved)).unwrap_or(false)
+                    && sess.auth.get().map_or(!r.wants_name(), |a| {
+                        crate::session::identity::known_accepts(r, a)
+                    })
+            })
             .unwrap_or(&rt.default_rule)
     }
 
@@ -556,7 +561,8 @@ impl<'a> Relay<'a> {
                     || {
                         format!(
                             "{} -: client {}: no outgoing UDP socket for {dest}: {e}",
-                            self.prefix, self.sess.client
+                            self.prefix,
+                            self.sess.peer()
                         )
                     },
                 );
