@@ -7,6 +7,7 @@ mod connect;
 pub(crate) mod identity;
 mod negotiate;
 pub(crate) mod reply;
+mod throttle;
 mod udp;
 mod wire_io;
 
@@ -379,7 +380,10 @@ pub(crate) async fn relay_tcp(
         idle_timeout: secs(idle),
         cancel: Some(sess.hard_stop.clone()),
     };
-    let report = net::copy::pump(client, far, opts).await;
+    let report = match sess.buckets.get().filter(|b| !b.is_empty()) {
+        Some(states) => throttle::pump(client, far, states, opts).await,
+        None => net::copy::pump(client, far, opts).await,
+    };
     let why = match report.end {
         EndReason::Closed => "closed".to_string(),
         EndReason::IdleTimeout => "i/o timeout (timeout.io)".to_string(),

@@ -77,10 +77,7 @@ pub(crate) struct Conn<'a> {
 }
 
 impl Conn<'_> {
-    async fn msg<M>(
-        &mut self,
-        decode: Decoder<M>,
-    ) -> Result<M, ReadError> {
+    async fn msg<M>(&mut self, decode: Decoder<M>) -> Result<M, ReadError> {
         read_msg(self.stream, self.buf, self.read, decode).await
     }
 

@@ -159,6 +159,8 @@ pub(crate) struct Relay<'a> {
     stashed: Vec<(usize, SocketAddr)>,
     /// Something was relayed since the flag was last cleared.
     active: bool,
+    /// Bytes already paid for in the rules' `bandwidth:` buckets.
+    paid: u64,
 }
 
 impl<'a> Relay<'a> {
@@ -192,6 +194,7 @@ impl<'a> Relay<'a> {
             stash: Vec::new(),
             stashed: Vec::new(),
             active: false,
+            paid: 0,
         }
     }
 
@@ -239,9 +242,25 @@ impl<'a> Relay<'a> {
             }
             if std::mem::take(&mut self.active) {
                 last = Instant::now();
+                self.pay_bandwidth().await;
             }
         };
         (self.stats, end)
+    }
+
+    /// Pays for what moved since the last call in the rules' `bandwidth:` buckets; the wait
+    /// stops reading, so datagrams beyond the rate wait in (or overflow) the kernel's
+    /// buffers, as on a slower link.
+    async fn pay_bandwidth(&mut self) {
+        let Some(states) = self.sess.buckets.get().filter(|b| !b.is_empty()) else {
+            return;
+        };
+        let moved = self.stats.up_bytes + self.stats.down_bytes;
+        let n = moved.saturating_sub(self.paid);
+        self.paid = moved;
+        if n > 0 {
+            crate::session::throttle::pay(states, usize::try_from(n).unwrap_or(usize::MAX)).await;
+        }
     }
 
     /// Reads client datagrams in batches and sends what passes. Stops early when a datagram
