@@ -37,6 +37,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
     }
     let _ = net::sock::raise_nofile_limit();
     let unprivileged = cfg.user_unprivileged.clone();
+    server::privs::start_auth_helper(unprivileged.as_deref()).map_err(anyhow::Error::msg)?;
     let handle = ServerHandle::start(cfg)
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
