@@ -147,7 +147,12 @@ impl Runtime {
         let client_rules = compile("client", &cfg.client_rules);
         let socks_rules = compile("socks", &cfg.socks_rules);
         shared.limits.retain(&keys);
-        shared.verifier.forget();
+        let ttl = cfg
+            .auth_cache
+            .map_or(crate::session::auth::cache::TTL, |s| {
+                Duration::from_secs(u64::from(s))
+            });
+        shared.verifier.reset_cache(ttl);
         let single_password_db = password_dbs(cfg, &pam_service) == 1;
         Ok(Self {
             client_rules,

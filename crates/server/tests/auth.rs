@@ -281,3 +281,28 @@ async fn reload_rereads_the_password_file_and_keeps_the_old_one_when_unreadable(
     let log = log_text(&d, "keeping the password file read before").await;
     assert!(log.contains("(1 users)"), "{log}");
 }
+
+#[tokio::test]
+async fn successes_are_remembered_unless_hasocks_auth_cache_is_0() {
+    let d = dir("cache");
+    let echo = echo_server("127.0.0.1").await;
+    for (methods, hits) in [
+        ("hasocks.passwordfile", 1),
+        ("hasocks.passwordfile\nhasocks.auth.cache: 0", 0),
+    ] {
+        let (h, proxy) = start(&conf(&d, methods, PASS_ALL)).await;
+        for _ in 0..2 {
+            let (_s, st, rep) = login_connect(proxy, b"alice", b"correct horse", echo).await;
+            assert_eq!((st, rep), (0, Some(0)));
+        }
+        // A wrong password is never answered from the cache.
+        let (_s, st, _) = login_connect(proxy, b"alice", b"correct horsf", echo).await;
+        assert_eq!(st, 1);
+        let c = h.auth_stats();
+        assert_eq!(
+            (c.successes, c.cache_hits, c.failures),
+            (2, hits, 1),
+            "{methods}"
+        );
+    }
+}

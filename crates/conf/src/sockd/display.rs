@@ -204,6 +204,9 @@ impl Display for SockdConfig {
         if let Some(p) = &self.password_file {
             writeln!(f, "hasocks.passwordfile: {}", p.display())?;
         }
+        if let Some(n) = self.auth_cache {
+            writeln!(f, "hasocks.auth.cache: {n}")?;
+        }
         if let Some(u) = &self.user_privileged {
             writeln!(f, "user.privileged: {u}")?;
         }

@@ -35,6 +35,7 @@ const SETTINGS: &[&str] = &[
     "hasocks.proxyprotocol.from",
     "pam.servicename",
     "hasocks.passwordfile",
+    "hasocks.auth.cache",
 ];
 
 /// Whether `word` names a server setting.
@@ -57,6 +58,7 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
         clientmethods: Vec::new(),
         pam_servicename: None,
         password_file: None,
+        auth_cache: None,
         user_privileged: None,
         user_unprivileged: None,
         timeouts: Timeouts::default(),
@@ -214,6 +216,7 @@ fn setting(c: &mut Cursor<'_>, kw: &Word, cfg: &mut SockdConfig) -> Result<(), C
             .extend(client_methods(c, kw)?.into_iter().map(|(m, _)| m)),
         "pam.servicename" => cfg.pam_servicename = Some(c.one_value(kw)?.text),
         "hasocks.passwordfile" => cfg.password_file = Some(c.one_value(kw)?.text.into()),
+        "hasocks.auth.cache" => cfg.auth_cache = Some(c.parsed(kw, parse_u32)?),
         "user.privileged" => cfg.user_privileged = Some(user_name(c, kw)?),
         "user.unprivileged" | "user.notprivileged" => {
             cfg.user_unprivileged = Some(user_name(c, kw)?)
@@ -421,6 +424,7 @@ mod tests {
             vec![Method::PamAddress, Method::None, Method::PamAny]
         );
         assert_eq!(c.pam_servicename.as_deref(), Some("proxy"));
+        assert_eq!(c.auth_cache, Some(0));
         assert_eq!(
             c.password_file.as_deref(),
             Some(Path::new("/etc/hasocks.htpasswd"))

@@ -30,6 +30,9 @@ pub struct SockdConfig {
     pub pam_servicename: Option<String>,
     /// Ours: `hasocks.passwordfile: FILE`: the htpasswd file of method `hasocks.passwordfile`.
     pub password_file: Option<std::path::PathBuf>,
+    /// Ours: `hasocks.auth.cache: SECONDS`: how long a successful check is remembered
+    /// (None = the built-in 30 s; 0 = never).
+    pub auth_cache: Option<u32>,
     /// `user.privileged:`.
     pub user_privileged: Option<String>,
     /// `user.unprivileged:`: drop to this user after binding when started as root.

@@ -2,6 +2,7 @@
 //! opens many sessions with the same name and password pays for the slow hash (or PAM's
 //! round) once per [`TTL`], not once per session.
 //!
+//! `hasocks.auth.cache: SECONDS` sets the time (0: remember nothing).
 //! What is kept is a keyed 128-bit SipHash of the password (key random per process), never
 //! the password. Failures are never remembered. Entries die after [`TTL`]; all of them go
 //! on SIGHUP (a reload), so a password changed in the password file takes effect with the
@@ -10,6 +11,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -27,7 +29,8 @@ type Entries = HashMap<(String, Vec<u8>), (u128, Instant)>;
 /// Remembered successes, keyed by database and user name.
 pub(crate) struct Cache {
     key: (u64, u64),
-    ttl: Duration,
+    /// Milliseconds; set per config generation (`hasocks.auth.cache`).
+    ttl_ms: AtomicU64,
     map: Mutex<Entries>,
 }
 
@@ -38,9 +41,21 @@ impl Cache {
         let s = RandomState::new();
         Self {
             key: (s.hash_one(1u8), s.hash_one(2u8)),
-            ttl,
+            ttl_ms: AtomicU64::new(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
             map: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed))
+    }
+
+    /// Changes how long successes are remembered (a reload with `hasocks.auth.cache`).
+    pub fn set_ttl(&self, ttl: Duration) {
+        self.ttl_ms.store(
+            u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     fn tag(&self, password: &[u8]) -> u128 {
@@ -51,7 +66,8 @@ impl Cache {
 
     /// Whether `db`/`user` succeeded with this password less than the TTL ago.
     pub fn hit(&self, db: &str, user: &[u8], password: &[u8]) -> bool {
-        if self.ttl.is_zero() {
+        let ttl = self.ttl();
+        if ttl.is_zero() {
             return false;
         }
         let tag = self.tag(password);
@@ -59,18 +75,18 @@ impl Cache {
             return false;
         };
         map.get(&(db.to_string(), user.to_vec()))
-            .is_some_and(|(t, at)| *t == tag && at.elapsed() < self.ttl)
+            .is_some_and(|(t, at)| *t == tag && at.elapsed() < ttl)
     }
 
     /// Remembers a success.
     pub fn remember(&self, db: &str, user: &[u8], password: &[u8]) {
-        if self.ttl.is_zero() {
+        let ttl = self.ttl();
+        if ttl.is_zero() {
             return;
         }
         let tag = self.tag(password);
         if let Ok(mut map) = self.map.lock() {
             if map.len() >= MAX_ENTRIES {
-                let ttl = self.ttl;
                 map.retain(|_, (_, at)| at.elapsed() < ttl);
                 if map.len() >= MAX_ENTRIES {
                     map.clear();

@@ -194,9 +194,10 @@ impl Verifier {
         &self.stats
     }
 
-    /// Forgets remembered successes (on reload).
-    pub fn forget(&self) {
+    /// Forgets remembered successes and sets how long to remember new ones (on reload).
+    pub fn reset_cache(&self, ttl: std::time::Duration) {
         self.cache.clear();
+        self.cache.set_ttl(ttl);
     }
 
     /// Checks `user`/`password` from `rhost` against `db`.
