@@ -404,7 +404,7 @@ mod tests {
             "internal: lo\nsocksmethod: none username pam.any pam.address pam.username\n\
                    socksmethod: hasocks.passwordfile hasocks.socks4userid\n\
                    clientmethod: pam.address none pam.any\npam.servicename: proxy\n\
-                   hasocks.passwordfile: /etc/hasocks.htpasswd",
+                   hasocks.passwordfile: /etc/hasocks.htpasswd\nhasocks.auth.cache: 0",
         )
         .unwrap();
         assert_eq!(
