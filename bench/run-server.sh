@@ -61,20 +61,6 @@ measure_load() {
     eval "M_${name}_p99=$(echo "$out" | jget p99_us)"
 }
 
-# Waits (up to 70 s) until few TIME_WAIT sockets are left: Dante binds its
-# external side to port 0 before connecting, which fails while earlier
-# sessions' TIME_WAIT entries hold the ephemeral ports.
-drain_time_wait() {
-    local i n
-    command -v ss >/dev/null || return 0
-    for i in $(seq 1 140); do
-        n=$(ss -Htan state time-wait 2>/dev/null | wc -l)
-        [ "$n" -lt 1000 ] && return 0
-        [ "$i" = 1 ] && log "waiting for $n TIME_WAIT sockets to expire..."
-        sleep 0.5
-    done
-}
-
 # measure_idle NAME PID VIA... : server memory around $IDLE idle sessions.
 measure_idle() {
     local name=$1 pid=$2; shift 2

@@ -61,37 +61,33 @@ fn echo() -> SocketAddr {
     a
 }
 
-/// RFC 1929 login then CONNECT: (status, REP when logged in).
+/// RFC 1929 login then CONNECT with the probe client: (status, REP when logged in).
 fn login(
     proxy: SocketAddr,
     user: &str,
     pass: &str,
     target: SocketAddr,
 ) -> Option<(u8, Option<u8>)> {
-    let mut s = TcpStream::connect_timeout(&proxy, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(&[5, 1, 2]).ok()?;
-    let mut b = [0u8; 2];
-    s.read_exact(&mut b).ok()?;
-    let mut m = vec![1, user.len() as u8];
-    m.extend_from_slice(user.as_bytes());
-    m.push(pass.len() as u8);
-    m.extend_from_slice(pass.as_bytes());
-    s.write_all(&m).ok()?;
-    s.read_exact(&mut b).ok()?;
-    if b[1] != 0 {
-        return Some((b[1], None));
-    }
-    let SocketAddr::V4(t) = target else {
-        return None;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let auth = probe::Auth {
+        user: user.into(),
+        pass: pass.into(),
     };
-    let mut req = vec![5, 1, 0, 1];
-    req.extend_from_slice(&t.ip().octets());
-    req.extend_from_slice(&t.port().to_be_bytes());
-    s.write_all(&req).ok()?;
-    let mut rep = [0u8; 10];
-    s.read_exact(&mut rep).ok()?;
-    Some((0, Some(rep[1])))
+    let t = socks_wire::TargetAddr::Ip(target);
+    match rt.block_on(probe::socks5_connect(
+        proxy,
+        &t,
+        Some(&auth),
+        Duration::from_secs(10),
+    )) {
+        Ok(_) => Some((0, Some(0))),
+        Err(probe::ProbeError::AuthFailed(st)) => Some((st, None)),
+        Err(probe::ProbeError::Rejected(rep)) => Some((0, Some(rep))),
+        Err(_) => None,
+    }
 }
 
 /// `Uid:` (real) of a process.

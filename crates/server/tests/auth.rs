@@ -45,17 +45,7 @@ fn conf(d: &std::path::Path, methods: &str, rules: &str) -> String {
 const PASS_ALL: &str = "socks pass {\nfrom: 0/0 to: 0/0\nlog: connect disconnect error\n}";
 
 async fn log_text(d: &std::path::Path, needle: &str) -> String {
-    let path = d.join("log");
-    let mut text = String::new();
-    wait_until(
-        || {
-            text = std::fs::read_to_string(&path).unwrap_or_default();
-            text.contains(needle)
-        },
-        Duration::from_secs(5),
-    )
-    .await;
-    text
+    wait_for_text(&d.join("log"), needle).await
 }
 
 #[tokio::test]

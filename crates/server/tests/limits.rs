@@ -37,19 +37,6 @@ async fn connect_from(src: &str, proxy: SocketAddr, target: SocketAddr) -> (TcpS
     (s, rep)
 }
 
-async fn wait_log(path: &std::path::Path, needle: &str) -> String {
-    let mut text = String::new();
-    wait_until(
-        || {
-            text = std::fs::read_to_string(path).unwrap_or_default();
-            text.contains(needle)
-        },
-        Duration::from_secs(5),
-    )
-    .await;
-    text
-}
-
 #[tokio::test]
 async fn session_max_refuses_the_extra_session_with_rep_2_until_one_ends() {
     let log = log_path("max");
@@ -61,7 +48,7 @@ async fn session_max_refuses_the_extra_session_with_rep_2_until_one_ends() {
     assert_eq!(rep, 0);
     let (_c, rep) = connect_from("127.0.0.3", proxy, echo).await;
     assert_eq!(rep, 2, "the third concurrent session is not allowed");
-    let text = wait_log(&log, "session limit reached").await;
+    let text = wait_for_text(&log, "session limit reached").await;
     assert!(
         text.contains("session limit reached (2/2 slots in use)"),
         "{text}"
@@ -96,7 +83,7 @@ async fn state_max_counts_each_client_address_apart() {
     assert_eq!(rep, 2);
     let (_c, rep) = connect_from("127.0.0.2", proxy, echo).await;
     assert_eq!(rep, 0);
-    let text = wait_log(&log, "per-key").await;
+    let text = wait_for_text(&log, "per-key").await;
     assert!(
         text.contains("per-key session limit reached (1/1 slot in use)"),
         "{text}"
@@ -112,7 +99,7 @@ async fn throttle_admits_n_sessions_per_window() {
         assert_eq!(connect_from("127.0.0.1", proxy, echo).await.1, 0);
     }
     assert_eq!(connect_from("127.0.0.1", proxy, echo).await.1, 2);
-    let text = wait_log(&log, "rate limit").await;
+    let text = wait_for_text(&log, "rate limit").await;
     assert!(
         text.contains(
             "session rate limit reached (already accepted 2 new clients during the last 3600s."
@@ -136,7 +123,7 @@ async fn client_rule_session_max_closes_the_extra_connection() {
     let mut b = TcpStream::connect(proxy).await.unwrap();
     let _ = b.write_all(&[5, 1, 0]).await;
     assert!(read_to_eof(&mut b).await.is_empty());
-    assert!(wait_log(&log, "block(1) client")
+    assert!(wait_for_text(&log, "block(1) client")
         .await
         .contains("session limit reached (1/1 slot in use)"));
 }

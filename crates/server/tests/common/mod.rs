@@ -168,6 +168,20 @@ pub async fn wait_until(mut f: impl FnMut() -> bool, deadline: Duration) -> bool
     f()
 }
 
+/// Waits (5 s at most) until the file at `path` contains `needle`; returns its text then.
+pub async fn wait_for_text(path: &Path, needle: &str) -> String {
+    let mut text = String::new();
+    wait_until(
+        || {
+            text = std::fs::read_to_string(path).unwrap_or_default();
+            text.contains(needle)
+        },
+        Duration::from_secs(5),
+    )
+    .await;
+    text
+}
+
 /// SOCKS4 request bytes (VN CD DSTPORT DSTIP USERID\0).
 pub fn socks4_request(cmd: u8, target: std::net::SocketAddrV4) -> Vec<u8> {
     let mut v = vec![4, cmd];
