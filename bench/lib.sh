@@ -294,6 +294,19 @@ ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0==0) print "n/a"; else printf "%.2f", a/b }'
 }
 
+# section_head TITLE WHAT: the first lines of a result section: title, date, machine (WHAT
+# shares its CPUs with the client and the target), and the command that made it.
+section_head() {
+    echo "## $1"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $(machine); client, target and $2 share these CPUs"
+    echo "- command: \`$COMMAND\`"
+}
+
+# dante_version: "Dante v1.4.2" from $DANTED.
+dante_version() { "$DANTED" -v 2>&1 | head -n1 | sed 's/\. *Copyright.*//'; }
+
 # One line describing this machine.
 machine() {
     local cpu

@@ -134,14 +134,9 @@ line() { # NAME LABEL
     printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$2" "$(v "$1" sps)" "$(ratio "$(v "$1" sps)" "$(v dante sps)")" \
         "$(ms "$1" p50)" "$(ms "$1" p99)" "$(us "$1")" "$(v "$1" err)"
 }
-DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
-DVER=$("$DANTED" -v 2>&1 | head -n1 | sed 's/\. *Copyright.*//')
+DVER=$(dante_version)
 {
-    echo "## Authenticated sessions: hasocks server vs Dante"
-    echo
-    echo "- date: $DATE"
-    echo "- machine: $(machine); client, target and servers share these CPUs"
-    echo "- command: \`$COMMAND\`"
+    section_head "Authenticated sessions: hasocks server vs Dante" servers
     echo "- Dante: $DVER, \`danted -f FILE -N 2\`, \`socksmethod: username\`; status: $STATUS_dante"
     echo "- hasocks: $("$BIN" --version 2>/dev/null), run as root with \`user.unprivileged: nobody\` (shadow checks go through its root auth helper); statuses: user $STATUS_hasocks_user, file $STATUS_hasocks_file, user/no cache $STATUS_hasocks_user_nocache, file/no cache $STATUS_hasocks_file_nocache"
     echo "- account: one system account, \`chpasswd -c $HASH\` (hash \`$(echo "$SHADOW_HASH" | cut -c1-7)...\`); the password file holds the same hash; every session logs in as that user with the right password"

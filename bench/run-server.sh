@@ -126,14 +126,9 @@ row() { # label direct dante hasocks better (ratio hasocks/Dante)
     printf '| %s | %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4" "$(ratio "$4" "$3") ($5)"
 }
 
-DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
-DVER=$("$DANTED" -v 2>&1 | head -n1 | sed 's/\. *Copyright.*//')
+DVER=$(dante_version)
 {
-    echo "## hasocks server vs Dante"
-    echo
-    echo "- date: $DATE"
-    echo "- machine: $(machine); client, target and server share these CPUs"
-    echo "- command: \`$COMMAND\`"
+    section_head "hasocks server vs Dante" server
     echo "- Dante: $DVER, \`danted -f FILE -N 2\`; status: $DANTE_STATUS"
     echo "- hasocks: \`hasocks server -f FILE\` ($("$BIN" --version 2>/dev/null)); status: $HAS_STATUS"
     echo "- both servers read the same sockd.conf (internal/external 127.0.0.1, method none, pass rules, no session logging)"

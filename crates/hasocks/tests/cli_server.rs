@@ -1,12 +1,15 @@
 //! The `hasocks server` binary as an operator meets it: config errors, -V, SIGHUP reload,
 //! SIGTERM stop. Real process, real sockets on 127.0.0.1.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{free_port, wait_for, Running};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -18,14 +21,6 @@ fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("hasocks-cli-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn conf(port: u16, socks_verdict: &str, log: &Path) -> String {
@@ -53,25 +48,6 @@ fn socks5_rep(proxy: SocketAddr, target: SocketAddr) -> Option<u8> {
     let mut rep = [0u8; 10];
     s.read_exact(&mut rep).ok()?;
     Some(rep[1])
-}
-
-fn wait_for(mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-struct Running(Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

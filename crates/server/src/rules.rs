@@ -33,7 +33,12 @@ pub enum AddrMatcher {
     /// `.domain` suffix (stored without the dot).
     Domain(String),
     /// A host or interface name and the addresses it stood for at load time.
-    Name { name: String, ips: Vec<IpAddr> },
+    Name {
+        /// The name, lower-case.
+        name: String,
+        /// Its addresses when the config was loaded.
+        ips: Vec<IpAddr>,
+    },
 }
 
 /// A rule ready for matching.
