@@ -146,6 +146,20 @@ ${4:+    command: $4
 CONF
 }
 
+# Waits (up to 70 s) until few TIME_WAIT sockets are left: Dante binds its
+# external side to port 0 before connecting, which fails while earlier
+# sessions' TIME_WAIT entries hold the ephemeral ports.
+drain_time_wait() {
+    local i n
+    command -v ss >/dev/null || return 0
+    for i in $(seq 1 140); do
+        n=$(ss -Htan state time-wait 2>/dev/null | wc -l)
+        [ "$n" -lt 1000 ] && return 0
+        [ "$i" = 1 ] && log "waiting for $n TIME_WAIT sockets to expire..."
+        sleep 0.5
+    done
+}
+
 # Value of a field in a one-line JSON object on stdin.
 jget() { sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" | head -n1; }
 
@@ -279,6 +293,19 @@ ratio() {
     case "$1$2" in *n/a* | "") echo n/a; return ;; esac
     awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0==0) print "n/a"; else printf "%.2f", a/b }'
 }
+
+# section_head TITLE WHAT: the first lines of a result section: title, date, machine (WHAT
+# shares its CPUs with the client and the target), and the command that made it.
+section_head() {
+    echo "## $1"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $(machine); client, target and $2 share these CPUs"
+    echo "- command: \`$COMMAND\`"
+}
+
+# dante_version: "Dante v1.4.2" from $DANTED.
+dante_version() { "$DANTED" -v 2>&1 | head -n1 | sed 's/\. *Copyright.*//'; }
 
 # One line describing this machine.
 machine() {

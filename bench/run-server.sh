@@ -61,20 +61,6 @@ measure_load() {
     eval "M_${name}_p99=$(echo "$out" | jget p99_us)"
 }
 
-# Waits (up to 70 s) until few TIME_WAIT sockets are left: Dante binds its
-# external side to port 0 before connecting, which fails while earlier
-# sessions' TIME_WAIT entries hold the ephemeral ports.
-drain_time_wait() {
-    local i n
-    command -v ss >/dev/null || return 0
-    for i in $(seq 1 140); do
-        n=$(ss -Htan state time-wait 2>/dev/null | wc -l)
-        [ "$n" -lt 1000 ] && return 0
-        [ "$i" = 1 ] && log "waiting for $n TIME_WAIT sockets to expire..."
-        sleep 0.5
-    done
-}
-
 # measure_idle NAME PID VIA... : server memory around $IDLE idle sessions.
 measure_idle() {
     local name=$1 pid=$2; shift 2
@@ -140,14 +126,9 @@ row() { # label direct dante hasocks better (ratio hasocks/Dante)
     printf '| %s | %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4" "$(ratio "$4" "$3") ($5)"
 }
 
-DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
-DVER=$("$DANTED" -v 2>&1 | head -n1 | sed 's/\. *Copyright.*//')
+DVER=$(dante_version)
 {
-    echo "## hasocks server vs Dante"
-    echo
-    echo "- date: $DATE"
-    echo "- machine: $(machine); client, target and server share these CPUs"
-    echo "- command: \`$COMMAND\`"
+    section_head "hasocks server vs Dante" server
     echo "- Dante: $DVER, \`danted -f FILE -N 2\`; status: $DANTE_STATUS"
     echo "- hasocks: \`hasocks server -f FILE\` ($("$BIN" --version 2>/dev/null)); status: $HAS_STATUS"
     echo "- both servers read the same sockd.conf (internal/external 127.0.0.1, method none, pass rules, no session logging)"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs every interop script against the real programs (Dante, HAProxy, curl, PySocks).
+# Runs every interop script against the real programs (Dante, HAProxy, curl, PySocks,
+# python-socks).
 set -uo pipefail
 cd "$(dirname "$0")"
 status=0
-for s in server-curl.sh relay-dante.sh relay-flood.sh; do
+for s in server-curl.sh server-auth.sh relay-dante.sh relay-flood.sh; do
   echo "== $s"
   bash "$s" || status=1
 done

@@ -5,8 +5,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use conf::sockd::{
-    parse, AddrSpec, Command, Endpoint, HostSpec, Internal, LogFlags, LogTarget, Method, PortOp,
-    PortSpec, Protocol, Rotation, Rule, RuleTimeouts, SockdConfig, SocksVersion, Timeouts, Verdict,
+    parse, AddrSpec, Command, Endpoint, HostSpec, Internal, Limits, LogFlags, LogTarget, Method,
+    PortOp, PortSpec, Protocol, Rotation, Rule, RuleAuth, RuleTimeouts, SockdConfig, SocksVersion,
+    StateKey, Throttle, Timeouts, Verdict,
 };
 use ipnet::IpNet;
 use proptest::prelude::*;
@@ -104,10 +105,11 @@ fn rule() -> impl Strategy<Value = Rule> {
         cmds,
         protos,
         versions,
-        prop::collection::vec(Just(Method::None), 0..2),
+        prop::collection::vec(method(), 0..3),
         log,
         timeouts,
         range,
+        limits(),
     )
         .prop_map(
             |(
@@ -121,6 +123,7 @@ fn rule() -> impl Strategy<Value = Rule> {
                 log,
                 timeouts,
                 udp_portrange,
+                limits,
             )| Rule {
                 line: 0,
                 verdict: if pass { Verdict::Pass } else { Verdict::Block },
@@ -133,6 +136,45 @@ fn rule() -> impl Strategy<Value = Rule> {
                 log,
                 timeouts,
                 udp_portrange,
+                auth: RuleAuth::default(),
+                limits,
+            },
+        )
+}
+
+fn method() -> impl Strategy<Value = Method> {
+    select(vec![
+        Method::None,
+        Method::Username,
+        Method::PamAny,
+        Method::PamAddress,
+        Method::PamUsername,
+        Method::Socks4UserId,
+    ])
+}
+
+fn limits() -> impl Strategy<Value = Limits> {
+    let count = proptest::option::of(1u32..);
+    let rate = proptest::option::of(
+        (1u32.., 1u32..).prop_map(|(sessions, seconds)| Throttle { sessions, seconds }),
+    );
+    (
+        count.clone(),
+        rate.clone(),
+        count,
+        rate,
+        proptest::option::of(1u64..),
+    )
+        .prop_map(
+            |(max, throttle, state_max, state_throttle, bandwidth)| Limits {
+                max,
+                throttle,
+                // A key needs a per-key limit and a per-key limit needs the key.
+                state_key: (state_max.is_some() || state_throttle.is_some())
+                    .then_some(StateKey::From),
+                state_max,
+                state_throttle,
+                bandwidth,
             },
         )
 }
@@ -166,28 +208,44 @@ fn config() -> impl Strategy<Value = SockdConfig> {
         proptest::option::of(ip()),
         prop::collection::vec(net(), 0..3),
     );
-    (settings, rest).prop_map(|(s, r)| SockdConfig {
-        internals: s.0,
-        externals: s.1,
-        external_rotation: s.2,
-        logoutput: s.3,
-        errorlog: s.4,
-        socksmethods: s.5,
-        clientmethods: s.6,
-        user_privileged: s.7,
-        user_unprivileged: s.8,
-        timeouts: Timeouts {
-            negotiate: s.9[0],
-            connect: s.9[1],
-            io_tcp: s.9[2],
-            io_udp: s.9[3],
-        },
-        debug: s.10,
-        client_rules: r.0,
-        socks_rules: r.1,
-        udp_advertise: r.2,
-        proxy_from: r.3,
-        warnings: Vec::new(),
+    (settings, rest).prop_map(|(s, r)| {
+        // A rule's methods must be among the global ones.
+        let mut socksmethods = s.5;
+        for m in
+            r.0.iter()
+                .chain(r.1.iter())
+                .flat_map(|r| r.socksmethods.iter())
+        {
+            if !socksmethods.contains(m) {
+                socksmethods.push(*m);
+            }
+        }
+        SockdConfig {
+            internals: s.0,
+            externals: s.1,
+            external_rotation: s.2,
+            logoutput: s.3,
+            errorlog: s.4,
+            socksmethods,
+            clientmethods: s.6,
+            pam_servicename: None,
+            password_file: None,
+            auth_cache: None,
+            user_privileged: s.7,
+            user_unprivileged: s.8,
+            timeouts: Timeouts {
+                negotiate: s.9[0],
+                connect: s.9[1],
+                io_tcp: s.9[2],
+                io_udp: s.9[3],
+            },
+            debug: s.10,
+            client_rules: r.0,
+            socks_rules: r.1,
+            udp_advertise: r.2,
+            proxy_from: r.3,
+            warnings: Vec::new(),
+        }
     })
 }
 

@@ -27,6 +27,9 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Load generator for any SOCKS5 server or relay.
     Bench(cmd::bench::BenchArgs),
+    /// The server's privileged password-check helper (started by `hasocks server` itself).
+    #[command(name = "auth-helper", hide = true)]
+    AuthHelper,
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +46,11 @@ fn main() -> std::process::ExitCode {
             e.exit();
         }
     };
+    if let Command::AuthHelper = cli.command {
+        return std::process::ExitCode::from(
+            u8::try_from(server::privs::run_auth_helper()).unwrap_or(1),
+        );
+    }
     cmd::init_tracing();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -62,6 +70,7 @@ fn main() -> std::process::ExitCode {
             Command::Ctl(a) => cmd::ctl::run(a).await,
             Command::Check(a) => cmd::check::run(a).await,
             Command::Bench(a) => cmd::bench::run(a).await,
+            Command::AuthHelper => Ok(0),
         }
     });
     match result {

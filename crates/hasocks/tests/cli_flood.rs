@@ -336,14 +336,21 @@ async fn checks_that_find_no_local_port_leave_a_healthy_host_up() {
         .status()
         .unwrap()
         .success());
-    // Two local ports in all: two sessions to the host take both.
-    assert!(in_ns(
-        &ns.0,
-        &["sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40001"]
-    )
-    .status()
-    .unwrap()
-    .success());
+    // Ports 50000 and 50001 taken by bound sockets from the start (a connect never picks a
+    // port a bound socket holds); the range moves onto them once the host is up.
+    let _hold = Running(
+        in_ns(
+            &ns.0,
+            &[
+                "/usr/bin/python3",
+                "-c",
+                "import socket,time; s=[socket.socket() for _ in range(2)]; \
+                 [x.bind(('127.0.0.1', p)) for x, p in zip(s, (50000, 50001))]; time.sleep(60)",
+            ],
+        )
+        .spawn()
+        .unwrap(),
+    );
     let dir = temp_dir("ports");
     let sconf = dir.join("sockd.conf");
     std::fs::write(
@@ -378,22 +385,14 @@ async fn checks_that_find_no_local_port_leave_a_healthy_host_up() {
             .unwrap(),
     );
     hosts_up(&socket, 1).await;
-    // Two connections held through the relay (the relay is protocol-blind: the first byte of
-    // a SOCKS5 greeting is enough for it to connect, and the server waits for the rest): its
-    // connections to the host take both ports.
-    let _hold = Running(
-        in_ns(
-            &ns.0,
-            &[
-                "bash",
-                "-c",
-                "exec 3<>/dev/tcp/127.0.0.1/1080; printf '\\005' >&3; \
-                 exec 4<>/dev/tcp/127.0.0.1/1080; printf '\\005' >&4; exec sleep 60",
-            ],
-        )
-        .spawn()
-        .unwrap(),
-    );
+    // Now every connect of the relay, its checks too, fails with EADDRNOTAVAIL.
+    assert!(in_ns(
+        &ns.0,
+        &["sysctl", "-qw", "net.ipv4.ip_local_port_range=50000 50001"]
+    )
+    .status()
+    .unwrap()
+    .success());
     let exhausted = wait_for(
         || {
             std::fs::read_to_string(&log)

@@ -299,12 +299,16 @@ async fn a_listen_address_not_yet_on_this_machine_is_bound_with_freebind_unless_
         c.freebind = freebind;
         c
     };
-    let h = RelayHandle::start(away(true)).await.expect("bound with IP_FREEBIND");
+    let h = RelayHandle::start(away(true))
+        .await
+        .expect("bound with IP_FREEBIND");
     assert_eq!(
         h.listen_addrs()[0].1,
         "203.0.113.77:1080".parse::<SocketAddr>().unwrap()
     );
     h.shutdown(Duration::from_secs(1)).await;
-    let err = RelayHandle::start(away(false)).await.expect_err("hasocks.freebind no");
+    let err = RelayHandle::start(away(false))
+        .await
+        .expect_err("hasocks.freebind no");
     assert!(matches!(err, RelayError::Bind { .. }), "{err}");
 }

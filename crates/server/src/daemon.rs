@@ -70,6 +70,8 @@ pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let unprivileged = cfg.user_unprivileged.clone();
+    // Before the listeners and before the drop: the root helper that checks passwords.
+    crate::privs::start_auth_helper(unprivileged.as_deref()).map_err(DaemonError::Privileges)?;
     let handle = ServerHandle::start(cfg).await.map_err(start_err)?;
     if let Some(user) = unprivileged {
         match crate::privs::drop_to(&user) {

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod daemon;
+pub mod limits;
 pub mod logger;
 pub mod privs;
 pub mod rules;

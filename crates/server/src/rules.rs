@@ -2,11 +2,26 @@
 //! no match is the implicit block rule, as in Dante.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use conf::sockd::{
-    AddrSpec, Command, LogFlags, PortSpec, Protocol, Rule, RuleTimeouts, SocksVersion, Verdict,
+    AddrSpec, Command, LogFlags, Method, PortSpec, Protocol, Rule, RuleTimeouts, SocksVersion,
+    Verdict,
 };
 use ipnet::IpNet;
+
+use crate::limits::RuleState;
+
+/// The global settings a rule's authentication items default to.
+#[derive(Debug, Clone, Default)]
+pub struct AuthDefaults {
+    /// Global `socksmethod:`.
+    pub socksmethods: Vec<Method>,
+    /// Global `clientmethod:` (empty = `none`).
+    pub clientmethods: Vec<Method>,
+    /// Global `pam.servicename:` (default `sockd`).
+    pub pam_service: String,
+}
 
 /// The address side of a rule, with names resolved at load time.
 #[derive(Debug, Clone)]
@@ -19,7 +34,7 @@ pub enum AddrMatcher {
     Domain(String),
     /// A host or interface name and the addresses it stood for at load time.
     Name {
-        /// The name as written.
+        /// The name, lower-case.
         name: String,
         /// Its addresses when the config was loaded.
         ips: Vec<IpAddr>,
@@ -55,11 +70,33 @@ pub struct CompiledRule {
     pub timeouts: RuleTimeouts,
     /// `udp.portrange`.
     pub udp_portrange: Option<(u16, u16)>,
+    /// `socksmethod:` as written; in a client rule, the list the greeting chooses from.
+    pub socksmethods: Vec<Method>,
+    /// The methods a session must have to match (a socks rule's condition): the rule's
+    /// own list, else the global one; a `user:`/`group:` rule keeps only the methods that
+    /// give a name (Dante's inheritance). Empty = no condition.
+    pub methods: Vec<Method>,
+    /// `clientmethod:` in force (the rule's, else the global one, else `none`).
+    pub clientmethods: Vec<Method>,
+    /// `user:` names.
+    pub users: Vec<Vec<u8>>,
+    /// `group:` names.
+    pub groups: Vec<String>,
+    /// `pam.servicename` in force for this rule.
+    pub pam_service: String,
+    /// Its `session.*`/`bandwidth:` state (long-lived, see [`crate::limits`]).
+    pub limits: Option<Arc<RuleState>>,
 }
 
 impl CompiledRule {
-    /// Compiles `rule`; `resolve` turns a name into the addresses it stands for.
-    pub fn compile(number: usize, rule: &Rule, resolve: &dyn Fn(&str) -> Vec<IpAddr>) -> Self {
+    /// Compiles `rule`; `resolve` turns a name into the addresses it stands for; `auth`
+    /// gives the global lists the rule inherits.
+    pub fn compile(
+        number: usize,
+        rule: &Rule,
+        resolve: &dyn Fn(&str) -> Vec<IpAddr>,
+        auth: &AuthDefaults,
+    ) -> Self {
         let matcher = |spec: &AddrSpec| match spec {
             AddrSpec::Any => AddrMatcher::Any,
             AddrSpec::Net(n) => AddrMatcher::Net(*n),
@@ -83,7 +120,29 @@ impl CompiledRule {
             log: rule.log,
             timeouts: rule.timeouts,
             udp_portrange: rule.udp_portrange,
+            socksmethods: rule.socksmethods.clone(),
+            methods: effective_methods(rule, auth),
+            clientmethods: first_non_empty(&rule.auth.clientmethods, &auth.clientmethods)
+                .unwrap_or_else(|| vec![Method::None]),
+            users: rule
+                .auth
+                .users
+                .iter()
+                .map(|u| u.as_bytes().to_vec())
+                .collect(),
+            groups: rule.auth.groups.clone(),
+            pam_service: rule
+                .auth
+                .pam_servicename
+                .clone()
+                .unwrap_or_else(|| auth.pam_service.clone()),
+            limits: None,
         }
+    }
+
+    /// Whether the rule names users or groups.
+    pub fn wants_name(&self) -> bool {
+        !self.users.is_empty() || !self.groups.is_empty()
     }
 
     /// The implicit rule that blocks what no rule matched.
@@ -107,6 +166,13 @@ impl CompiledRule {
             },
             timeouts: RuleTimeouts::default(),
             udp_portrange: None,
+            socksmethods: Vec::new(),
+            methods: Vec::new(),
+            clientmethods: vec![Method::None],
+            users: Vec::new(),
+            groups: Vec::new(),
+            pam_service: conf::sockd::DEFAULT_PAM_SERVICE.to_string(),
+            limits: None,
         }
     }
 
@@ -118,6 +184,27 @@ impl CompiledRule {
         };
         format!("{v}({})", self.number)
     }
+}
+
+/// The first of two lists that is not empty, as an owned list.
+fn first_non_empty(a: &[Method], b: &[Method]) -> Option<Vec<Method>> {
+    [a, b]
+        .into_iter()
+        .find(|l| !l.is_empty())
+        .map(<[Method]>::to_vec)
+}
+
+/// A socks rule's method condition (see [`CompiledRule::methods`]).
+fn effective_methods(rule: &Rule, auth: &AuthDefaults) -> Vec<Method> {
+    if !rule.socksmethods.is_empty() {
+        return rule.socksmethods.clone();
+    }
+    let named = !rule.auth.users.is_empty() || !rule.auth.groups.is_empty();
+    auth.socksmethods
+        .iter()
+        .copied()
+        .filter(|m| !named || m.provides_name())
+        .collect()
 }
 
 impl AddrMatcher {
@@ -168,6 +255,15 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Whether a client rule's addresses match a connection from `client` accepted on
+/// `internal` (its clientmethod is judged by the session).
+pub fn client_rule_matches(r: &CompiledRule, client: SocketAddr, internal: SocketAddr) -> bool {
+    r.from.matches_ip(client.ip())
+        && r.from_port.matches(client.port())
+        && r.to.matches_ip(internal.ip())
+        && r.to_port.matches(internal.port())
+}
+
 /// The first client rule matching a connection from `client` accepted on `internal`.
 pub fn match_client<'a>(
     rules: &'a [CompiledRule],
@@ -177,12 +273,7 @@ pub fn match_client<'a>(
 ) -> &'a CompiledRule {
     rules
         .iter()
-        .find(|r| {
-            r.from.matches_ip(client.ip())
-                && r.from_port.matches(client.port())
-                && r.to.matches_ip(internal.ip())
-                && r.to_port.matches(internal.port())
-        })
+        .find(|r| client_rule_matches(r, client, internal))
         .unwrap_or(default)
 }
 

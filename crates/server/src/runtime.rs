@@ -5,11 +5,26 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use conf::sockd::{HostSpec, Method, Rotation, SockdConfig, Timeouts};
+use conf::sockd::{HostSpec, Method, Rotation, SockdConfig, Timeouts, DEFAULT_PAM_SERVICE};
 use ipnet::IpNet;
 
-use crate::logger::Logger;
-use crate::rules::CompiledRule;
+use crate::limits::Registry;
+use crate::logger::{Level, Logger};
+use crate::rules::{AuthDefaults, CompiledRule};
+use crate::session::auth::passwordfile::PasswordFile;
+use crate::session::auth::{Db, SystemKind, Verifier};
+
+/// What outlives config generations: the password checker (its caps, success cache and
+/// counters), the limit states of rules, the last good password file.
+#[derive(Default)]
+pub struct Shared {
+    /// Every password check goes through it.
+    pub verifier: Verifier,
+    /// Per-rule `session.*`/`bandwidth:` states.
+    pub limits: Registry,
+    /// The password file as last read, kept when a reload cannot read it.
+    password_file: std::sync::Mutex<Option<Arc<PasswordFile>>>,
+}
 
 /// Everything a session needs to decide and act, immutable once built.
 pub struct Runtime {
@@ -25,8 +40,18 @@ pub struct Runtime {
     pub rotation: Rotation,
     /// Global timeouts.
     pub timeouts: Timeouts,
-    /// `socksmethod: none` present (the only method supported so far).
-    pub method_none: bool,
+    /// Global `socksmethod:`, in order of preference.
+    pub socksmethods: Vec<Method>,
+    /// Global `pam.servicename:` (default `sockd`).
+    pub pam_service: String,
+    /// The `hasocks.passwordfile:` file, loaded.
+    pub password_file: Option<Arc<PasswordFile>>,
+    /// Whether the methods name exactly one password database: then, as in Dante, RFC 1929
+    /// credentials are checked at once (`01 01` and close when wrong); with several, the
+    /// client gets `01 00` and the socks rule's method decides.
+    pub single_password_db: bool,
+    /// Long-lived state shared by every generation.
+    pub shared: Arc<Shared>,
     /// Peers that must send a PROXY header.
     pub proxy_from: Vec<IpNet>,
     /// Address advertised in UDP ASSOCIATE replies, if configured.
@@ -67,32 +92,100 @@ fn resolve_rule_name(name: &str) -> Vec<IpAddr> {
 }
 
 impl Runtime {
-    /// Builds the working state. Blocking (name resolution): call from a blocking context.
+    /// Builds the working state with fresh long-lived state. Blocking (name resolution).
     pub fn build(cfg: &SockdConfig, logger: Arc<Logger>) -> Result<Self, String> {
+        Self::build_with(cfg, logger, &Arc::default())
+    }
+
+    /// Builds the working state of a new generation beside `shared`, which it keeps: limit
+    /// states of unchanged rules, counters, the password file if it cannot be read now.
+    /// Blocking (name resolution, reading the password file).
+    pub fn build_with(
+        cfg: &SockdConfig,
+        logger: Arc<Logger>,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, String> {
         let mut externals = Vec::new();
         for e in &cfg.externals {
             externals.extend(resolve_host(e).map_err(|m| format!("external: {m}"))?);
         }
-        let compile = |rules: &[conf::sockd::Rule]| {
+        let password_file = match &cfg.password_file {
+            Some(p) => Some(shared.load_password_file(p, &logger)?),
+            None => None,
+        };
+        let pam_service = cfg
+            .pam_servicename
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PAM_SERVICE.to_string());
+        let defaults = AuthDefaults {
+            socksmethods: cfg.socksmethods.clone(),
+            clientmethods: cfg.clientmethods.clone(),
+            pam_service: pam_service.clone(),
+        };
+        let mut keys = Vec::new();
+        let mut compile = |kind: &str, rules: &[conf::sockd::Rule]| {
+            let mut seen: Vec<String> = Vec::new();
             rules
                 .iter()
                 .enumerate()
-                .map(|(i, r)| CompiledRule::compile(i + 1, r, &resolve_rule_name))
+                .map(|(i, r)| {
+                    let mut c = CompiledRule::compile(i + 1, r, &resolve_rule_name, &defaults);
+                    if r.limits.any() {
+                        // Identity: kind, canonical text (no line numbers), and which copy
+                        // of that text it is.
+                        let text = format!("{kind} {r}");
+                        let copy = seen.iter().filter(|t| **t == text).count();
+                        seen.push(text.clone());
+                        let key = format!("{copy} {text}");
+                        c.limits = Some(shared.limits.get(&key, r.limits));
+                        keys.push(key);
+                    }
+                    c
+                })
                 .collect::<Vec<_>>()
         };
+        let client_rules = compile("client", &cfg.client_rules);
+        let socks_rules = compile("socks", &cfg.socks_rules);
+        shared.limits.retain(&keys);
+        let ttl = cfg
+            .auth_cache
+            .map_or(crate::session::auth::cache::TTL, |s| {
+                Duration::from_secs(u64::from(s))
+            });
+        shared.verifier.reset_cache(ttl);
+        let single_password_db = password_dbs(cfg, &pam_service) == 1;
         Ok(Self {
-            client_rules: compile(&cfg.client_rules),
-            socks_rules: compile(&cfg.socks_rules),
+            client_rules,
+            socks_rules,
             default_rule: CompiledRule::default_block(),
             externals,
             rotation: cfg.external_rotation,
             timeouts: cfg.timeouts,
-            method_none: cfg.socksmethods.contains(&Method::None),
+            socksmethods: cfg.socksmethods.clone(),
+            pam_service,
+            password_file,
+            single_password_db,
+            shared: shared.clone(),
             proxy_from: cfg.proxy_from.clone(),
             udp_advertise: cfg.udp_advertise,
             debug: cfg.debug,
             logger,
         })
+    }
+
+    /// Where `method` checks passwords under a rule whose PAM service is `service`; None
+    /// for methods without a password.
+    pub fn db(&self, method: Method, service: &str) -> Option<Db> {
+        match method {
+            Method::Username => Some(Db::System(SystemKind::Shadow)),
+            Method::PamAny | Method::PamAddress | Method::PamUsername => {
+                Some(Db::System(SystemKind::Pam {
+                    service: service.to_string(),
+                }))
+            }
+            Method::PasswordFile => self.password_file.clone().map(Db::File),
+            Method::None | Method::Socks4UserId => None,
+        }
     }
 
     /// Whether a peer must (and may) send a PROXY protocol header.
@@ -162,6 +255,65 @@ impl Runtime {
             IpAddr::V6(_) => IpAddr::from([0u16; 8]),
         };
         Ok(self.outgoing_source(dst, internal)?.unwrap_or(any))
+    }
+}
+
+/// How many password databases the config's methods name: the shadow file, the password
+/// file, and one per PAM service in use (global or set in a rule).
+fn password_dbs(cfg: &SockdConfig, pam_service: &str) -> usize {
+    let mut dbs: Vec<String> = Vec::new();
+    let mut add = |d: String| {
+        if !dbs.contains(&d) {
+            dbs.push(d);
+        }
+    };
+    for m in &cfg.socksmethods {
+        match m {
+            Method::Username => add("shadow".into()),
+            Method::PasswordFile => add("file".into()),
+            m if m.is_pam() => {
+                add(format!("pam:{pam_service}"));
+                for r in cfg.client_rules.iter().chain(&cfg.socks_rules) {
+                    if let Some(s) = &r.auth.pam_servicename {
+                        add(format!("pam:{s}"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    dbs.len()
+}
+
+impl Shared {
+    /// Reads the password file; when it cannot be read but an earlier read of the same file
+    /// succeeded (say the server dropped privileges since), keeps that one and says so.
+    fn load_password_file(
+        &self,
+        path: &std::path::Path,
+        logger: &Logger,
+    ) -> Result<Arc<PasswordFile>, String> {
+        let mut last = self.password_file.lock().unwrap_or_else(|p| p.into_inner());
+        match PasswordFile::load(path) {
+            Ok(f) => {
+                let f = Arc::new(f);
+                *last = Some(f.clone());
+                Ok(f)
+            }
+            Err(e) => match last.as_ref().filter(|f| f.path() == path) {
+                Some(old) => {
+                    logger.log(
+                        Level::Error,
+                        &format!(
+                            "{e}; keeping the password file read before ({} users)",
+                            old.len()
+                        ),
+                    );
+                    Ok(old.clone())
+                }
+                None => Err(e.to_string()),
+            },
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use net::shutdown::Shutdown;
 use tokio_util::sync::CancellationToken;
 
 use crate::logger::{Level, Logger};
-use crate::runtime::{resolve_host, Runtime};
+use crate::runtime::{resolve_host, Runtime, Shared};
 use crate::session;
 use crate::stats::Stats;
 
@@ -63,6 +63,8 @@ struct Listener {
 /// A running SOCKS server.
 pub struct ServerHandle {
     rt: Arc<ArcSwap<Runtime>>,
+    /// What outlives config generations: the password checker, limit states of rules.
+    shared: Arc<Shared>,
     stats: Arc<Stats>,
     /// By configured address (`port = 0` stays 0 here; `actual` has the real port).
     listeners: Mutex<BTreeMap<SocketAddr, Listener>>,
@@ -72,7 +74,10 @@ pub struct ServerHandle {
 }
 
 /// Builds the runtime (blocking name resolution) off the async threads.
-async fn build_runtime(cfg: SockdConfig) -> Result<(Runtime, Vec<(SocketAddr, u32)>), StartError> {
+async fn build_runtime(
+    cfg: SockdConfig,
+    shared: Arc<Shared>,
+) -> Result<(Runtime, Vec<(SocketAddr, u32)>), StartError> {
     tokio::task::spawn_blocking(move || {
         let logger = Logger::new(&cfg.logoutput, &cfg.errorlog)
             .map_err(|e| StartError::Setup(e.to_string()))?;
@@ -87,7 +92,7 @@ async fn build_runtime(cfg: SockdConfig) -> Result<(Runtime, Vec<(SocketAddr, u3
                 }
             }
         }
-        let rt = Runtime::build(&cfg, Arc::new(logger)).map_err(StartError::Setup)?;
+        let rt = Runtime::build_with(&cfg, Arc::new(logger), &shared).map_err(StartError::Setup)?;
         Ok((rt, addrs))
     })
     .await
@@ -101,9 +106,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl ServerHandle {
     /// Binds every `internal:` address and starts serving.
     pub async fn start(cfg: SockdConfig) -> Result<Self, StartError> {
-        let (rt, addrs) = build_runtime(cfg).await?;
+        let shared = Arc::new(Shared::default());
+        let (rt, addrs) = build_runtime(cfg, shared.clone()).await?;
         let h = Self {
             rt: Arc::new(ArcSwap::from_pointee(rt)),
+            shared,
             stats: Arc::default(),
             listeners: Mutex::default(),
             shutdown: Shutdown::new(),
@@ -188,6 +195,11 @@ impl ServerHandle {
         &self.stats
     }
 
+    /// Authentication successes and failures since start.
+    pub fn auth_stats(&self) -> crate::session::auth::AuthCounts {
+        self.shared.verifier.stats().snapshot()
+    }
+
     /// Writes a line to the current log destinations.
     pub fn log(&self, level: Level, msg: &str) {
         self.rt.load().logger.log(level, msg);
@@ -202,7 +214,7 @@ impl ServerHandle {
         if self.shutdown.token().is_cancelled() {
             return Err(StartError::Stopped);
         }
-        let (rt, addrs) = build_runtime(cfg).await?;
+        let (rt, addrs) = build_runtime(cfg, self.shared.clone()).await?;
         let fresh = self.bind_new(&addrs)?;
         self.rt.store(Arc::new(rt));
         Ok(self.apply(fresh, &addrs))

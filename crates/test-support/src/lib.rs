@@ -3,6 +3,7 @@
 //! SOCKS bytes, and config builders. Dev-only: no product crate depends on it.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod blocking;
 pub mod conf_builders;
 pub mod fake_socks;

@@ -170,3 +170,45 @@ pub async fn udp_recv_unwrap(s: &tokio::net::UdpSocket) -> (socks_wire::TargetAd
 pub async fn udp_associate(proxy: SocketAddr, declared: SocketAddr) -> (TcpStream, u8, SocketAddr) {
     socks5(proxy, &request_ip(3, declared)).await
 }
+
+/// Greets offering `methods`; returns the selected method.
+pub async fn greet_with(s: &mut TcpStream, methods: &[u8]) -> u8 {
+    let mut g = vec![5, methods.len() as u8];
+    g.extend_from_slice(methods);
+    s.write_all(&g).await.unwrap();
+    let mut b = [0u8; 2];
+    s.read_exact(&mut b).await.unwrap();
+    assert_eq!(b[0], 5);
+    b[1]
+}
+
+/// Sends RFC 1929 credentials; returns the reply status.
+pub async fn userpass(s: &mut TcpStream, user: &[u8], pass: &[u8]) -> u8 {
+    let mut m = vec![1, user.len() as u8];
+    m.extend_from_slice(user);
+    m.push(pass.len() as u8);
+    m.extend_from_slice(pass);
+    s.write_all(&m).await.unwrap();
+    let mut b = [0u8; 2];
+    s.read_exact(&mut b).await.unwrap();
+    assert_eq!(b[0], 1, "RFC 1929 reply VER");
+    b[1]
+}
+
+/// Logs in and asks to CONNECT to `target`: (stream, RFC 1929 status, REP if status 0).
+pub async fn login_connect(
+    proxy: SocketAddr,
+    user: &[u8],
+    pass: &[u8],
+    target: SocketAddr,
+) -> (TcpStream, u8, Option<u8>) {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    assert_eq!(greet_with(&mut s, &[0, 2]).await, 2);
+    let st = userpass(&mut s, user, pass).await;
+    if st != 0 {
+        return (s, st, None);
+    }
+    s.write_all(&request_ip(1, target)).await.unwrap();
+    let (rep, _) = read_reply(&mut s).await;
+    (s, st, Some(rep))
+}

@@ -1,5 +1,6 @@
 //! Waiting on a condition with a deadline (never a bare sleep as synchronisation).
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How long any wait in a test may take before the test fails.
@@ -40,4 +41,18 @@ pub fn wait_blocking(mut cond: impl FnMut() -> bool, deadline: Duration) -> bool
         std::thread::sleep(Duration::from_millis(20));
     }
     cond()
+}
+
+/// Waits (5 s at most) until the file at `path` contains `needle`; returns its text then.
+pub async fn wait_for_text(path: &Path, needle: &str) -> String {
+    let mut text = String::new();
+    wait_for(
+        || {
+            text = std::fs::read_to_string(path).unwrap_or_default();
+            text.contains(needle)
+        },
+        Duration::from_secs(5),
+    )
+    .await;
+    text
 }

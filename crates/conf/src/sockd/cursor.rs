@@ -181,6 +181,47 @@ impl<'a> Cursor<'a> {
         Ok(out)
     }
 
+    /// Takes the words after `kw:` up to the end of its line (Dante's `user:`/`group:`
+    /// lists): anything else on that line, such as `log:` or `}`, is an error.
+    pub fn line_words(&mut self, kw: &Word) -> Result<Vec<Word>, ConfError> {
+        let mut out = Vec::new();
+        while let Some(t) = self.peek().filter(|t| t.line == kw.line).cloned() {
+            let Tok::Word(text) = t.tok else {
+                return Err(self.err_at(
+                    t.line,
+                    t.col,
+                    format!(
+                        "\"{}:\" takes names up to the end of the line: {} must go on a line \
+                         of its own",
+                        kw.text,
+                        show(&t.tok)
+                    ),
+                ));
+            };
+            if matches!(self.peek_at(1), Some(n) if n.tok == Tok::Colon && n.line == kw.line) {
+                return Err(self.err_at(
+                    t.line,
+                    t.col,
+                    format!(
+                        "\"{}:\" takes names up to the end of the line: \"{text}:\" must go on \
+                         a line of its own",
+                        kw.text
+                    ),
+                ));
+            }
+            self.pos += 1;
+            out.push(Word {
+                text,
+                line: t.line,
+                col: t.col,
+            });
+        }
+        if out.is_empty() {
+            return Err(self.err_here(format!("expected a name after \"{}:\"", kw.text)));
+        }
+        Ok(out)
+    }
+
     /// Takes exactly one value word after `kw:`.
     pub fn one_value(&mut self, kw: &Word) -> Result<Word, ConfError> {
         if self.starts_item(0) {

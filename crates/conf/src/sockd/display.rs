@@ -30,12 +30,7 @@ impl Display for LogTarget {
 
 impl Display for Method {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Method::None => "none",
-            Method::Username => "username",
-            Method::Pam => "pam.any",
-            Method::Other => "gssapi",
-        })
+        f.write_str(self.word())
     }
 }
 
@@ -150,6 +145,37 @@ impl Display for Rule {
         if let Some((a, b)) = self.udp_portrange {
             writeln!(f, "{ind}udp.portrange: {a}-{b}")?;
         }
+        let a = &self.auth;
+        list(f, ind, "clientmethod", &a.clientmethods)?;
+        // Name lists run to the end of their line: each gets a line of its own.
+        list(f, ind, "user", &a.users)?;
+        list(f, ind, "group", &a.groups)?;
+        if let Some(s) = &a.pam_servicename {
+            writeln!(f, "{ind}pam.servicename: {s}")?;
+        }
+        let l = &self.limits;
+        if let Some(n) = l.max {
+            writeln!(f, "{ind}session.max: {n}")?;
+        }
+        if let Some(t) = l.throttle {
+            writeln!(f, "{ind}session.throttle: {}/{}", t.sessions, t.seconds)?;
+        }
+        if l.state_key.is_some() {
+            writeln!(f, "{ind}session.state.key: from")?;
+        }
+        if let Some(n) = l.state_max {
+            writeln!(f, "{ind}session.state.max: {n}")?;
+        }
+        if let Some(t) = l.state_throttle {
+            writeln!(
+                f,
+                "{ind}session.state.throttle: {}/{}",
+                t.sessions, t.seconds
+            )?;
+        }
+        if let Some(n) = l.bandwidth {
+            writeln!(f, "{ind}bandwidth: {n}")?;
+        }
         f.write_str("}\n")
     }
 }
@@ -172,6 +198,15 @@ impl Display for SockdConfig {
         list(f, "", "errorlog", &self.errorlog)?;
         list(f, "", "socksmethod", &self.socksmethods)?;
         list(f, "", "clientmethod", &self.clientmethods)?;
+        if let Some(s) = &self.pam_servicename {
+            writeln!(f, "pam.servicename: {s}")?;
+        }
+        if let Some(p) = &self.password_file {
+            writeln!(f, "hasocks.passwordfile: {}", p.display())?;
+        }
+        if let Some(n) = self.auth_cache {
+            writeln!(f, "hasocks.auth.cache: {n}")?;
+        }
         if let Some(u) = &self.user_privileged {
             writeln!(f, "user.privileged: {u}")?;
         }

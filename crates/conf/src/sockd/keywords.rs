@@ -6,12 +6,9 @@ const UNSUPPORTED: &[&str] = &[
     "route",
     "hostid",
     "hostindex",
-    "bandwidth",
     "redirect",
     "libwrap",
     "libwrap.hosts_access",
-    "user",
-    "group",
     "via",
     "method",
     "clientcompatibility",
@@ -63,9 +60,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn session_family_and_bandwidth_are_unsupported() {
-        assert!(is_unsupported("session.max"));
-        assert!(is_unsupported("bandwidth"));
+    fn redirect_and_unimplemented_session_keywords_are_unsupported() {
+        assert!(is_unsupported("session.inheritable"));
+        assert!(is_unsupported("redirect"));
         assert!(!is_unsupported("from"));
         assert!(!is_unsupported("sessionx"));
     }

@@ -4,8 +4,8 @@ use super::addr::{parse_hostspec, parse_net, parse_port, parse_u32};
 use super::cursor::{show, Cursor, Word};
 use super::keywords::{is_unsupported, FACILITIES};
 use super::lexer::{Sym, Tok, Token};
-use super::rule::{is_rule_item, methods, rule};
-use super::{Internal, LogTarget, Rotation, SockdConfig, Timeouts};
+use super::rule::{client_methods, is_rule_item, methods, rule};
+use super::{Internal, LogTarget, Method, Rotation, SockdConfig, Timeouts};
 use crate::ConfError;
 
 /// Server settings we know (including the ones accepted only with a warning).
@@ -33,6 +33,9 @@ const SETTINGS: &[&str] = &[
     "udp.connectdst",
     "hasocks.udp.advertise",
     "hasocks.proxyprotocol.from",
+    "pam.servicename",
+    "hasocks.passwordfile",
+    "hasocks.auth.cache",
 ];
 
 /// Whether `word` names a server setting.
@@ -53,6 +56,9 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
         errorlog: Vec::new(),
         socksmethods: Vec::new(),
         clientmethods: Vec::new(),
+        pam_servicename: None,
+        password_file: None,
+        auth_cache: None,
         user_privileged: None,
         user_unprivileged: None,
         timeouts: Timeouts::default(),
@@ -64,6 +70,8 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
         warnings: Vec::new(),
     };
     let mut saw_socksmethod = false;
+    // The first `hasocks.passwordfile` method word: it needs the setting of that name.
+    let mut passwordfile_method: Option<Word> = None;
     let mut first_rule: Option<u32> = None;
     while let Some(t) = c.peek().cloned() {
         let Token {
@@ -85,7 +93,7 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
                     kw.text
                 )));
             }
-            let (is_client, r) = rule(c)?;
+            let (is_client, r) = rule(c, &cfg)?;
             first_rule.get_or_insert(r.line);
             if is_client {
                 cfg.client_rules.push(r);
@@ -95,15 +103,14 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
             continue;
         }
         c.bump();
-        if is_unsupported(&kw.text) {
-            return Err(c.err_word(&kw, crate::error::not_supported(&kw.text)));
-        }
         if !is_setting(&kw.text) {
             let msg = if is_rule_item(&kw.text) {
                 format!(
                     "keyword \"{}\" is only valid inside a client or socks rule",
                     kw.text
                 )
+            } else if is_unsupported(&kw.text) {
+                crate::error::not_supported(&kw.text)
             } else {
                 format!("unknown keyword \"{}\"", kw.text)
             };
@@ -121,8 +128,22 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
         c.colon(&kw)?;
         if kw.text == "socksmethod" {
             saw_socksmethod = true;
+            for (m, w) in methods(c, &kw)? {
+                if m == Method::PasswordFile {
+                    passwordfile_method.get_or_insert(w);
+                }
+                cfg.socksmethods.push(m);
+            }
+            continue;
         }
         setting(c, &kw, &mut cfg)?;
+    }
+    if let (Some(w), None) = (&passwordfile_method, &cfg.password_file) {
+        return Err(c.err_word(
+            w,
+            "socksmethod \"hasocks.passwordfile\" needs the file: add \
+             \"hasocks.passwordfile: FILE\" (an htpasswd file)",
+        ));
     }
     if cfg.internals.is_empty() {
         return Err(ConfError::new(
@@ -190,8 +211,12 @@ fn setting(c: &mut Cursor<'_>, kw: &Word, cfg: &mut SockdConfig) -> Result<(), C
             };
             list.extend(targets);
         }
-        "socksmethod" => cfg.socksmethods.extend(methods(c, kw)?),
-        "clientmethod" => cfg.clientmethods.extend(methods(c, kw)?),
+        "clientmethod" => cfg
+            .clientmethods
+            .extend(client_methods(c, kw)?.into_iter().map(|(m, _)| m)),
+        "pam.servicename" => cfg.pam_servicename = Some(c.one_value(kw)?.text),
+        "hasocks.passwordfile" => cfg.password_file = Some(c.one_value(kw)?.text.into()),
+        "hasocks.auth.cache" => cfg.auth_cache = Some(c.parsed(kw, parse_u32)?),
         "user.privileged" => cfg.user_privileged = Some(user_name(c, kw)?),
         "user.unprivileged" | "user.notprivileged" => {
             cfg.user_unprivileged = Some(user_name(c, kw)?)
@@ -374,12 +399,61 @@ mod tests {
     }
 
     #[test]
-    fn username_method_is_not_supported_yet() {
-        let (l, col, m) = err("internal: lo\nsocksmethod: none username");
+    fn every_method_word_is_its_own_method() {
+        let c = p(
+            "internal: lo\nsocksmethod: none username pam.any pam.address pam.username\n\
+                   socksmethod: hasocks.passwordfile hasocks.socks4userid\n\
+                   clientmethod: pam.address none pam.any\npam.servicename: proxy\n\
+                   hasocks.passwordfile: /etc/hasocks.htpasswd\nhasocks.auth.cache: 0",
+        )
+        .unwrap();
+        assert_eq!(
+            c.socksmethods,
+            vec![
+                Method::None,
+                Method::Username,
+                Method::PamAny,
+                Method::PamAddress,
+                Method::PamUsername,
+                Method::PasswordFile,
+                Method::Socks4UserId
+            ]
+        );
+        assert_eq!(
+            c.clientmethods,
+            vec![Method::PamAddress, Method::None, Method::PamAny]
+        );
+        assert_eq!(c.pam_servicename.as_deref(), Some("proxy"));
+        assert_eq!(c.auth_cache, Some(0));
+        assert_eq!(
+            c.password_file.as_deref(),
+            Some(Path::new("/etc/hasocks.htpasswd"))
+        );
+    }
+
+    #[test]
+    fn methods_hasocks_lacks_are_named_and_clientmethods_are_checked() {
+        let (l, col, m) = err("internal: lo\nsocksmethod: none gssapi");
         assert_eq!((l, col), (2, 19));
+        assert_eq!(m, "socksmethod \"gssapi\" is not supported by hasocks");
+        let (l, col, m) = err("internal: lo\nclientmethod: username");
+        assert_eq!((l, col), (2, 15));
+        assert!(m.contains("\"username\" cannot be a clientmethod"), "{m}");
+    }
+
+    #[test]
+    fn passwordfile_method_without_the_file_is_an_error_at_the_method() {
+        let (l, col, m) = err("internal: lo\nsocksmethod: hasocks.passwordfile");
+        assert_eq!((l, col), (2, 14));
+        assert!(m.contains("hasocks.passwordfile: FILE"), "{m}");
+    }
+
+    #[test]
+    fn rule_keywords_at_top_level_say_so() {
+        let (_, _, m) = err("internal: lo\nsession.max: 3");
         assert_eq!(
             m,
-            "socksmethod \"username\" is not supported yet (only \"none\")"
+            "keyword \"session.max\" is only valid inside a client or socks rule"
         );
     }
 

@@ -6,8 +6,8 @@ use super::keywords::is_unsupported;
 use super::lexer::{Sym, Tok, Token};
 use super::parser::is_setting;
 use super::{
-    Command, Endpoint, LogFlags, Method, PortOp, PortSpec, Protocol, Rule, RuleTimeouts,
-    SocksVersion, Verdict,
+    Command, Endpoint, Limits, LogFlags, Method, PortOp, PortSpec, Protocol, Rule, RuleAuth,
+    RuleTimeouts, SockdConfig, SocksVersion, StateKey, Throttle, Verdict,
 };
 use crate::ConfError;
 
@@ -28,6 +28,15 @@ const RULE_ITEMS: &[&str] = &[
     "timeout.io.udp",
     "timeout.tcp_fin_wait",
     "udp.portrange",
+    "user",
+    "group",
+    "pam.servicename",
+    "session.max",
+    "session.throttle",
+    "session.state.key",
+    "session.state.max",
+    "session.state.throttle",
+    "bandwidth",
 ];
 
 /// Whether `word` is a rule item.
@@ -36,7 +45,9 @@ pub(super) fn is_rule_item(word: &str) -> bool {
 }
 
 /// Parses a rule starting at its `client`/`socks` keyword; returns whether it is a client rule.
-pub(super) fn rule(c: &mut Cursor<'_>) -> Result<(bool, Rule), ConfError> {
+/// `globals` holds the settings (which all come before the rules): a rule's methods must be
+/// among the global ones.
+pub(super) fn rule(c: &mut Cursor<'_>, globals: &SockdConfig) -> Result<(bool, Rule), ConfError> {
     let kind = c.word("client or socks")?;
     let verdict_w = c.word("pass or block")?;
     let verdict = if verdict_w.text == "pass" {
@@ -70,8 +81,12 @@ pub(super) fn rule(c: &mut Cursor<'_>) -> Result<(bool, Rule), ConfError> {
         log: LogFlags::default(),
         timeouts: RuleTimeouts::default(),
         udp_portrange: None,
+        auth: RuleAuth::default(),
+        limits: Limits::default(),
     };
     let (mut saw_from, mut saw_to) = (false, false);
+    // Where the items that later checks complain about were written.
+    let mut at = ItemsAt::default();
     loop {
         let Some(t) = c.peek().cloned() else {
             return Err(c.err_at(
@@ -109,12 +124,11 @@ pub(super) fn rule(c: &mut Cursor<'_>) -> Result<(bool, Rule), ConfError> {
             ));
         }
         c.bump();
-        if is_unsupported(&kw.text) {
-            return Err(c.err_word(&kw, crate::error::not_supported(&kw.text)));
-        }
         if !is_rule_item(&kw.text) {
             let msg = if is_setting(&kw.text) {
                 format!("setting \"{}\" cannot appear inside a rule", kw.text)
+            } else if is_unsupported(&kw.text) {
+                crate::error::not_supported(&kw.text)
             } else {
                 format!("unknown keyword \"{}\"", kw.text)
             };
@@ -146,9 +160,64 @@ pub(super) fn rule(c: &mut Cursor<'_>) -> Result<(bool, Rule), ConfError> {
             "command" => r.commands.extend(list(c, &kw, command)?),
             "protocol" => r.protocols.extend(list(c, &kw, protocol)?),
             "proxyprotocol" => r.proxyprotocols.extend(list(c, &kw, socks_version)?),
-            "socksmethod" => r.socksmethods.extend(methods(c, &kw)?),
-            // Only `none` exists here, so the condition holds for every client: nothing to keep.
-            "clientmethod" => drop(methods(c, &kw)?),
+            "socksmethod" => {
+                for (m, w) in methods(c, &kw)? {
+                    subset(c, &w, m, &globals.socksmethods, "socksmethod")?;
+                    r.socksmethods.push(m);
+                }
+            }
+            "clientmethod" => {
+                for (m, w) in client_methods(c, &kw)? {
+                    let global = effective_clientmethods(&globals.clientmethods);
+                    subset(c, &w, m, &global, "clientmethod")?;
+                    r.auth.clientmethods.push(m);
+                }
+            }
+            "user" | "group" => {
+                let names = c.line_words(&kw)?.into_iter().map(|w| w.text);
+                if kw.text == "user" {
+                    r.auth.users.extend(names);
+                } else {
+                    r.auth.groups.extend(names);
+                }
+                at.names.get_or_insert(kw.clone());
+            }
+            "pam.servicename" => r.auth.pam_servicename = Some(c.one_value(&kw)?.text),
+            "session.max" => r.limits.max = Some(c.parsed(&kw, positive)?),
+            "session.throttle" => r.limits.throttle = Some(c.parsed(&kw, throttle)?),
+            "session.state.key" => {
+                let w = c.one_value(&kw)?;
+                r.limits.state_key = Some(match w.text.as_str() {
+                    "from" => StateKey::From,
+                    "hostid" => {
+                        return Err(c.err_word(
+                            &w,
+                            "session.state.key \"hostid\" is not supported by hasocks \
+                             (it needs the TCP hostid option); use \"from\"",
+                        ))
+                    }
+                    other => {
+                        return Err(c.err_word(&w, format!("unknown session.state.key \"{other}\"")))
+                    }
+                });
+                at.state_key = Some(kw.clone());
+            }
+            "session.state.max" => {
+                r.limits.state_max = Some(c.parsed(&kw, positive)?);
+                at.state_limit.get_or_insert(kw.clone());
+            }
+            "session.state.throttle" => {
+                r.limits.state_throttle = Some(c.parsed(&kw, throttle)?);
+                at.state_limit.get_or_insert(kw.clone());
+            }
+            "bandwidth" => {
+                r.limits.bandwidth = Some(c.parsed(&kw, |v| {
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("bandwidth needs bytes per second > 0, not \"{v}\""))
+                })?)
+            }
             "log" => {
                 for w in c.values(&kw)? {
                     set_log_flag(&mut r.log, &w.text).map_err(|m| c.err_word(&w, m))?;
@@ -179,7 +248,137 @@ pub(super) fn rule(c: &mut Cursor<'_>) -> Result<(bool, Rule), ConfError> {
             }
         }
     }
-    Ok((kind.text == "client", r))
+    let is_client = kind.text == "client";
+    check_rule(c, &r, is_client, globals, &at)?;
+    Ok((is_client, r))
+}
+
+/// Positions of rule items that the whole-rule checks point at.
+#[derive(Default)]
+struct ItemsAt {
+    names: Option<Word>,
+    state_key: Option<Word>,
+    state_limit: Option<Word>,
+}
+
+/// Dante's whole-rule checks (`sockd/rule.c`, `lib/config_parse.y`), each at the item it is
+/// about.
+fn check_rule(
+    c: &Cursor<'_>,
+    r: &Rule,
+    is_client: bool,
+    globals: &SockdConfig,
+    at: &ItemsAt,
+) -> Result<(), ConfError> {
+    let kind = if is_client { "client" } else { "socks" };
+    if let Some(kw) = &at.names {
+        // A client rule is decided before any SOCKS byte: only its clientmethod could give a
+        // name, and none of the ones hasocks has (none, pam.any, pam.address) can.
+        let (what, list): (&str, Vec<Method>) = if is_client {
+            (
+                "clientmethod",
+                effective_clientmethods(&r.auth.clientmethods),
+            )
+        } else if r.socksmethods.is_empty() {
+            ("socksmethod", globals.socksmethods.clone())
+        } else {
+            ("socksmethod", r.socksmethods.clone())
+        };
+        let explicit = if is_client {
+            !r.auth.clientmethods.is_empty()
+        } else {
+            !r.socksmethods.is_empty()
+        };
+        let unnamed = list.iter().find(|m| !m.provides_name());
+        let fails = if explicit || is_client {
+            unnamed.is_some()
+        } else {
+            !list.iter().any(|m| m.provides_name())
+        };
+        if fails {
+            let m = unnamed.map_or("none", |m| m.word());
+            return Err(c.err_word(
+                kw,
+                format!(
+                    "the settings in this {kind}-rule requires the client to provide a \
+                     user/group-name in some way, but this rule specifies, implicitly or \
+                     explicitly, the {what} {m}, which cannot be depended on to provide this \
+                     information"
+                ),
+            ));
+        }
+    }
+    let l = &r.limits;
+    if let (Some(kw), None) = (&at.state_limit, l.state_key) {
+        let which = if l.state_max.is_some() {
+            "state.session.max"
+        } else {
+            "state.session.throttle"
+        };
+        return Err(c.err_word(kw, format!("{which} is set, but session.state.key is not")));
+    }
+    if let (Some(kw), None, None) = (&at.state_key, l.state_max, l.state_throttle) {
+        return Err(c.err_word(
+            kw,
+            "session state key is set, but no value has been given to session.state.max or \
+             session.state.throttle",
+        ));
+    }
+    Ok(())
+}
+
+/// The clientmethods in force when `list` is empty: `none`, as Dante's code sets.
+pub(super) fn effective_clientmethods(list: &[Method]) -> Vec<Method> {
+    if list.is_empty() {
+        vec![Method::None]
+    } else {
+        list.to_vec()
+    }
+}
+
+/// A rule may only use methods of the global list (Dante's wording).
+fn subset(
+    c: &Cursor<'_>,
+    w: &Word,
+    m: Method,
+    global: &[Method],
+    what: &str,
+) -> Result<(), ConfError> {
+    if global.contains(&m) {
+        return Ok(());
+    }
+    let list: Vec<&str> = global.iter().map(|m| m.word()).collect();
+    Err(c.err_word(
+        w,
+        format!(
+            "{what} \"{}\" is set in the rule, but not in the global {what} specification \
+             (containing \"{}\"): only methods of the global list can be used in a rule",
+            m.word(),
+            list.join(", ")
+        ),
+    ))
+}
+
+/// A count that must be above zero.
+fn positive(v: &str) -> Result<u32, String> {
+    parse_u32(v).and_then(|n| {
+        if n > 0 {
+            Ok(n)
+        } else {
+            Err("the value must be greater than 0".into())
+        }
+    })
+}
+
+/// `N/S`, both above zero.
+fn throttle(v: &str) -> Result<Throttle, String> {
+    let (n, s) = v
+        .split_once('/')
+        .ok_or_else(|| format!("expected sessions/seconds such as \"10/1\", not \"{v}\""))?;
+    Ok(Throttle {
+        sessions: positive(n)?,
+        seconds: positive(s)?,
+    })
 }
 
 /// Parses each value word of a list item with `f`.
@@ -236,24 +435,45 @@ fn set_log_flag(f: &mut LogFlags, v: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A `socksmethod:`/`clientmethod:` list; only `none` is supported for now.
-pub(super) fn methods(c: &mut Cursor<'_>, kw: &Word) -> Result<Vec<Method>, ConfError> {
+/// A `socksmethod:` list, each method with its word (for messages).
+pub(super) fn methods(c: &mut Cursor<'_>, kw: &Word) -> Result<Vec<(Method, Word)>, ConfError> {
     let mut out = Vec::new();
     for w in c.values(kw)? {
-        match w.text.as_str() {
-            "none" => out.push(Method::None),
-            "username" | "gssapi" | "rfc931" | "pam.address" | "pam.any" | "pam.username"
-            | "bsdauth" | "ldapauth" => {
+        let m = match w.text.as_str() {
+            "none" => Method::None,
+            "username" => Method::Username,
+            "pam.any" => Method::PamAny,
+            "pam.address" => Method::PamAddress,
+            "pam.username" => Method::PamUsername,
+            "hasocks.passwordfile" => Method::PasswordFile,
+            "hasocks.socks4userid" => Method::Socks4UserId,
+            "gssapi" | "rfc931" | "bsdauth" | "ldapauth" => {
                 return Err(c.err_word(
                     &w,
-                    format!(
-                        "{} \"{}\" is not supported yet (only \"none\")",
-                        kw.text, w.text
-                    ),
+                    format!("{} \"{}\" is not supported by hasocks", kw.text, w.text),
                 ));
             }
             other => return Err(c.err_word(&w, format!("unknown {} \"{other}\"", kw.text))),
-        }
+        };
+        out.push((m, w));
+    }
+    Ok(out)
+}
+
+/// A `clientmethod:` list: only the methods decided before negotiation.
+pub(super) fn client_methods(
+    c: &mut Cursor<'_>,
+    kw: &Word,
+) -> Result<Vec<(Method, Word)>, ConfError> {
+    let out = methods(c, kw)?;
+    if let Some((m, w)) = out.iter().find(|(m, _)| !m.is_client_method()) {
+        return Err(c.err_word(
+            w,
+            format!(
+                "\"{}\" cannot be a clientmethod (none, pam.any, pam.address)",
+                m.word()
+            ),
+        ));
     }
     Ok(out)
 }
@@ -362,11 +582,11 @@ mod tests {
 
     use crate::sockd::{
         parse, AddrSpec, Command, Endpoint, Method, PortOp, PortSpec, Protocol, Rule, SocksVersion,
-        Verdict,
+        StateKey, Throttle, Verdict,
     };
 
     fn rule(body: &str) -> Rule {
-        let text = format!("internal: lo\nsocks block {{\n{body}\n}}\n");
+        let text = format!("internal: lo\nsocksmethod: none\nsocks block {{\n{body}\n}}\n");
         let mut c = parse(&text, Path::new("r.conf")).unwrap();
         c.socks_rules.remove(0)
     }
@@ -380,7 +600,7 @@ mod tests {
     #[test]
     fn from_and_to_on_one_line_with_ports() {
         let r = rule("from: 10.0.0.0/8 port 1024-65535 to:.Example.com port = http");
-        assert_eq!(r.line, 2);
+        assert_eq!(r.line, 3);
         assert_eq!(r.verdict, Verdict::Block);
         assert_eq!(r.from.port, PortSpec::Range(1024, 65535));
         assert_eq!(r.to.addr, AddrSpec::Domain("example.com".into()));
@@ -453,11 +673,11 @@ mod tests {
     #[test]
     fn rule_errors_point_at_the_token() {
         assert_eq!(
-            err("  bandwidth: 1"),
+            err("  redirect: 1"),
             (
                 3,
                 3,
-                "keyword \"bandwidth\" is not supported by hasocks".into()
+                "keyword \"redirect\" is not supported by hasocks".into()
             )
         );
         assert_eq!(err("from: 0/0 to: 0/0 port = 70000").0, 3);
@@ -487,10 +707,9 @@ mod tests {
             err("internal: lo").2,
             "setting \"internal\" cannot appear inside a rule"
         );
-        assert_eq!(
-            err("socksmethod: pam.any").2,
-            "socksmethod \"pam.any\" is not supported yet (only \"none\")"
-        );
+        assert!(err("socksmethod: pam.any")
+            .2
+            .starts_with("socksmethod \"pam.any\" is set in the rule, but not in the global"));
     }
 
     #[test]
@@ -505,5 +724,128 @@ mod tests {
         .unwrap_err();
         assert_eq!((e.line, e.col), (3, 1));
         assert!(e.message.contains("missing \"}\""));
+    }
+
+    /// Parses a config with methods that give names, then one socks rule with `body`.
+    fn named(body: &str) -> Result<Rule, (u32, u32, String)> {
+        let text = format!(
+            "internal: lo\nsocksmethod: username none pam.any\nclientmethod: none pam.address\n\
+             socks pass {{\n{body}\n}}\n"
+        );
+        parse(&text, Path::new("r.conf"))
+            .map(|mut c| c.socks_rules.remove(0))
+            .map_err(|e| (e.line, e.col, e.message))
+    }
+
+    #[test]
+    fn user_and_group_lists_run_to_the_end_of_the_line() {
+        let r = named("user: alice bob\ngroup: staff\nuser: carol").unwrap();
+        assert_eq!(r.auth.users, vec!["alice", "bob", "carol"]);
+        assert_eq!(r.auth.groups, vec!["staff"]);
+    }
+
+    #[test]
+    fn anything_after_a_user_list_on_its_line_is_an_error() {
+        let (l, c, m) = named("group: proxyusers log: connect").unwrap_err();
+        assert_eq!((l, c), (5, 19));
+        assert!(m.contains("\"log:\" must go on a line of its own"), "{m}");
+        let (l, c, m) = named("user: alice }").unwrap_err();
+        assert_eq!((l, c), (5, 13));
+        assert!(m.contains("\"}\" must go on a line of its own"), "{m}");
+    }
+
+    #[test]
+    fn user_rule_needs_a_method_that_gives_a_name() {
+        let (l, c, m) = named("socksmethod: none\nuser: alice").unwrap_err();
+        assert_eq!((l, c), (6, 1));
+        assert!(
+            m.contains("the socksmethod none, which cannot be depended on"),
+            "{m}"
+        );
+        assert!(named("socksmethod: username pam.any\nuser: alice").is_err());
+        // Inherited from the global list: methods without a name are dropped, not an error.
+        assert!(named("user: alice").is_ok());
+        let text = "internal: lo\nsocksmethod: none\nsocks pass {\nuser: alice\n}\n";
+        assert!(parse(text, Path::new("r.conf")).is_err());
+        let text = "internal: lo\nsocksmethod: username\nclient pass {\nuser: alice\n}\n";
+        let e = parse(text, Path::new("r.conf")).unwrap_err();
+        assert!(e.message.contains("client-rule"), "{}", e.message);
+    }
+
+    #[test]
+    fn rule_methods_must_be_among_the_global_ones() {
+        let (l, c, m) = named("socksmethod: pam.username").unwrap_err();
+        assert_eq!((l, c), (5, 14));
+        assert!(
+            m.contains("\"pam.username\" is set in the rule, but not in the global socksmethod"),
+            "{m}"
+        );
+        let (_, _, m) = named("clientmethod: pam.any").unwrap_err();
+        assert!(m.contains("global clientmethod"), "{m}");
+        let r = named("socksmethod: username\nclientmethod: pam.address").unwrap();
+        assert_eq!(r.socksmethods, vec![Method::Username]);
+        assert_eq!(r.auth.clientmethods, vec![Method::PamAddress]);
+    }
+
+    #[test]
+    fn session_limits_and_bandwidth() {
+        let r = named(
+            "session.max: 3\nsession.throttle: 10/2\nsession.state.key: from\n\
+             session.state.max: 1\nsession.state.throttle: 4/1\nbandwidth: 65536\n\
+             pam.servicename: proxy",
+        )
+        .unwrap();
+        let l = r.limits;
+        assert_eq!(l.max, Some(3));
+        assert_eq!(
+            l.throttle,
+            Some(Throttle {
+                sessions: 10,
+                seconds: 2
+            })
+        );
+        assert_eq!(l.state_key, Some(StateKey::From));
+        assert_eq!(l.state_max, Some(1));
+        assert_eq!(l.state_throttle.map(|t| t.sessions), Some(4));
+        assert_eq!(l.bandwidth, Some(65536));
+        assert_eq!(r.auth.pam_servicename.as_deref(), Some("proxy"));
+    }
+
+    #[test]
+    fn session_state_limits_need_the_key_and_the_key_needs_a_limit() {
+        let (l, c, m) = named("session.state.max: 2").unwrap_err();
+        assert_eq!((l, c), (5, 1));
+        assert_eq!(m, "state.session.max is set, but session.state.key is not");
+        let (_, _, m) = named("session.state.key: from").unwrap_err();
+        assert!(m.contains("no value has been given"), "{m}");
+        let (l, c, m) = named("session.state.key: hostid\nsession.state.max: 2").unwrap_err();
+        assert_eq!((l, c), (5, 20));
+        assert!(m.contains("\"hostid\" is not supported by hasocks"), "{m}");
+        assert!(named("session.max: 0").is_err());
+        assert!(named("session.throttle: 5").is_err());
+        assert!(named("bandwidth: 0").is_err());
+    }
+
+    #[test]
+    fn auth_and_limits_print_back_to_the_same_rule() {
+        let r = named(
+            "socksmethod: username\nclientmethod: pam.address\nuser: alice bob\ngroup: staff\n\
+             session.max: 3\nsession.state.key: from\nsession.state.max: 1\nbandwidth: 9",
+        )
+        .unwrap();
+        let text = format!(
+            "internal: lo\nsocksmethod: username none pam.any\nclientmethod: none pam.address\nsocks {r}"
+        );
+        let again = parse(&text, Path::new("r.conf"))
+            .unwrap()
+            .socks_rules
+            .remove(0);
+        assert_eq!(
+            Rule {
+                line: r.line,
+                ..again
+            },
+            r
+        );
     }
 }

@@ -2,6 +2,9 @@
 
 use std::net::IpAddr;
 
+/// Dante's default PAM service name (`DEFAULT_PAMSERVICENAME`), even in Debian's build.
+pub const DEFAULT_PAM_SERVICE: &str = "sockd";
+
 use ipnet::IpNet;
 
 use crate::ConfWarning;
@@ -21,8 +24,15 @@ pub struct SockdConfig {
     pub errorlog: Vec<LogTarget>,
     /// `socksmethod:`, in order of preference. Empty means every request is refused.
     pub socksmethods: Vec<Method>,
-    /// `clientmethod:`; empty = derived (none).
+    /// `clientmethod:`; empty = `none` (what Dante's code sets when it is unset).
     pub clientmethods: Vec<Method>,
+    /// `pam.servicename:`; None = `sockd`, as in Dante.
+    pub pam_servicename: Option<String>,
+    /// Ours: `hasocks.passwordfile: FILE`: the htpasswd file of method `hasocks.passwordfile`.
+    pub password_file: Option<std::path::PathBuf>,
+    /// Ours: `hasocks.auth.cache: SECONDS`: how long a successful check is remembered
+    /// (None = the built-in 30 s; 0 = never).
+    pub auth_cache: Option<u32>,
     /// `user.privileged:`.
     pub user_privileged: Option<String>,
     /// `user.unprivileged:`: drop to this user after binding when started as root.
@@ -91,17 +101,117 @@ pub enum LogTarget {
     File(std::path::PathBuf),
 }
 
-/// An authentication method name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An authentication method name, as written in `socksmethod:` / `clientmethod:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
-    /// `none`.
+    /// `none`: no authentication (wire method 0x00).
     None,
-    /// `username` (RFC 1929 against the system passwords; later issue).
+    /// `username`: RFC 1929 checked against the system's shadow database (getspnam + crypt).
     Username,
-    /// `pam.address`, `pam.any`, `pam.username` (later issue).
-    Pam,
-    /// `gssapi`, `rfc931`, `bsdauth`: parsed so that the error can name them.
-    Other,
+    /// `pam.any`: PAM with whatever the client gives (a name and password, or nothing).
+    PamAny,
+    /// `pam.address`: PAM on the client address alone (user "rhostusr", empty password)
+    /// unless the client sends a name and password.
+    PamAddress,
+    /// `pam.username`: RFC 1929 checked by PAM.
+    PamUsername,
+    /// Ours: `hasocks.passwordfile`: RFC 1929 checked against the htpasswd file named by the
+    /// `hasocks.passwordfile:` setting (no system accounts needed).
+    PasswordFile,
+    /// Ours: `hasocks.socks4userid`: a SOCKS4 request's USERID, unverified, is the session's
+    /// user name (for `user:` rules). SOCKS4 only; SOCKS5 clients never get it.
+    Socks4UserId,
+}
+
+impl Method {
+    /// The word as written in a config and in log prefixes (`username%alice@...`).
+    pub fn word(self) -> &'static str {
+        match self {
+            Method::None => "none",
+            Method::Username => "username",
+            Method::PamAny => "pam.any",
+            Method::PamAddress => "pam.address",
+            Method::PamUsername => "pam.username",
+            Method::PasswordFile => "hasocks.passwordfile",
+            Method::Socks4UserId => "hasocks.socks4userid",
+        }
+    }
+
+    /// Whether a session authenticated by this method can be depended on to have a user
+    /// name (Dante's `methodcanprovide()`): what `user:`/`group:` rules need.
+    pub fn provides_name(self) -> bool {
+        matches!(
+            self,
+            Method::Username | Method::PamUsername | Method::PasswordFile | Method::Socks4UserId
+        )
+    }
+
+    /// Whether this method checks a password with PAM.
+    pub fn is_pam(self) -> bool {
+        matches!(
+            self,
+            Method::PamAny | Method::PamAddress | Method::PamUsername
+        )
+    }
+
+    /// Whether the method can be a `clientmethod:` (decided before any SOCKS byte is read).
+    pub fn is_client_method(self) -> bool {
+        matches!(self, Method::None | Method::PamAny | Method::PamAddress)
+    }
+}
+
+/// `session.state.key:` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StateKey {
+    /// `from`: the client's IP address.
+    From,
+}
+
+/// `N/S`: at most N new sessions per window of S seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Throttle {
+    /// Sessions per window (> 0).
+    pub sessions: u32,
+    /// Window length in seconds (> 0).
+    pub seconds: u32,
+}
+
+/// A rule's `session.*` and `bandwidth:` limits (Dante 1.4 semantics; rule-level only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Limits {
+    /// `session.max`: concurrent sessions matching the rule, all clients together.
+    pub max: Option<u32>,
+    /// `session.throttle: N/S`.
+    pub throttle: Option<Throttle>,
+    /// `session.state.key`.
+    pub state_key: Option<StateKey>,
+    /// `session.state.max`: concurrent sessions per key.
+    pub state_max: Option<u32>,
+    /// `session.state.throttle: N/S` per key.
+    pub state_throttle: Option<Throttle>,
+    /// `bandwidth: BYTES_PER_SECOND`, shared by the sessions matching the rule (ours: a
+    /// licensed module in Dante).
+    pub bandwidth: Option<u64>,
+}
+
+impl Limits {
+    /// Whether the rule sets any limit.
+    pub fn any(&self) -> bool {
+        *self != Limits::default()
+    }
+}
+
+/// A rule's authentication items.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
+pub struct RuleAuth {
+    /// `clientmethod:` in a rule; empty = the global list.
+    pub clientmethods: Vec<Method>,
+    /// `user:` names (the list runs to the end of its line).
+    pub users: Vec<String>,
+    /// `group:` names (the list runs to the end of its line).
+    pub groups: Vec<String>,
+    /// `pam.servicename:` in the rule; None = the global one.
+    pub pam_servicename: Option<String>,
 }
 
 /// Timeouts in seconds; 0 = none where Dante says so.
@@ -306,4 +416,8 @@ pub struct Rule {
     pub timeouts: RuleTimeouts,
     /// `udp.portrange: A-B` (inclusive).
     pub udp_portrange: Option<(u16, u16)>,
+    /// `clientmethod:`, `user:`, `group:`, `pam.servicename:`.
+    pub auth: RuleAuth,
+    /// `session.*` and `bandwidth:`.
+    pub limits: Limits,
 }

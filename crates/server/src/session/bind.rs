@@ -65,7 +65,7 @@ pub(crate) async fn run(
                 Err(e) => {
                     log_err(&format!(
                         "{prefix} -: client {} -> target {target}: {e}",
-                        sess.client
+                        sess.peer()
                     ));
                     reply::fail(&mut client, req.version, ReplyCode::HostUnreachable).await;
                     return;
@@ -97,7 +97,7 @@ pub(crate) async fn run(
         Err(e) => {
             log_err(&format!(
                 "{prefix} -: client {} -> target {target}: cannot listen: {e}",
-                sess.client
+                sess.peer()
             ));
             reply::fail(&mut client, req.version, ReplyCode::GeneralFailure).await;
             return;
@@ -115,7 +115,8 @@ pub(crate) async fn run(
     }
     let route = format!(
         "client {} -> internal {} | bind {bound} <- target {target}",
-        sess.client, sess.internal
+        sess.peer(),
+        sess.internal
     );
     sess.log_if(rule.log.connect, Level::Info, || {
         format!("{prefix} [: {route}: listening")
@@ -167,7 +168,8 @@ pub(crate) async fn run(
     drop(listener);
     let route = format!(
         "client {} -> internal {} | bind {bound} <- peer {peer}",
-        sess.client, sess.internal
+        sess.peer(),
+        sess.internal
     );
     if reply::send(&mut client, req.version, ReplyCode::Succeeded, peer)
         .await

@@ -51,7 +51,7 @@ pub(crate) async fn run(
             sess.log_if(rule.log.error || rule.log.connect, Level::Info, || {
                 format!(
                     "{prefix} -: client {} -> target {target}: {why} (reply {:02x})",
-                    sess.client,
+                    sess.peer(),
                     code.as_u8()
                 )
             });
@@ -64,7 +64,8 @@ pub(crate) async fn run(
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let route = format!(
         "client {} -> internal {} | external {external} -> target {target}",
-        sess.client, sess.internal
+        sess.peer(),
+        sess.internal
     );
     if let Err(e) = reply::send(&mut client, req.version, ReplyCode::Succeeded, external).await {
         sess.log_if(rule.log.error, Level::Info, || {

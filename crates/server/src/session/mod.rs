@@ -1,28 +1,35 @@
 //! One client connection: PROXY header (trusted peers only) -> client rules -> method
 //! negotiation -> request -> socks rules -> the command -> log.
 
+pub mod auth;
 mod bind;
 mod connect;
+pub(crate) mod identity;
+mod negotiate;
 pub(crate) mod reply;
+mod throttle;
 mod udp;
 mod wire_io;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use conf::sockd::{Command, SocksVersion, Verdict};
+use conf::sockd::{Command, Method, SocksVersion, Verdict};
 use net::copy::EndReason;
-use socks_wire::v5::{self, ReplyCode};
-use socks_wire::{v4, TargetAddr};
+use socks_wire::v5::ReplyCode;
+use socks_wire::TargetAddr;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::limits::RuleState;
 use crate::logger::Level;
-use crate::rules::{match_client, socks_rule_matches, CompiledRule, RequestFacts};
+use crate::rules::{client_rule_matches, socks_rule_matches, CompiledRule, RequestFacts};
 use crate::runtime::{secs, Runtime};
-use wire_io::{read_msg, ReadError};
+use identity::{Authed, Identity};
+use negotiate::{negotiate_request, Conn, NegError};
+use wire_io::ReadError;
 
 /// The SOCKS version a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +47,8 @@ pub(crate) struct Request {
     pub target: TargetAddr,
     /// Bytes the client sent after its request (forwarded once connected).
     pub pending: Vec<u8>,
+    /// Who the client is, as negotiation left it.
+    pub identity: Identity,
 }
 
 /// What every part of a session needs to know about it.
@@ -50,9 +59,18 @@ pub(crate) struct Session {
     pub started: Instant,
     /// Fired when the server gives up waiting for sessions at shutdown.
     pub hard_stop: CancellationToken,
+    /// The session's authentication, once the socks rules decided it.
+    pub auth: OnceLock<Authed>,
+    /// The limit states whose `bandwidth:` the session's traffic counts against.
+    pub buckets: OnceLock<Vec<Arc<RuleState>>>,
 }
 
 impl Session {
+    /// The client as log lines show it (`username%alice@127.0.0.1:5000`).
+    pub fn peer(&self) -> identity::Peer<'_> {
+        identity::Peer(self)
+    }
+
     /// "socks5/connect"-style label for logs.
     pub fn what(&self, req: &Request) -> String {
         let v = match req.version {
@@ -115,10 +133,12 @@ pub async fn serve(
         internal,
         started: Instant::now(),
         hard_stop,
+        auth: OnceLock::new(),
+        buckets: OnceLock::new(),
     };
     let rt = &sess.rt;
 
-    let crule = match_client(&rt.client_rules, client, internal, &rt.default_rule);
+    let (crule, clientmethod) = match_client_rule(&sess).await;
     if crule.verdict == Verdict::Block {
         sess.log_if(crule.log.connect || crule.log.error, Level::Info, || {
             format!(
@@ -128,17 +148,36 @@ pub async fn serve(
         });
         return;
     }
+    // The client rule's limits hold for the whole session (the slot drops with it).
+    let _client_slot = match crule.limits.as_ref().map(|l| l.admit(client.ip())) {
+        Some(Err(e)) => {
+            sess.log_if(true, Level::Info, || {
+                format!(
+                    "block({}) client: client {client} -> internal {internal}: {e}",
+                    crule.number
+                )
+            });
+            return;
+        }
+        Some(Ok(slot)) => Some(slot),
+        None => None,
+    };
 
     let neg_secs = crule.timeouts.negotiate.unwrap_or(rt.timeouts.negotiate);
     let mut buf = Vec::with_capacity(512);
+    let mut read = 0usize;
+    let mut conn = Conn {
+        stream: &mut stream,
+        buf: &mut buf,
+        read: &mut read,
+    };
+    let negotiation = negotiate_request(&mut conn, &sess, crule, clientmethod);
     let req = match secs(neg_secs) {
-        Some(limit) => {
-            match tokio::time::timeout(limit, negotiate_request(&mut stream, &mut buf, rt)).await {
-                Ok(r) => r,
-                Err(_) => Err(NegError::Timeout(neg_secs)),
-            }
-        }
-        None => negotiate_request(&mut stream, &mut buf, rt).await,
+        Some(limit) => match tokio::time::timeout(limit, negotiation).await {
+            Ok(r) => r,
+            Err(_) => Err(NegError::Timeout(neg_secs)),
+        },
+        None => negotiation.await,
     };
     let req = match req {
         Ok(r) => r,
@@ -148,40 +187,68 @@ pub async fn serve(
             if let Some((version, code)) = e.reply() {
                 reply::fail(&mut stream, version, code).await;
             }
-            sess.log_if(
-                crule.log.error || crule.log.connect || rt.debug > 0,
-                Level::Info,
-                || {
-                    format!(
-                    "{} client: client {client} -> internal {internal}: negotiation failed: {e}",
-                    crule.label()
+            // Authentication failures are always logged (on the client rule's line, with
+            // Dante's wording); other negotiation errors when the rule asks.
+            let wanted = e.is_auth() || crule.log.error || crule.log.connect || rt.debug > 0;
+            sess.log_if(wanted, Level::Info, || {
+                format!(
+                    "block({}) client: client {client} -> internal {internal}: error after reading {read} byte{} in {} second{}: {e}",
+                    crule.number,
+                    plural(read as u64),
+                    sess.started.elapsed().as_secs(),
+                    plural(sess.started.elapsed().as_secs()),
                 )
-                },
-            );
+            });
             let _ = stream.shutdown().await;
             return;
         }
     };
 
     let target_desc = req.target.to_string();
-    let (rule, resolved) = match_socks(&sess, &req).await;
+    let (rule, resolved, identity) = match_socks(&sess, &req).await;
+    if let Some(a) = identity.known() {
+        let _ = sess.auth.set(a.clone());
+    }
     if rule.verdict == Verdict::Block {
-        let why = if rule.number == 0 {
-            "no rule matched"
-        } else {
-            "blocked by rule"
+        let why = match (rule.number, identity.failures().as_slice()) {
+            (0, []) => "no rule matched".to_string(),
+            (0, fails) => format!("no rule matched: {}", fails.join("; ")),
+            _ => "blocked by rule".to_string(),
         };
         sess.log_if(rule.log.connect || rule.log.error, Level::Info, || {
             format!(
-                "{} {} -: client {client} -> target {target_desc}: {why}",
+                "{} {} -: client {} -> target {target_desc}: {why}",
                 rule.label(),
-                sess.what(&req)
+                sess.what(&req),
+                sess.peer()
             )
         });
         let code = ReplyCode::NotAllowed;
         reply::fail(&mut stream, req.version, code).await;
         return;
     }
+    let _socks_slot = match rule.limits.as_ref().map(|l| l.admit(client.ip())) {
+        Some(Err(e)) => {
+            sess.log_if(true, Level::Info, || {
+                format!(
+                    "block({}) {} ]: client {} -> target {target_desc}: {e}",
+                    rule.number,
+                    sess.what(&req),
+                    sess.peer()
+                )
+            });
+            reply::fail(&mut stream, req.version, ReplyCode::NotAllowed).await;
+            return;
+        }
+        Some(Ok(slot)) => Some(slot),
+        None => None,
+    };
+    let buckets: Vec<Arc<RuleState>> = [crule, rule]
+        .iter()
+        .filter_map(|r| r.limits.clone())
+        .filter(|l| l.bucket().is_some())
+        .collect();
+    let _ = sess.buckets.set(buckets);
     match req.command {
         Command::Connect => connect::run(&sess, rule, stream, req, resolved).await,
         Command::Bind => bind::run(&sess, rule, stream, req, resolved).await,
@@ -191,9 +258,10 @@ pub async fn serve(
         _ => {
             sess.log_if(rule.log.error, Level::Info, || {
                 format!(
-                    "{} {} -: client {client} -> target {target_desc}: command not supported yet",
+                    "{} {} -: client {} -> target {target_desc}: command not supported yet",
                     rule.label(),
-                    sess.what(&req)
+                    sess.what(&req),
+                    sess.peer()
                 )
             });
             reply::fail(&mut stream, req.version, ReplyCode::CommandNotSupported).await;
@@ -201,103 +269,55 @@ pub async fn serve(
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-enum NegError {
-    #[error("{0}")]
-    Read(ReadError, Option<Version>),
-    #[error("unknown SOCKS version {0}")]
-    BadVersion(u8),
-    #[error("no acceptable authentication method (client offered {0:?})")]
-    NoMethod(Vec<u8>),
-    #[error("SOCKS4 refused: socksmethod none is not enabled")]
-    V4NoMethod,
-    #[error("no request within timeout.negotiate ({0} s)")]
-    Timeout(u32),
-}
-
-impl NegError {
-    /// The reply to send before closing, if any (version known and the protocol has one).
-    fn reply(&self) -> Option<(Version, ReplyCode)> {
-        match self {
-            NegError::Read(ReadError::Wire(w), Some(v)) => Some((*v, w.reply_code())),
-            NegError::V4NoMethod => Some((Version::V4, ReplyCode::NotAllowed)),
-            _ => None,
-        }
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }
 
-async fn negotiate_request(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    rt: &Runtime,
-) -> Result<Request, NegError> {
-    use tokio::io::AsyncReadExt;
-    while buf.is_empty() {
-        let mut first = [0u8; 512];
-        let n = stream
-            .read(&mut first)
-            .await
-            .map_err(|e| NegError::Read(ReadError::Io(e), None))?;
-        if n == 0 {
-            return Err(NegError::Read(ReadError::Eof, None));
+/// The first client rule that matches the connection's addresses and whose clientmethod
+/// the client meets: `none`, or a passing address-only PAM check (`pam.address`,
+/// `pam.any`). Returns the rule and the clientmethod that admitted it.
+async fn match_client_rule(sess: &Session) -> (&CompiledRule, Method) {
+    let rt = &sess.rt;
+    for rule in &rt.client_rules {
+        if !client_rule_matches(rule, sess.client, sess.internal) {
+            continue;
         }
-        buf.extend_from_slice(&first[..n]);
-    }
-    match socks_wire::peek_version(buf) {
-        Some(v4::VERSION) => {
-            let r = read_msg(stream, buf, v4::Request::decode)
-                .await
-                .map_err(|e| NegError::Read(e, Some(Version::V4)))?;
-            if !rt.method_none {
-                return Err(NegError::V4NoMethod);
-            }
-            let command = match r.command {
-                v4::Command::Connect => Command::Connect,
-                v4::Command::Bind => Command::Bind,
+        if rule.clientmethods.contains(&Method::None) {
+            return (rule, Method::None);
+        }
+        for m in rule.clientmethods.iter().filter(|m| m.is_pam()) {
+            let Some(db) = rt.db(*m, &rule.pam_service) else {
+                continue;
             };
-            Ok(Request {
-                version: Version::V4,
-                command,
-                target: r.target(),
-                pending: std::mem::take(buf),
-            })
-        }
-        Some(v5::VERSION) => {
-            let g = read_msg(stream, buf, v5::Greeting::decode)
-                .await
-                .map_err(|e| NegError::Read(e, None))?;
-            let chosen = (rt.method_none && g.methods.contains(&v5::method::NONE))
-                .then_some(v5::method::NONE);
-            let mut out = Vec::with_capacity(2);
-            v5::MethodSelection {
-                method: chosen.unwrap_or(v5::method::NO_ACCEPTABLE),
+            let out = rt
+                .shared
+                .verifier
+                .check(
+                    &db,
+                    auth::PAM_ADDRESS_USER.as_bytes(),
+                    b"",
+                    sess.client.ip(),
+                )
+                .await;
+            match out {
+                auth::Outcome::Pass => return (rule, *m),
+                auth::Outcome::Fail(why) => sess.log_if(true, Level::Info, || {
+                    format!(
+                        "block({}) client: client {} -> internal {}: clientmethod {}: {why}",
+                        rule.number,
+                        sess.client,
+                        sess.internal,
+                        m.word()
+                    )
+                }),
             }
-            .encode(&mut out);
-            stream
-                .write_all(&out)
-                .await
-                .map_err(|e| NegError::Read(ReadError::Io(e), None))?;
-            if chosen.is_none() {
-                return Err(NegError::NoMethod(g.methods));
-            }
-            let r = read_msg(stream, buf, v5::Request::decode)
-                .await
-                .map_err(|e| NegError::Read(e, Some(Version::V5)))?;
-            let command = match r.command {
-                v5::Command::Connect => Command::Connect,
-                v5::Command::Bind => Command::Bind,
-                v5::Command::UdpAssociate => Command::UdpAssociate,
-            };
-            Ok(Request {
-                version: Version::V5,
-                command,
-                target: r.target,
-                pending: std::mem::take(buf),
-            })
         }
-        Some(other) => Err(NegError::BadVersion(other)),
-        None => Err(NegError::Read(ReadError::Eof, None)),
     }
+    (&rt.default_rule, Method::None)
 }
 
 /// Finds the socks rule for a request; a name target is resolved only when a rule needs its
@@ -306,7 +326,8 @@ async fn negotiate_request(
 async fn match_socks<'a>(
     sess: &'a Session,
     req: &Request,
-) -> (&'a CompiledRule, Option<Vec<IpAddr>>) {
+) -> (&'a CompiledRule, Option<Vec<IpAddr>>, Identity) {
+    let mut identity = req.identity.clone();
     let (ip, name, port) = match &req.target {
         TargetAddr::Ip(a) => (Some(a.ip()), None, a.port()),
         TargetAddr::Domain(n, p) => (None, Some(n.as_str()), *p),
@@ -333,11 +354,12 @@ async fn match_socks<'a>(
                 socks_rule_matches(rule, &facts, resolved.as_deref()).unwrap_or(false)
             }
         };
-        if verdict {
-            return (rule, resolved);
+        // Address conditions first: a password is checked only for a rule it could pass.
+        if verdict && identity::rule_accepts(sess, rule, &mut identity).await {
+            return (rule, resolved, identity);
         }
     }
-    (&sess.rt.default_rule, resolved)
+    (&sess.rt.default_rule, resolved, identity)
 }
 
 /// Relays an established TCP session both ways (after first passing on `pending`, bytes the
@@ -363,7 +385,10 @@ pub(crate) async fn relay_tcp(
         idle_timeout: secs(idle),
         cancel: Some(sess.hard_stop.clone()),
     };
-    let report = net::copy::pump(client, far, opts).await;
+    let report = match sess.buckets.get().filter(|b| !b.is_empty()) {
+        Some(states) => throttle::pump(client, far, states, opts).await,
+        None => net::copy::pump(client, far, opts).await,
+    };
     let why = match report.end {
         EndReason::Closed => "closed".to_string(),
         EndReason::IdleTimeout => "i/o timeout (timeout.io)".to_string(),

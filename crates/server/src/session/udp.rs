@@ -36,7 +36,8 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut control: TcpStr
         Err(e) => {
             log_err(&format!(
                 "{prefix} -: client {} -> internal {}: no client-side UDP socket: {e}",
-                sess.client, sess.internal
+                sess.peer(),
+                sess.internal
             ));
             reply::fail(&mut control, req.version, ReplyCode::GeneralFailure).await;
             return;
@@ -61,7 +62,8 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut control: TcpStr
     };
     let route = format!(
         "client {} -> internal {} | udp {local}{adv_note} <- expected {declared}",
-        sess.client, sess.internal
+        sess.peer(),
+        sess.internal
     );
     sess.log_if(rule.log.connect, Level::Info, || {
         format!("{prefix} [: {route}")

@@ -18,13 +18,16 @@ pub enum ReadError {
     Wire(#[from] WireError),
 }
 
-type Decoder<M> = fn(&[u8]) -> Result<Option<(M, usize)>, WireError>;
+/// A sans-io decoder: a message and the bytes it used, or None for "need more".
+pub type Decoder<M> = fn(&[u8]) -> Result<Option<(M, usize)>, WireError>;
 
 /// Reads until `decode` yields a message; consumed bytes leave `buf`, the rest stays
-/// (a client may pipeline data after its request).
+/// (a client may pipeline data after its request). `read` counts the bytes read from the
+/// socket (Dante's "error after reading N bytes").
 pub async fn read_msg<M>(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
+    read: &mut usize,
     decode: Decoder<M>,
 ) -> Result<M, ReadError> {
     loop {
@@ -39,7 +42,8 @@ pub async fn read_msg<M>(
         if n == 0 {
             return Err(ReadError::Eof);
         }
-        buf.extend_from_slice(&chunk[..n]);
+        *read += n;
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
         if buf.len() > 4096 {
             return Err(ReadError::Wire(WireError::FieldTooLong));
         }

@@ -159,6 +159,8 @@ pub(crate) struct Relay<'a> {
     stashed: Vec<(usize, SocketAddr)>,
     /// Something was relayed since the flag was last cleared.
     active: bool,
+    /// Bytes already paid for in the rules' `bandwidth:` buckets.
+    paid: u64,
 }
 
 impl<'a> Relay<'a> {
@@ -192,6 +194,7 @@ impl<'a> Relay<'a> {
             stash: Vec::new(),
             stashed: Vec::new(),
             active: false,
+            paid: 0,
         }
     }
 
@@ -239,9 +242,25 @@ impl<'a> Relay<'a> {
             }
             if std::mem::take(&mut self.active) {
                 last = Instant::now();
+                self.pay_bandwidth().await;
             }
         };
         (self.stats, end)
+    }
+
+    /// Pays for what moved since the last call in the rules' `bandwidth:` buckets; the wait
+    /// stops reading, so datagrams beyond the rate wait in (or overflow) the kernel's
+    /// buffers, as on a slower link.
+    async fn pay_bandwidth(&mut self) {
+        let Some(states) = self.sess.buckets.get().filter(|b| !b.is_empty()) else {
+            return;
+        };
+        let moved = self.stats.up_bytes + self.stats.down_bytes;
+        let n = moved.saturating_sub(self.paid);
+        self.paid = moved;
+        if n > 0 {
+            crate::session::throttle::pay(states, usize::try_from(n).unwrap_or(usize::MAX)).await;
+        }
     }
 
     /// Reads client datagrams in batches and sends what passes. Stops early when a datagram
@@ -520,7 +539,12 @@ impl<'a> Relay<'a> {
         let rt: &'a crate::runtime::Runtime = &sess.rt;
         rt.socks_rules
             .iter()
-            .find(|r| socks_rule_matches(r, facts, Some(resolved)).unwrap_or(false))
+            .find(|r| {
+                socks_rule_matches(r, facts, Some(resolved)).unwrap_or(false)
+                    && sess.auth.get().map_or(!r.wants_name(), |a| {
+                        crate::session::identity::known_accepts(r, a)
+                    })
+            })
             .unwrap_or(&rt.default_rule)
     }
 
@@ -556,7 +580,8 @@ impl<'a> Relay<'a> {
                     || {
                         format!(
                             "{} -: client {}: no outgoing UDP socket for {dest}: {e}",
-                            self.prefix, self.sess.client
+                            self.prefix,
+                            self.sess.peer()
                         )
                     },
                 );
