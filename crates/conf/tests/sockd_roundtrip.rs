@@ -243,6 +243,7 @@ fn config() -> impl Strategy<Value = SockdConfig> {
             client_rules: r.0,
             socks_rules: r.1,
             udp_advertise: r.2,
+            admin: None,
             proxy_from: r.3,
             warnings: Vec::new(),
         }

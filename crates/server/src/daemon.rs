@@ -4,6 +4,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
@@ -37,6 +38,9 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(io::Error),
+    /// The admin listener could not be started.
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
 }
 
 /// A config error names its own file, line and column; other start errors get the file.
@@ -70,9 +74,34 @@ pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let unprivileged = cfg.user_unprivileged.clone();
+    let admin_at = match &cfg.admin {
+        Some(a) => Some(
+            crate::runtime::resolve_host(&a.host)
+                .ok()
+                .and_then(|ips| ips.first().copied())
+                .map(|ip| std::net::SocketAddr::new(ip, a.port))
+                .ok_or_else(|| {
+                    start_err(StartError::Setup(format!(
+                        "hasocks.admin: {} does not resolve",
+                        a.host
+                    )))
+                })?,
+        ),
+        None => None,
+    };
     // Before the listeners and before the drop: the root helper that checks passwords.
     crate::privs::start_auth_helper(unprivileged.as_deref()).map_err(DaemonError::Privileges)?;
-    let handle = ServerHandle::start(cfg).await.map_err(start_err)?;
+    let handle = Arc::new(ServerHandle::start(cfg).await.map_err(start_err)?);
+    // Bound as root (before the drop), like the listeners.
+    let _admin = match admin_at {
+        Some(addr) => {
+            let source = Arc::new(crate::admin_source::ServerAdmin::new(handle.clone()));
+            let a = admin::start(addr, source, admin::Limits::default())?;
+            tracing::info!("admin listener on http://{}/", a.local_addr());
+            Some(a)
+        }
+        None => None,
+    };
     if let Some(user) = unprivileged {
         match crate::privs::drop_to(&user) {
             Ok(true) => tracing::info!("dropped privileges to {user}"),

@@ -1,6 +1,7 @@
 //! The SOCKS server: sessions, rules, CONNECT, BIND and UDP ASSOCIATE, logs, reload.
 #![forbid(unsafe_code)]
 
+pub mod admin_source;
 pub mod daemon;
 pub mod limits;
 pub mod logger;

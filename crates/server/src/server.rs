@@ -260,6 +260,12 @@ async fn accept_loop(
     while let Some((stream, peer)) = acceptor.accept(&stop).await {
         stats.accepted();
         let rt = rt.load_full();
-        shutdown.spawn(session::serve(stream, peer, rt, hard_stop.clone()));
+        shutdown.spawn(session::serve(
+            stream,
+            peer,
+            rt,
+            stats.clone(),
+            hard_stop.clone(),
+        ));
     }
 }

@@ -223,6 +223,9 @@ impl Display for SockdConfig {
             writeln!(f, "hasocks.udp.advertise: {ip}")?;
         }
         list(f, "", "hasocks.proxyprotocol.from", &self.proxy_from)?;
+        if let Some(a) = &self.admin {
+            writeln!(f, "hasocks.admin: {} port = {}", a.host, a.port)?;
+        }
         for r in &self.client_rules {
             write!(f, "\nclient {r}")?;
         }

@@ -32,6 +32,7 @@ const SETTINGS: &[&str] = &[
     "srchost",
     "udp.connectdst",
     "hasocks.udp.advertise",
+    "hasocks.admin",
     "hasocks.proxyprotocol.from",
     "pam.servicename",
     "hasocks.passwordfile",
@@ -66,6 +67,7 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
         client_rules: Vec::new(),
         socks_rules: Vec::new(),
         udp_advertise: None,
+        admin: None,
         proxy_from: Vec::new(),
         warnings: Vec::new(),
     };
@@ -235,6 +237,24 @@ fn setting(c: &mut Cursor<'_>, kw: &Word, cfg: &mut SockdConfig) -> Result<(), C
             cfg.udp_advertise = Some(c.parsed(kw, |v| {
                 v.parse().map_err(|_| format!("invalid IP address \"{v}\""))
             })?)
+        }
+        "hasocks.admin" => {
+            if cfg.admin.is_some() {
+                return Err(c.err_word(kw, "hasocks.admin: given twice".to_string()));
+            }
+            let host = c.parsed(kw, parse_hostspec)?;
+            if c.peek_word() != Some("port") {
+                return Err(c.err_word(
+                    kw,
+                    "hasocks.admin: needs an address and \"port = N\"".to_string(),
+                ));
+            }
+            let port = internal_port(c)?;
+            cfg.admin = Some(Internal {
+                host,
+                port,
+                line: kw.line,
+            });
         }
         "hasocks.proxyprotocol.from" => {
             for w in c.values(kw)? {
@@ -479,6 +499,21 @@ mod tests {
         let c = p("internal: lo\nuser.notprivileged: nobody\nuser.privileged: root").unwrap();
         assert_eq!(c.user_unprivileged.as_deref(), Some("nobody"));
         assert_eq!(c.user_privileged.as_deref(), Some("root"));
+    }
+
+    #[test]
+    fn hasocks_admin_takes_an_address_and_a_port_once() {
+        let c = p("internal: lo\nhasocks.admin: 127.0.0.1 port = 9101").unwrap();
+        let a = c.admin.expect("admin listener");
+        assert_eq!(
+            (a.host.to_string(), a.port),
+            ("127.0.0.1".to_string(), 9101)
+        );
+        let e = p("internal: lo\nhasocks.admin: 127.0.0.1").unwrap_err();
+        assert!(e.message.contains("port = N"), "{e}");
+        let e = p("internal: lo\nhasocks.admin: ::1 port = 1\nhasocks.admin: ::1 port = 2")
+            .unwrap_err();
+        assert_eq!(e.line, 3);
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct SockdConfig {
     /// Ours: `hasocks.udp.advertise: ADDR`: the address put in UDP ASSOCIATE replies
     /// (for NAT / containers) instead of the local address of the control connection.
     pub udp_advertise: Option<IpAddr>,
+    /// Ours: `hasocks.admin: ADDR port = N`: the admin HTTP listener (metrics, status page,
+    /// health); None = off.
+    pub admin: Option<Internal>,
     /// Ours: `hasocks.proxyprotocol.from: NET ...`: peers allowed to send a PROXY v1/v2
     /// header first; from them the header is required and its source is the client address.
     pub proxy_from: Vec<IpNet>,

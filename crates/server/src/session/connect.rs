@@ -55,6 +55,7 @@ pub(crate) async fn run(
                     code.as_u8()
                 )
             });
+            sess.stats.connect_failed(code.as_u8());
             reply::fail(&mut client, req.version, code).await;
             return;
         }

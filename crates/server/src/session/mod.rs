@@ -27,6 +27,7 @@ use crate::limits::RuleState;
 use crate::logger::Level;
 use crate::rules::{client_rule_matches, socks_rule_matches, CompiledRule, RequestFacts};
 use crate::runtime::{secs, Runtime};
+use crate::stats::{RuleKind, Stats};
 use identity::{Authed, Identity};
 use negotiate::{negotiate_request, Conn, NegError};
 use wire_io::ReadError;
@@ -63,6 +64,8 @@ pub(crate) struct Session {
     pub auth: OnceLock<Authed>,
     /// The limit states whose `bandwidth:` the session's traffic counts against.
     pub buckets: OnceLock<Vec<Arc<RuleState>>>,
+    /// The server's counters.
+    pub stats: Arc<Stats>,
 }
 
 impl Session {
@@ -102,6 +105,7 @@ pub async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
     rt: Arc<Runtime>,
+    stats: Arc<Stats>,
     hard_stop: CancellationToken,
 ) {
     let internal = match stream.local_addr() {
@@ -135,11 +139,13 @@ pub async fn serve(
         hard_stop,
         auth: OnceLock::new(),
         buckets: OnceLock::new(),
+        stats,
     };
     let rt = &sess.rt;
 
     let (crule, clientmethod) = match_client_rule(&sess).await;
     if crule.verdict == Verdict::Block {
+        sess.stats.block(RuleKind::Client, crule.number, client, "");
         sess.log_if(crule.log.connect || crule.log.error, Level::Info, || {
             format!(
                 "{} client: client {client} -> internal {internal}: blocked",
@@ -151,6 +157,7 @@ pub async fn serve(
     // The client rule's limits hold for the whole session (the slot drops with it).
     let _client_slot = match crule.limits.as_ref().map(|l| l.admit(client.ip())) {
         Some(Err(e)) => {
+            sess.stats.block(RuleKind::Client, crule.number, client, "");
             sess.log_if(true, Level::Info, || {
                 format!(
                     "block({}) client: client {client} -> internal {internal}: {e}",
@@ -184,6 +191,7 @@ pub async fn serve(
         // A proxy's `check tcp`: LOCAL header, then close. Not worth a log line.
         Err(NegError::Read(ReadError::Eof, None)) if local => return,
         Err(e) => {
+            sess.stats.negotiation_failed(e.counted_as());
             if let Some((version, code)) = e.reply() {
                 reply::fail(&mut stream, version, code).await;
             }
@@ -210,6 +218,8 @@ pub async fn serve(
         let _ = sess.auth.set(a.clone());
     }
     if rule.verdict == Verdict::Block {
+        sess.stats
+            .block(RuleKind::Socks, rule.number, client, &target_desc);
         let why = match (rule.number, identity.failures().as_slice()) {
             (0, []) => "no rule matched".to_string(),
             (0, fails) => format!("no rule matched: {}", fails.join("; ")),
@@ -229,6 +239,8 @@ pub async fn serve(
     }
     let _socks_slot = match rule.limits.as_ref().map(|l| l.admit(client.ip())) {
         Some(Err(e)) => {
+            sess.stats
+                .block(RuleKind::Socks, rule.number, client, &target_desc);
             sess.log_if(true, Level::Info, || {
                 format!(
                     "block({}) {} ]: client {} -> target {target_desc}: {e}",
@@ -249,6 +261,17 @@ pub async fn serve(
         .filter(|l| l.bucket().is_some())
         .collect();
     let _ = sess.buckets.set(buckets);
+    let version = match (req.version, &req.target) {
+        (Version::V4, TargetAddr::Domain(..)) => 1,
+        (Version::V4, _) => 0,
+        (Version::V5, _) => 2,
+    };
+    let command = match req.command {
+        Command::Bind => 1,
+        Command::UdpAssociate => 2,
+        _ => 0,
+    };
+    let _open = sess.stats.session(version, command);
     match req.command {
         Command::Connect => connect::run(&sess, rule, stream, req, resolved).await,
         Command::Bind => bind::run(&sess, rule, stream, req, resolved).await,
@@ -389,6 +412,7 @@ pub(crate) async fn relay_tcp(
         Some(states) => throttle::pump(client, far, states, opts).await,
         None => net::copy::pump(client, far, opts).await,
     };
+    sess.stats.bytes(report.a_to_b + early, report.b_to_a);
     let why = match report.end {
         EndReason::Closed => "closed".to_string(),
         EndReason::IdleTimeout => "i/o timeout (timeout.io)".to_string(),

@@ -47,6 +47,18 @@ pub(crate) enum NegError {
 }
 
 impl NegError {
+    /// Its reason, as an index into `stats::NEGOTIATION_FAILURES`.
+    pub(crate) fn counted_as(&self) -> usize {
+        match self {
+            NegError::Timeout(_) => 0,
+            NegError::Read(ReadError::Eof, _) => 1,
+            NegError::BadVersion(_) => 2,
+            NegError::NoMethod | NegError::V4NoMethod => 3,
+            NegError::AuthFailed(_) | NegError::BadUserPass(_) => 4,
+            NegError::Read(..) => 5,
+        }
+    }
+
     /// The reply to send before closing, if any (version known and the protocol has one).
     pub(crate) fn reply(&self) -> Option<(Version, ReplyCode)> {
         match self {

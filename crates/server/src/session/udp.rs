@@ -77,6 +77,7 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut control: TcpStr
     let idle = secs(rule.timeouts.io_udp.unwrap_or(sess.rt.timeouts.io_udp));
     let relay = Relay::new(sess, rule, sock, expected, prefix.clone());
     let (stats, end) = relay.run(control, idle).await;
+    sess.stats.udp(&stats.totals());
     let why = match end {
         End::ControlClosed => "control connection closed",
         End::ControlError => "control connection error",

@@ -87,6 +87,27 @@ pub(crate) struct Stats {
     pub reply_blocked: u64,
 }
 
+impl Stats {
+    /// The figures the server's counters add up.
+    pub(crate) fn totals(&self) -> crate::stats::UdpTotals {
+        crate::stats::UdpTotals {
+            up_dgrams: self.up_dgrams,
+            up_bytes: self.up_bytes,
+            down_dgrams: self.down_dgrams,
+            down_bytes: self.down_bytes,
+            drops: [
+                self.wrong_source,
+                self.malformed,
+                self.fragmented,
+                self.blocked,
+                self.unresolved,
+                self.undeliverable,
+                self.reply_blocked,
+            ],
+        }
+    }
+}
+
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
