@@ -14,7 +14,7 @@ log() { printf '%s\n' "$*" >&2; }
 # The load settings given in the environment, read before any script sets its defaults, so
 # that the recorded command line reproduces the run.
 GIVEN_ENV=""
-for _v in ROUNDS DURATION STREAMS CONCURRENCY IDLE PAYLOAD WINDOW BATCH FLOOD_SECS; do
+for _v in ROUNDS ROUNDS_AB DURATION STREAMS CONCURRENCY IDLE PAYLOAD WINDOW BATCH FLOOD_SECS; do
     [ -n "${!_v:-}" ] && GIVEN_ENV="$GIVEN_ENV $_v=${!_v}"
 done
 unset _v
@@ -34,7 +34,7 @@ record_command() {
     local v
     COMMAND="$*"
     [ -n "$GIVEN_ENV" ] && COMMAND="${GIVEN_ENV# } $COMMAND"
-    for v in LOAD_BIN HASOCKS_BIN CARGO_TARGET_DIR; do
+    for v in LOAD_BIN HASOCKS_BIN BASE_BIN CARGO_TARGET_DIR; do
         [ -n "${!v:-}" ] && COMMAND="$v=${!v} $COMMAND"
     done
 }

@@ -18,6 +18,10 @@
 #        DANTED=path       danted binary (default /usr/sbin/danted)
 #        DURATION=10 STREAMS=8 CONCURRENCY=50 IDLE=10000 PAYLOAD=64
 #        RESULTS=bench/results/server.md   where to write the section
+#        BASE_BIN=path     also compare with this (older) hasocks build: ROUNDS_AB rounds
+#                          (default 4) of sessions/s, server CPU per session and 1-worker
+#                          latency, the two builds alternating first, plus memory: "before
+#                          and after" a change, in one run
 # Run as root (Dante wants user.privileged: root). Runtime about 2-3 minutes
 # (it may wait up to 70 s for TIME_WAIT sockets of earlier runs to expire).
 set -u
@@ -115,6 +119,46 @@ if [ "$DANTE_STATUS" = ok ]; then drain_time_wait; measure_load dante "$DPID" -s
 measure_load direct "" --direct
 [ "$HAS_STATUS" = ok ] && measure_load hasocks "$HPID" -s "127.0.0.1:$HPORT"
 
+# --- before/after: the base build beside this one (BASE_BIN) ------------------
+BASE_BIN=${BASE_BIN:-}
+ROUNDS_AB=${ROUNDS_AB:-4}
+# ab_load NAME PID PORT: one round of sessions (CPU per session) and 1-worker latency.
+ab_load() {
+    local name=$1 pid=$2 port=$3 out
+    local ses=("$BIN" bench -s "127.0.0.1:$port" --mode sessions --duration "$DURATION" --payload "$PAYLOAD" --json)
+    log "[ab $name] sessions ($CONCURRENCY workers, ${DURATION}s)"
+    out=$(run_cpu "$TMP/ab.$name.cpu" "$pid" -- "${ses[@]}" --concurrency "$CONCURRENCY" 2>>"$TMP/ab.$name.err")
+    echo "$out" | jget sessions_per_s >>"$TMP/ab.$name.sps"
+    per_session_us "$(cat "$TMP/ab.$name.cpu")" "$(echo "$out" | jget sessions)" >>"$TMP/ab.$name.cpus"
+    echo "$out" | jget p99_us >>"$TMP/ab.$name.p99"
+    echo "$out" | jget errors >>"$TMP/ab.$name.err_n"
+    log "[ab $name] latency (1 worker, ${DURATION}s)"
+    out=$("${ses[@]}" --concurrency 1 2>>"$TMP/ab.$name.err")
+    echo "$out" | jget p50_us >>"$TMP/ab.$name.lat50"
+    echo "$out" | jget p99_us >>"$TMP/ab.$name.lat99"
+}
+if [ -n "$BASE_BIN" ] && [ "$HAS_STATUS" = ok ]; then
+    BPORT=$(free_port)
+    sed -e "s/port = $HPORT/port = $BPORT/" "$TMP/hasocks.conf" >"$TMP/base.conf"
+    "$BASE_BIN" server -f "$TMP/base.conf" >"$TMP/base.out" 2>&1 &
+    BASE_PID=$!
+    track "$BASE_PID"
+    if wait_socks "127.0.0.1:$BPORT" "$BASE_PID"; then
+        measure_idle base "$BASE_PID" -s "127.0.0.1:$BPORT"
+        for r in $(seq 1 "$ROUNDS_AB"); do
+            log "== before/after round $r of $ROUNDS_AB"
+            if [ $((r % 2)) -eq 1 ]; then
+                ab_load hasocks "$HPID" "$HPORT"; ab_load base "$BASE_PID" "$BPORT"
+            else
+                ab_load base "$BASE_PID" "$BPORT"; ab_load hasocks "$HPID" "$HPORT"
+            fi
+        done
+    else
+        log "[base] did not start: $(tail -n 3 "$TMP/base.out")"
+        BASE_BIN=""
+    fi
+fi
+
 # --- table ------------------------------------------------------------------
 v() { eval "echo \${M_$1_$2:-n/a}"; }
 ms() { local x; x=$(v "$1" "$2"); [ "$x" = n/a ] && echo n/a || awk -v u="$x" 'BEGIN{printf "%.3f", u/1000}'; }
@@ -157,5 +201,28 @@ DVER=$(dante_version)
     row "RSS with idle sessions, MiB" "-" "$(mib dante rss1)" "$(mib hasocks rss1)" "lower is better"
     row "RSS per idle session, KiB" "-" "$(v dante rssps)" "$(v hasocks rssps)" "lower is better"
     row "PSS per idle session, KiB" "-" "$(v dante pssps)" "$(v hasocks pssps)" "lower is better"
+    if [ -n "$BASE_BIN" ]; then
+        mean() { awk 'NF {s += $1; n++} END {if (n) printf "%.1f", s / n; else print "n/a"}' "$TMP/ab.$1.$2" 2>/dev/null || echo n/a; }
+        each() { paste -sd/ "$TMP/ab.$1.$2" 2>/dev/null || echo n/a; }
+        ab() { printf '| %s | %s | %s | %s (%s) |\n' "$1" "$(mean hasocks "$2")" "$(mean base "$2")" "$(ratio "$(mean hasocks "$2")" "$(mean base "$2")")" "$3"; }
+        echo
+        echo "### Before and after: this build against \`$BASE_BIN\`"
+        echo
+        echo "Both servers run side by side with the same sockd.conf; $ROUNDS_AB rounds, the two builds taking turns at going first; means shown, each round below."
+        echo
+        echo "| metric | this build | base build | this/base |"
+        echo "|---|---|---|---|"
+        ab "sessions/s, $CONCURRENCY concurrent" sps "higher is better"
+        ab "server CPU per session at $CONCURRENCY concurrent, us" cpus "lower is better"
+        ab "session latency p99 at $CONCURRENCY concurrent, us" p99 "lower is better"
+        ab "session latency p50, 1 worker, us" lat50 "lower is better"
+        ab "session latency p99, 1 worker, us" lat99 "lower is better"
+        printf '| RSS per idle session, KiB | %s | %s | %s (lower is better) |\n' "$(v hasocks rssps)" "$(v base rssps)" "$(ratio "$(v hasocks rssps)" "$(v base rssps)")"
+        printf '| errors (sessions runs, per round) | %s | %s | - |\n' "$(each hasocks err_n)" "$(each base err_n)"
+        echo
+        for who in hasocks base; do
+            echo "- $who: sessions/s $(each "$who" sps); CPU us/session $(each "$who" cpus); p99 us at $CONCURRENCY $(each "$who" p99); 1-worker p50/p99 us $(each "$who" lat50) / $(each "$who" lat99)"
+        done
+    fi
 } >"$TMP/results.md"
 publish "$RESULTS"
