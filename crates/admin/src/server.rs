@@ -63,12 +63,22 @@ pub enum AdminError {
 pub struct AdminHandle {
     addr: SocketAddr,
     stop: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl AdminHandle {
     /// Where it listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Stops and waits until the listening socket is closed (so that another process can
+    /// bind the address at once). Blocking.
+    pub fn close(mut self) {
+        self.stop.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -93,7 +103,7 @@ pub fn start(
         .map_err(AdminError::Thread)?;
     let stop = CancellationToken::new();
     let token = stop.clone();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("admin".into())
         .spawn(move || {
             rt.block_on(async move {
@@ -104,7 +114,11 @@ pub fn start(
             })
         })
         .map_err(AdminError::Thread)?;
-    Ok(AdminHandle { addr: bound, stop })
+    Ok(AdminHandle {
+        addr: bound,
+        stop,
+        thread: Some(thread),
+    })
 }
 
 async fn serve(

@@ -230,6 +230,7 @@ fn config() -> impl Strategy<Value = SockdConfig> {
             clientmethods: s.6,
             pam_servicename: None,
             password_file: None,
+            socket: None,
             auth_cache: None,
             user_privileged: s.7,
             user_unprivileged: s.8,

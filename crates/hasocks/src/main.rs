@@ -52,6 +52,18 @@ fn main() -> std::process::ExitCode {
         );
     }
     cmd::init_tracing();
+    // Socket activation changes the environment: before any other thread exists.
+    let activated = match net::systemd::take_listen_fds() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("hasocks: socket activation: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    if !activated.is_empty() {
+        tracing::info!("socket activation: {} listening sockets", activated.len());
+    }
+    let activated: Vec<std::net::TcpListener> = activated.into_iter().map(|a| a.listener).collect();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,8 +77,8 @@ fn main() -> std::process::ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Up(a) => cmd::up::run(a).await,
-            Command::Server(a) => cmd::server::run(a).await,
-            Command::Relay(a) => cmd::relay::run(a).await,
+            Command::Server(a) => cmd::server::run(a, activated).await,
+            Command::Relay(a) => cmd::relay::run(a, activated).await,
             Command::Ctl(a) => cmd::ctl::run(a).await,
             Command::Check(a) => cmd::check::run(a).await,
             Command::Bench(a) => cmd::bench::run(a).await,

@@ -5,14 +5,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use server::ServerHandle;
 use test_support::blocking::Running;
-use test_support::{echo_server, free_port, sockd_conf_on, socks5_connect, temp_dir, wait_until};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use test_support::load::Load;
+use test_support::{echo_server, free_port, sockd_conf_on, temp_dir};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_hasocks")
@@ -75,87 +73,6 @@ fn conf(port: u16, socket: &Path, hosts: &[(&str, u16)], mode: &str) -> String {
     )
 }
 
-/// Counters of the load.
-#[derive(Default)]
-struct Tally {
-    ok: AtomicU64,
-    failed: AtomicU64,
-    refused: AtomicU64,
-    first_error: std::sync::Mutex<Option<String>>,
-}
-
-impl Tally {
-    fn fail(&self, what: String, refused: bool) {
-        if refused {
-            self.refused.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-        }
-        self.first_error.lock().unwrap().get_or_insert(what);
-    }
-}
-
-/// One short session: SOCKS5 CONNECT through the relay, 64 bytes echoed.
-async fn short_session(relay: SocketAddr, target: SocketAddr, n: u64, t: &Tally) {
-    let mut s = match socks5_connect(relay, target).await {
-        Ok(s) => s,
-        Err(e) => return t.fail(e.clone(), e.starts_with("connect:")),
-    };
-    let msg: Vec<u8> = (0..64)
-        .map(|i| (n as u8).wrapping_mul(31).wrapping_add(i))
-        .collect();
-    let mut back = vec![0u8; 64];
-    let r = tokio::time::timeout(Duration::from_secs(10), async {
-        s.write_all(&msg).await?;
-        s.read_exact(&mut back).await
-    })
-    .await;
-    match r {
-        Ok(Ok(_)) if back == msg => {
-            t.ok.fetch_add(1, Ordering::Relaxed);
-        }
-        other => t.fail(format!("echo: {other:?}"), false),
-    }
-}
-
-/// A long session: chunks echoed until `stop`, every byte compared; returns a checksum of
-/// what was sent and one of what came back.
-async fn long_session(
-    relay: SocketAddr,
-    target: SocketAddr,
-    seed: u64,
-    stop: Arc<AtomicBool>,
-) -> Result<(u64, u64, u64), String> {
-    let mut s = socks5_connect(relay, target).await?;
-    let (mut sent_sum, mut got_sum, mut bytes) = (0u64, 0u64, 0u64);
-    let mut x = seed | 1;
-    while !stop.load(Ordering::Relaxed) {
-        let chunk: Vec<u8> = (0..1024)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        s.write_all(&chunk)
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        let mut back = vec![0u8; chunk.len()];
-        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut back))
-            .await
-            .map_err(|_| "echo timed out".to_string())?
-            .map_err(|e| format!("read: {e}"))?;
-        for (a, b) in chunk.iter().zip(&back) {
-            sent_sum = sent_sum.wrapping_mul(131).wrapping_add(u64::from(*a));
-            got_sum = got_sum.wrapping_mul(131).wrapping_add(u64::from(*b));
-        }
-        bytes += chunk.len() as u64;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok((sent_sum, got_sum, bytes))
-}
-
 struct Lab {
     dir: PathBuf,
     socket: PathBuf,
@@ -207,32 +124,8 @@ async fn ten_reloads_under_load_fail_no_session_refuse_no_connection_and_keep_ho
     assert!(start_hosts.iter().all(|h| h.1 == "up"), "{start_hosts:?}");
     let a_id = start_hosts[0].2;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
-    let mut clients = Vec::new();
-    for c in 0..50u64 {
-        let (stop, tally) = (stop.clone(), tally.clone());
-        clients.push(tokio::spawn(async move {
-            let mut n = c * 1_000_000;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                short_session(relay, target, n, &tally).await;
-            }
-        }));
-    }
-    let stop_long = Arc::new(AtomicBool::new(false));
-    let longs: Vec<_> = (0..4u64)
-        .map(|i| tokio::spawn(long_session(relay, target, 0x9e37 + i, stop_long.clone())))
-        .collect();
-
-    let pace = |tally: Arc<Tally>| async move {
-        let mark = tally.ok.load(Ordering::Relaxed);
-        wait_until("sessions flowing", || {
-            tally.ok.load(Ordering::Relaxed) >= mark + 100
-        })
-        .await;
-    };
-    pace(tally.clone()).await;
+    let mut load = Load::start(relay, target, 50, 4);
+    load.pace(100).await;
     for round in 1..=10u64 {
         if round % 2 == 1 {
             m(&lab)
@@ -281,30 +174,23 @@ async fn ten_reloads_under_load_fail_no_session_refuse_no_connection_and_keep_ho
                 ctl_json(&lab.socket, &["show", "summary"]).await["status"]["generation"].as_u64();
             assert_eq!(g, Some(6), "the broken file changed nothing");
         }
-        pace(tally.clone()).await;
+        load.pace(100).await;
     }
-    stop_long.store(true, Ordering::Relaxed);
     let mut long_bytes = 0;
-    for l in longs {
-        let (sent, got, bytes) = l
-            .await
-            .expect("task")
-            .expect("long session ran through every reload");
+    for l in load.finish_longs().await {
+        let (sent, got, bytes) = l.expect("long session ran through every reload");
         assert_eq!(sent, got, "a long session's bytes changed");
         long_bytes += bytes;
     }
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.await.expect("client task");
-    }
-    let (ok, failed, refused) = (
-        tally.ok.load(Ordering::Relaxed),
-        tally.failed.load(Ordering::Relaxed),
-        tally.refused.load(Ordering::Relaxed),
-    );
+    let tally = load.tally.clone();
+    let (ok, failed, refused) = load.finish().await;
     eprintln!("reload under load: {ok} sessions, {failed} failed, {refused} refused; long sessions moved {long_bytes} bytes");
-    let first = tally.first_error.lock().unwrap().clone();
-    assert_eq!((failed, refused), (0, 0), "first error: {first:?}");
+    assert_eq!(
+        (failed, refused),
+        (0, 0),
+        "first error: {:?}",
+        tally.first()
+    );
     assert!(ok >= 1100 && long_bytes > 0);
     drop(proc);
     for s in [sa, sb, sc] {

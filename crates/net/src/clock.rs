@@ -2,7 +2,7 @@
 //! of open sessions) and wall-clock formatting for logs and the control socket.
 
 use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The process's monotonic epoch: the first time any clock function was called.
 fn epoch() -> Instant {
@@ -20,6 +20,18 @@ pub fn ms_at(t: Instant) -> u64 {
     u64::try_from(t.saturating_duration_since(epoch()).as_millis())
         .unwrap_or(u64::MAX)
         .saturating_add(1)
+}
+
+/// A wait with no practical end: "until the sessions end" (tokio timers take it).
+pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// A grace time for a log line: "up to N s", or "until they end" for [`FOREVER`].
+pub fn shown_wait(d: Duration) -> String {
+    if d >= FOREVER {
+        "until they end".into()
+    } else {
+        format!("up to {} s", d.as_secs())
+    }
 }
 
 /// Civil date and time (UTC) of a wall-clock time: (year, month 1-12, day 1-31, weekday

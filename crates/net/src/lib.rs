@@ -5,8 +5,11 @@
 
 pub mod clock;
 pub mod copy;
+pub mod ctlsock;
+pub mod handover;
 pub mod listen;
 pub mod proxy;
 pub mod ratelog;
 pub mod shutdown;
 pub mod sock;
+pub mod systemd;

@@ -32,7 +32,8 @@ use crate::workers::Workers;
 struct ListenerSet {
     bound: SocketAddr,
     stop: CancellationToken,
-    _copies: Vec<std::net::TcpListener>,
+    /// The distinct sockets of the set (what a successor is handed).
+    copies: Vec<std::net::TcpListener>,
 }
 
 /// What a reload changed.
@@ -120,6 +121,8 @@ pub struct RelayHandle {
     started: SystemTime,
     /// Where `check socks` meets its connections.
     rendezvous: Arc<crate::checks::Rendezvous>,
+    /// Listening sockets from a predecessor or the service manager, not yet claimed.
+    pool: Mutex<Vec<(ListenKey, Vec<std::net::TcpListener>)>>,
     /// The session caps.
     admission: Arc<Admission>,
 }
@@ -137,6 +140,17 @@ impl RelayHandle {
     /// Starts the worker threads, resolves hosts, binds every listener (errors name the
     /// address), starts health checks and accept loops.
     pub async fn start(cfg: RelaydConfig) -> Result<RelayHandle, RelayError> {
+        Self::start_with(cfg, crate::upgrade::Inherit::default()).await
+    }
+
+    /// [`start`](Self::start) with listening sockets (and host states) handed in: from the
+    /// process this one upgrades, or from socket activation. A configured address that has
+    /// one uses it instead of binding; host states seed the records, so a host that was up
+    /// is up at once.
+    pub async fn start_with(
+        cfg: RelaydConfig,
+        inherit: crate::upgrade::Inherit,
+    ) -> Result<RelayHandle, RelayError> {
         let n = cfg
             .prefork
             .map_or_else(default_workers, |n| n as usize)
@@ -160,8 +174,16 @@ impl RelayHandle {
             started: SystemTime::now(),
             rendezvous: Arc::default(),
             admission: Admission::new(0, 0),
+            pool: Mutex::new(inherit.listeners),
         };
+        lock(&h.records).inherit_states(inherit.hosts);
         h.reload(cfg).await?;
+        for (k, _) in std::mem::take(&mut *lock(&h.pool)) {
+            tracing::warn!(
+                "an inherited listening socket on {} matches no listen on line; closed",
+                k.addr
+            );
+        }
         tokio::spawn(tick_rates(h.current.clone(), h.stop.clone()));
         Ok(h)
     }
@@ -195,6 +217,10 @@ impl RelayHandle {
         let mut to_open: Vec<ListenKey> = wanted.difference(&have).cloned().collect();
         to_open.sort();
         for key in to_open {
+            if let Some(socks) = self.inherited(&key) {
+                opened.push((key, socks));
+                continue;
+            }
             let (socks, free) =
                 net::sock::listen_tcp_group(key.addr, self.workers.len(), cfg.freebind).map_err(
                     |source| RelayError::Bind {
@@ -232,11 +258,8 @@ impl RelayHandle {
                     .and_then(|s| s.local_addr().ok())
                     .unwrap_or(key.addr);
                 let stop = self.stop.child_token();
-                let mut copies = Vec::new();
-                for (i, s) in socks.into_iter().enumerate() {
-                    if let Ok(c) = s.try_clone() {
-                        copies.push(c);
-                    }
+                let copies = socks.iter().filter_map(|s| s.try_clone().ok()).collect();
+                for (i, s) in assign(socks, self.workers.len()) {
                     self.workers.accept(
                         i,
                         s,
@@ -251,7 +274,7 @@ impl RelayHandle {
                     ListenerSet {
                         bound,
                         stop,
-                        _copies: copies,
+                        copies,
                     },
                 );
             }
@@ -295,6 +318,49 @@ impl RelayHandle {
             listeners_closed: closed,
             notes,
         })
+    }
+
+    /// An inherited socket set for `key`: by key (from a predecessor), or by the address it
+    /// is bound to (socket activation hands plain addresses).
+    fn inherited(&self, key: &ListenKey) -> Option<Vec<std::net::TcpListener>> {
+        let mut pool = lock(&self.pool);
+        let i = pool.iter().position(|(k, _)| k == key).or_else(|| {
+            pool.iter().position(|(k, _)| {
+                k.ephemeral.is_none() && key.ephemeral.is_none() && k.addr == key.addr
+            })
+        })?;
+        Some(pool.swap_remove(i).1)
+    }
+
+    /// What a successor process needs to take over: every listener (key and sockets) and
+    /// every host's state.
+    pub fn handover(&self) -> crate::upgrade::Offer {
+        let listeners = lock(&self.listeners)
+            .iter()
+            .map(|(k, set)| {
+                (
+                    k.clone(),
+                    set.copies
+                        .iter()
+                        .filter_map(|s| s.try_clone().ok())
+                        .collect(),
+                )
+            })
+            .collect();
+        let gen = self.current.load();
+        let hosts = gen
+            .hosts()
+            .map(|(_, h)| (h.record.key.clone(), h.record.health()))
+            .collect();
+        crate::upgrade::Offer::new(listeners, hosts)
+    }
+
+    /// Stops accepting on every listener (a successor accepts on the same sockets now);
+    /// sessions go on. Then [`shutdown`](Self::shutdown) waits for them.
+    pub fn stop_accepting(&self) {
+        for (_, set) in std::mem::take(&mut *lock(&self.listeners)) {
+            set.stop.cancel();
+        }
     }
 
     /// Every bound listener: (relay name, actual address; port 0 in the config gets a real one).
@@ -606,6 +672,27 @@ fn caps(cfg: &RelaydConfig, hosts: usize, notes: &mut Vec<String>) -> (u32, u32)
         .max_sessions_per_source
         .unwrap_or_else(|| default_per_source(cap));
     (cap, per_source)
+}
+
+/// Which worker accepts on which socket: one each when the counts match; otherwise every
+/// worker accepts on every socket (copies), so that no socket of a handed-over group is left
+/// without an accept loop while the kernel still queues connections on it.
+fn assign(
+    socks: Vec<std::net::TcpListener>,
+    workers: usize,
+) -> Vec<(usize, std::net::TcpListener)> {
+    if socks.len() == workers {
+        return socks.into_iter().enumerate().collect();
+    }
+    let mut out = Vec::new();
+    for s in &socks {
+        for w in 0..workers {
+            if let Ok(c) = s.try_clone() {
+                out.push((w, c));
+            }
+        }
+    }
+    out
 }
 
 fn not_found_if_zero(n: usize, what: &'static str, target: &Target) -> Result<usize, CtlError> {

@@ -28,6 +28,7 @@ pub mod select;
 mod session;
 mod sessions;
 mod status;
+pub mod upgrade;
 mod workers;
 
 pub use admission::AdmissionStatus;

@@ -240,6 +240,8 @@ pub(crate) struct Records {
     pub relays: HashMap<String, Arc<RelayRecord>>,
     pub tables: HashMap<String, Arc<TableRecord>>,
     pub hosts: HashMap<HostKey, Arc<HostRecord>>,
+    /// States handed over by a predecessor process, for hosts not yet recorded.
+    inherited: HashMap<HostKey, HostState>,
 }
 
 /// The records a new generation uses, found or made while it is built; they replace the
@@ -312,11 +314,17 @@ impl Records {
             None => {
                 self.last_host += 1;
                 claimed.new_hosts += 1;
-                Arc::new(HostRecord::new(self.last_host, key.clone(), initial))
+                let state = self.inherited.remove(&key).unwrap_or(initial);
+                Arc::new(HostRecord::new(self.last_host, key.clone(), state))
             }
         };
         claimed.hosts.insert(key, h.clone());
         h
+    }
+
+    /// Seeds the states of hosts not recorded yet (a predecessor's, at an upgrade).
+    pub fn inherit_states(&mut self, states: Vec<(HostKey, HostState)>) {
+        self.inherited.extend(states);
     }
 
     /// Makes the claimed records the registry; returns how many hosts left it.

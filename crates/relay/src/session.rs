@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use conf::relayd::LogConnections;
 use net::copy::{pump_live, CopyOpts, EndReason, LiveBytes};
@@ -102,7 +102,13 @@ pub(crate) async fn serve(
         relay.log
     };
     let start = Instant::now();
-    let (backend, table, host) = match connect_some(&relay, peer, listen).await {
+    let mut found = connect_some(&relay, peer, listen).await;
+    if found.as_ref().err() == Some(&NoHost::NoneActive) && first_round_pending(&relay).await {
+        // Started a moment ago (socket activation hands over the connection that woke us):
+        // the first checks have their verdicts now.
+        found = connect_some(&relay, peer, listen).await;
+    }
+    let (backend, table, host) = match found {
         Ok(found) => found,
         Err(why) => {
             c.failed.fetch_add(1, Ordering::Relaxed);
@@ -166,6 +172,23 @@ pub(crate) async fn serve(
             end_word(report.end)
         );
     }
+}
+
+/// Waits (at most a check timeout) for the first check round of tables that have none yet;
+/// whether there was one to wait for.
+async fn first_round_pending(relay: &RelayGen) -> bool {
+    let mut waited = false;
+    for fwd in &relay.forwards {
+        let t = &fwd.table;
+        if *t.ready.borrow() || t.is_disabled() {
+            continue;
+        }
+        waited = true;
+        let mut rx = t.ready.subscribe();
+        let limit = t.timeout + Duration::from_millis(100);
+        let _ = tokio::time::timeout(limit, rx.wait_for(|r| *r)).await;
+    }
+    waited
 }
 
 /// Tries the candidates of the first enabled table with a host that takes traffic, then those

@@ -1,24 +1,37 @@
-//! `hasocks server` as a daemon: start from a file, drop privileges, reload on SIGHUP (logs
-//! reopened, config re-read; a broken file is refused and the running config stays), stop on
-//! SIGTERM/SIGINT after letting sessions finish.
+//! `hasocks server` as a daemon: start from a file (or take the listening sockets over from a
+//! running server, or from socket activation), drop privileges, reload on SIGHUP (logs
+//! reopened, config re-read; a broken file is refused and the running config stays), hand
+//! over to a new binary on SIGUSR2, stop on SIGTERM/SIGINT after letting sessions finish;
+//! and tell systemd about each step.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use net::systemd;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
 
 use crate::logger::Level;
 use crate::server::{ServerHandle, StartError};
+use crate::upgrade::{self, Control, DEFAULT_SOCKET};
 
 /// How the daemon runs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DaemonOpts {
     /// The sockd.conf.
     pub file: PathBuf,
     /// How long open sessions may take to finish at a stop.
     pub grace: Duration,
+    /// Take the listening sockets over from the server running with this config (its
+    /// control socket), instead of binding.
+    pub upgrade: bool,
+    /// Listening sockets from socket activation.
+    pub activated: Vec<std::net::TcpListener>,
+    /// How long sessions may take to finish once a successor took over.
+    pub upgrade_grace: Duration,
 }
 
 /// Why the daemon could not run.
@@ -41,6 +54,17 @@ pub enum DaemonError {
     /// The admin listener could not be started.
     #[error(transparent)]
     Admin(#[from] admin::AdminError),
+    /// The configured control socket could not be opened.
+    #[error(transparent)]
+    Socket(#[from] net::ctlsock::BindError),
+    /// The running server could not be taken over (it goes on serving).
+    #[error("cannot take over from the server at {}: {reason}", .socket.display())]
+    Upgrade {
+        /// Its control socket.
+        socket: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A config error names its own file, line and column; other start errors get the file.
@@ -60,7 +84,20 @@ pub fn load(file: &Path) -> Result<conf::sockd::SockdConfig, StartError> {
     Ok(cfg)
 }
 
-/// Runs the server until SIGTERM or SIGINT.
+/// One line for `systemctl status`.
+fn status_line(h: &ServerHandle) -> String {
+    format!(
+        "listening on {}, {} sessions open",
+        h.local_addrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
+        h.active_sessions()
+    )
+}
+
+/// Runs the server until SIGTERM or SIGINT (or until a successor took over).
 pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
     let start_err = |source| DaemonError::Start {
         file: opts.file.clone(),
@@ -73,13 +110,18 @@ pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    let mut usr2 = signal(SignalKind::user_defined2()).map_err(DaemonError::Signal)?;
     let unprivileged = cfg.user_unprivileged.clone();
+    let configured_socket = cfg.socket.clone();
+    let ctl_path = configured_socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
     let admin_at = match &cfg.admin {
         Some(a) => Some(
             crate::runtime::resolve_host(&a.host)
                 .ok()
                 .and_then(|ips| ips.first().copied())
-                .map(|ip| std::net::SocketAddr::new(ip, a.port))
+                .map(|ip| SocketAddr::new(ip, a.port))
                 .ok_or_else(|| {
                     start_err(StartError::Setup(format!(
                         "hasocks.admin: {} does not resolve",
@@ -89,11 +131,45 @@ pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
         ),
         None => None,
     };
+    let upgrade_err = |reason: String| DaemonError::Upgrade {
+        socket: ctl_path.clone(),
+        reason,
+    };
+    let (mut inherited, taken) = if opts.upgrade {
+        let (l, t) = upgrade::take_over(ctl_path.clone())
+            .await
+            .map_err(|e| upgrade_err(e.to_string()))?;
+        tracing::info!(
+            "took over {} listening sockets of the running server",
+            l.len()
+        );
+        (l, Some(t))
+    } else {
+        (Vec::new(), None)
+    };
+    for l in opts.activated {
+        match l.local_addr() {
+            Ok(a) => inherited.push((a, l)),
+            Err(e) => tracing::warn!("socket activation: a socket without an address: {e}"),
+        }
+    }
     // Before the listeners and before the drop: the root helper that checks passwords.
     crate::privs::start_auth_helper(unprivileged.as_deref()).map_err(DaemonError::Privileges)?;
-    let handle = Arc::new(ServerHandle::start(cfg).await.map_err(start_err)?);
+    let handle = Arc::new(
+        ServerHandle::start_with(cfg, inherited)
+            .await
+            .map_err(start_err)?,
+    );
+    let upgraded = taken.is_some();
+    if let Some(t) = taken {
+        // The old server stops accepting and closes its admin port before it answers.
+        t.confirmed()
+            .await
+            .map_err(|e| upgrade_err(format!("confirming: {e}")))?;
+        systemd::main_pid();
+    }
     // Bound as root (before the drop), like the listeners.
-    let _admin = match admin_at {
+    let admin = Arc::new(Mutex::new(match admin_at {
         Some(addr) => {
             let source = Arc::new(crate::admin_source::ServerAdmin::new(handle.clone()));
             let a = admin::start(addr, source, admin::Limits::default())?;
@@ -101,10 +177,43 @@ pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
             Some(a)
         }
         None => None,
+    }));
+    let stop = CancellationToken::new();
+    let handed_over = CancellationToken::new();
+    let release: net::handover::Release = {
+        let (h, stop, admin, done) = (
+            handle.clone(),
+            stop.clone(),
+            admin.clone(),
+            handed_over.clone(),
+        );
+        Box::new(move || {
+            h.stop_accepting();
+            stop.cancel();
+            if let Some(a) = admin.lock().ok().and_then(|mut a| a.take()) {
+                a.close();
+            }
+            done.cancel();
+        })
     };
+    let existing = if upgraded {
+        net::ctlsock::Existing::Replace
+    } else {
+        net::ctlsock::Existing::IfStale
+    };
+    let socket = open_socket(
+        configured_socket,
+        existing,
+        Control::new(handle.clone(), release),
+        &stop,
+    )?;
+    let mut dropped = false;
     if let Some(user) = unprivileged {
         match crate::privs::drop_to(&user) {
-            Ok(true) => tracing::info!("dropped privileges to {user}"),
+            Ok(true) => {
+                dropped = true;
+                tracing::info!("dropped privileges to {user}");
+            }
             Ok(false) => {}
             Err(e) => return Err(DaemonError::Privileges(e)),
         }
@@ -119,24 +228,112 @@ pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
             handle.local_addrs()
         ),
     );
+    systemd::ready(&status_line(&handle));
+    let watchdog = systemd::spawn_watchdog();
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&handle, &opts.file).await,
+            _ = hup.recv() => {
+                systemd::reloading();
+                reload(&handle, &opts.file).await;
+                systemd::ready(&status_line(&handle));
+            }
+            _ = usr2.recv() => {
+                if dropped {
+                    // The successor would run unprivileged: no root helper for system
+                    // passwords, no binding of new privileged ports.
+                    tracing::error!(
+                        "SIGUSR2: this server dropped its privileges; upgrade it by running \
+                         hasocks server -f {} --upgrade as root",
+                        opts.file.display()
+                    );
+                } else {
+                    net::handover::start_successor("server");
+                }
+            }
+            _ = handed_over.cancelled() => break,
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
+    let by_successor = handed_over.is_cancelled();
+    if let Some(w) = watchdog {
+        // The successor pings now; a stopping process has nothing left to prove.
+        w.abort();
+    }
+    let (what, wait) = if by_successor {
+        ("a new process took over", opts.upgrade_grace)
+    } else {
+        ("stopping", opts.grace)
+    };
     tracing::info!(
-        "stopping: no new sessions; {} open, waiting up to {} s",
+        "{what}: no new sessions; {} open, waiting {}",
         handle.active_sessions(),
-        opts.grace.as_secs()
+        net::clock::shown_wait(wait)
     );
-    handle.log(Level::Info, "shutting down");
-    let cut = handle.shutdown(opts.grace).await;
+    if !by_successor {
+        systemd::stopping(&format!(
+            "stopping, {} sessions open",
+            handle.active_sessions()
+        ));
+        handle.log(Level::Info, "shutting down");
+    } else {
+        handle.log(Level::Info, "handed over to a new process; draining");
+    }
+    stop.cancel();
+    let cut = if by_successor {
+        // UDP associations and sessions run to their end (or the upgrade grace); SIGTERM
+        // cuts that short.
+        tokio::select! {
+            n = handle.shutdown(wait) => n,
+            _ = term.recv() => handle.shutdown(opts.grace).await,
+            _ = int.recv() => handle.shutdown(opts.grace).await,
+        }
+    } else {
+        handle.shutdown(wait).await
+    };
     if cut > 0 {
         tracing::warn!("{cut} sessions were still open at the deadline and were closed");
     }
+    if let Some(a) = admin.lock().ok().and_then(|mut a| a.take()) {
+        drop(a);
+    }
+    // After a hand-over the socket path is the successor's.
+    if let (Some(p), false) = (socket, by_successor) {
+        let _ = std::fs::remove_file(p);
+    }
     Ok(())
+}
+
+/// Opens the control socket: the configured one must work; the default one is skipped with
+/// a warning when it cannot be made (an unprivileged server cannot create /run/hasocks).
+fn open_socket(
+    configured: Option<PathBuf>,
+    existing: net::ctlsock::Existing,
+    ctl: Arc<Control>,
+    stop: &CancellationToken,
+) -> Result<Option<PathBuf>, DaemonError> {
+    let (path, listener) = match configured {
+        Some(p) => {
+            let l = net::ctlsock::bind(&p, existing)?;
+            (p, l)
+        }
+        None => {
+            let p = PathBuf::from(DEFAULT_SOCKET);
+            match net::ctlsock::bind(&p, existing) {
+                Ok(l) => (p, l),
+                Err(e) => {
+                    tracing::warn!(
+                        "{e}; running without a control socket, so without binary upgrades \
+                         (set one with hasocks.socket: PATH)"
+                    );
+                    return Ok(None);
+                }
+            }
+        }
+    };
+    tracing::info!("control socket {}", path.display());
+    tokio::spawn(upgrade::serve(listener, ctl, stop.clone()));
+    Ok(Some(path))
 }
 
 /// SIGHUP: reopen the log files, then re-read the config; a broken file (or a new address

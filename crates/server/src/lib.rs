@@ -11,6 +11,7 @@ pub mod runtime;
 mod server;
 pub mod session;
 pub mod stats;
+pub mod upgrade;
 
 pub use logger::{Level, Logger};
 pub use server::{ReloadReport, ServerHandle, StartError};

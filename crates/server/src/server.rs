@@ -58,6 +58,8 @@ pub struct ReloadReport {
 struct Listener {
     actual: SocketAddr,
     stop: CancellationToken,
+    /// The same socket, for a successor at a binary upgrade.
+    copy: Option<std::net::TcpListener>,
 }
 
 /// A running SOCKS server.
@@ -71,6 +73,9 @@ pub struct ServerHandle {
     shutdown: Shutdown,
     hard_stop: CancellationToken,
     reload_lock: tokio::sync::Mutex<()>,
+    /// Listening sockets from a predecessor or the service manager, by address, not yet
+    /// claimed by an `internal:`.
+    pool: Mutex<Vec<(SocketAddr, std::net::TcpListener)>>,
 }
 
 /// Builds the runtime (blocking name resolution) off the async threads.
@@ -106,6 +111,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl ServerHandle {
     /// Binds every `internal:` address and starts serving.
     pub async fn start(cfg: SockdConfig) -> Result<Self, StartError> {
+        Self::start_with(cfg, Vec::new()).await
+    }
+
+    /// [`start`](Self::start) with listening sockets handed in (from the process this one
+    /// upgrades, keyed by its configured address, or from socket activation, keyed by the
+    /// address they are bound to): an `internal:` address that has one uses it instead of
+    /// binding. Sockets no `internal:` claims are closed, with a warning.
+    pub async fn start_with(
+        cfg: SockdConfig,
+        inherited: Vec<(SocketAddr, std::net::TcpListener)>,
+    ) -> Result<Self, StartError> {
         let shared = Arc::new(Shared::default());
         let (rt, addrs) = build_runtime(cfg, shared.clone()).await?;
         let h = Self {
@@ -116,9 +132,13 @@ impl ServerHandle {
             shutdown: Shutdown::new(),
             hard_stop: CancellationToken::new(),
             reload_lock: tokio::sync::Mutex::new(()),
+            pool: Mutex::new(inherited),
         };
         let fresh = h.bind_new(&addrs)?;
         h.apply(fresh, &addrs);
+        for (addr, _) in std::mem::take(&mut *lock(&h.pool)) {
+            tracing::warn!("an inherited listening socket on {addr} matches no internal:; closed");
+        }
         Ok(h)
     }
 
@@ -129,7 +149,12 @@ impl ServerHandle {
     ) -> Result<Vec<(SocketAddr, std::net::TcpListener)>, StartError> {
         let have = lock(&self.listeners);
         let mut fresh = Vec::new();
+        let mut pool = lock(&self.pool);
         for (addr, line) in wanted.iter().filter(|(a, _)| !have.contains_key(a)) {
+            if let Some(i) = pool.iter().position(|(a, _)| a == addr) {
+                fresh.push(pool.swap_remove(i));
+                continue;
+            }
             let l = net::sock::listen_tcp_std(*addr).map_err(|source| StartError::Bind {
                 addr: *addr,
                 line: *line,
@@ -154,6 +179,7 @@ impl ServerHandle {
         for (addr, l) in fresh {
             let actual = l.local_addr().unwrap_or(addr);
             let stop = self.shutdown.token().child_token();
+            let copy = l.try_clone().ok();
             tokio::spawn(accept_loop(
                 l,
                 self.rt.clone(),
@@ -162,7 +188,7 @@ impl ServerHandle {
                 stop.clone(),
                 self.hard_stop.clone(),
             ));
-            have.insert(addr, Listener { actual, stop });
+            have.insert(addr, Listener { actual, stop, copy });
             report.opened.push(actual);
         }
         let gone: Vec<SocketAddr> = have
@@ -178,6 +204,22 @@ impl ServerHandle {
         }
         report.kept -= report.closed.len();
         report
+    }
+
+    /// What a successor needs to take over: every listening socket, by configured address.
+    pub fn handover(&self) -> Vec<(SocketAddr, std::net::TcpListener)> {
+        lock(&self.listeners)
+            .iter()
+            .filter_map(|(a, l)| Some((*a, l.copy.as_ref()?.try_clone().ok()?)))
+            .collect()
+    }
+
+    /// Stops accepting (a successor accepts on the same sockets now); sessions, UDP
+    /// associations included, go on. Then [`shutdown`](Self::shutdown) waits for them.
+    pub fn stop_accepting(&self) {
+        for (_, l) in std::mem::take(&mut *lock(&self.listeners)) {
+            l.stop.cancel();
+        }
     }
 
     /// The addresses actually listened on (port 0 in a config becomes the real port).

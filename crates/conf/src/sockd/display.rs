@@ -204,6 +204,9 @@ impl Display for SockdConfig {
         if let Some(p) = &self.password_file {
             writeln!(f, "hasocks.passwordfile: {}", p.display())?;
         }
+        if let Some(p) = &self.socket {
+            writeln!(f, "hasocks.socket: {}", p.display())?;
+        }
         if let Some(n) = self.auth_cache {
             writeln!(f, "hasocks.auth.cache: {n}")?;
         }

@@ -37,6 +37,7 @@ const SETTINGS: &[&str] = &[
     "pam.servicename",
     "hasocks.passwordfile",
     "hasocks.auth.cache",
+    "hasocks.socket",
 ];
 
 /// Whether `word` names a server setting.
@@ -59,6 +60,7 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
         clientmethods: Vec::new(),
         pam_servicename: None,
         password_file: None,
+        socket: None,
         auth_cache: None,
         user_privileged: None,
         user_unprivileged: None,
@@ -218,6 +220,7 @@ fn setting(c: &mut Cursor<'_>, kw: &Word, cfg: &mut SockdConfig) -> Result<(), C
             .extend(client_methods(c, kw)?.into_iter().map(|(m, _)| m)),
         "pam.servicename" => cfg.pam_servicename = Some(c.one_value(kw)?.text),
         "hasocks.passwordfile" => cfg.password_file = Some(c.one_value(kw)?.text.into()),
+        "hasocks.socket" => cfg.socket = Some(c.one_value(kw)?.text.into()),
         "hasocks.auth.cache" => cfg.auth_cache = Some(c.parsed(kw, parse_u32)?),
         "user.privileged" => cfg.user_privileged = Some(user_name(c, kw)?),
         "user.unprivileged" | "user.notprivileged" => {
@@ -499,6 +502,15 @@ mod tests {
         let c = p("internal: lo\nuser.notprivileged: nobody\nuser.privileged: root").unwrap();
         assert_eq!(c.user_unprivileged.as_deref(), Some("nobody"));
         assert_eq!(c.user_privileged.as_deref(), Some("root"));
+    }
+
+    #[test]
+    fn hasocks_socket_names_the_control_socket_and_takes_one_path() {
+        let c = p("internal: lo\nhasocks.socket: /run/x/server.sock").unwrap();
+        assert_eq!(c.socket.as_deref(), Some(Path::new("/run/x/server.sock")));
+        assert_eq!(p("internal: lo").unwrap().socket, None);
+        let e = p("internal: lo\nhasocks.socket: /a /b").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub struct SockdConfig {
     pub pam_servicename: Option<String>,
     /// Ours: `hasocks.passwordfile: FILE`: the htpasswd file of method `hasocks.passwordfile`.
     pub password_file: Option<std::path::PathBuf>,
+    /// `hasocks.socket: PATH`: the control socket a successor takes the listeners over
+    /// from at a binary upgrade (`hasocks server --upgrade`); default
+    /// `/run/hasocks/server.sock`.
+    pub socket: Option<std::path::PathBuf>,
     /// Ours: `hasocks.auth.cache: SECONDS`: how long a successful check is remembered
     /// (None = the built-in 30 s; 0 = never).
     pub auth_cache: Option<u32>,

@@ -8,6 +8,37 @@ pub mod server;
 pub mod up;
 pub mod zerocopy;
 
+/// How a daemon stops and hands over (shared by `relay` and `server`).
+#[derive(clap::Args)]
+pub struct Lifecycle {
+    /// Seconds to let sessions finish after SIGTERM/SIGINT before cutting them.
+    #[arg(long, default_value_t = 10)]
+    pub grace: u64,
+    /// Binary upgrade: take the listening sockets over from the process running with this
+    /// config (through its control socket) instead of binding; it then stops accepting and
+    /// lets its sessions finish. SIGUSR2 to the running process does the same with the binary
+    /// now installed.
+    #[arg(long)]
+    pub upgrade: bool,
+    /// Seconds an old process lets its sessions run after a successor took over, before
+    /// cutting them (default: until they end, as HAProxy's and nginx's old processes do).
+    #[arg(long, value_name = "SECS")]
+    pub upgrade_grace: Option<u64>,
+}
+
+impl Lifecycle {
+    /// The grace at a stop.
+    pub fn grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.grace)
+    }
+
+    /// The grace after a takeover.
+    pub fn upgrade_grace(&self) -> std::time::Duration {
+        self.upgrade_grace
+            .map_or(net::clock::FOREVER, std::time::Duration::from_secs)
+    }
+}
+
 /// Operator diagnostics (start-up, reload, shutdown) go to stderr; `RUST_LOG` tunes them.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

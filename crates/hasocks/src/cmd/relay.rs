@@ -1,7 +1,6 @@
 //! `hasocks relay`: run (or, with -n, only check) a relayd.conf.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use relay::daemon::{self, DaemonOpts};
 
@@ -17,9 +16,8 @@ pub struct RelayArgs {
     /// Define or override a macro, like `relayd -D name=value` (repeatable).
     #[arg(short = 'D', value_name = "NAME=VALUE")]
     pub defines: Vec<String>,
-    /// Seconds to let sessions finish after SIGTERM/SIGINT before cutting them.
-    #[arg(long, default_value_t = 10)]
-    pub grace: u64,
+    #[command(flatten)]
+    pub life: super::Lifecycle,
 }
 
 /// Parses `-D name=value` arguments.
@@ -34,7 +32,7 @@ pub fn parse_defines(defines: &[String]) -> anyhow::Result<Vec<(String, String)>
 }
 
 /// Runs the relay until SIGTERM/SIGINT (SIGHUP reloads).
-pub async fn run(args: RelayArgs) -> anyhow::Result<i32> {
+pub async fn run(args: RelayArgs, activated: Vec<std::net::TcpListener>) -> anyhow::Result<i32> {
     let defines = parse_defines(&args.defines)?;
     if args.check_only {
         let cfg = conf::relayd::load(&args.file, &defines)?;
@@ -47,7 +45,10 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<i32> {
     daemon::run(DaemonOpts {
         file: args.file,
         defines,
-        grace: Duration::from_secs(args.grace),
+        grace: args.life.grace(),
+        upgrade: args.life.upgrade,
+        upgrade_grace: args.life.upgrade_grace(),
+        activated,
     })
     .await?;
     Ok(0)

@@ -1,7 +1,6 @@
 //! `hasocks server`: run (or, with -V, only check) a sockd.conf.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use server::daemon::{self, DaemonOpts};
 
@@ -14,13 +13,12 @@ pub struct ServerArgs {
     /// Only check the config and exit (0 = valid), like `sockd -V`.
     #[arg(short = 'V', long = "verify")]
     pub verify: bool,
-    /// Seconds to let sessions finish after SIGTERM/SIGINT before cutting them.
-    #[arg(long, default_value_t = 10)]
-    pub grace: u64,
+    #[command(flatten)]
+    pub life: super::Lifecycle,
 }
 
 /// Runs the server until SIGTERM/SIGINT; SIGHUP reloads the config and reopens logs.
-pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
+pub async fn run(args: ServerArgs, activated: Vec<std::net::TcpListener>) -> anyhow::Result<i32> {
     if args.verify {
         let cfg = conf::sockd::load(&args.file)?;
         for w in &cfg.warnings {
@@ -31,7 +29,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
     }
     daemon::run(DaemonOpts {
         file: args.file,
-        grace: Duration::from_secs(args.grace),
+        grace: args.life.grace(),
+        upgrade: args.life.upgrade,
+        upgrade_grace: args.life.upgrade_grace(),
+        activated,
     })
     .await?;
     Ok(0)

@@ -20,6 +20,9 @@
 //! enable, drain; `target`: name, `name:port` or id), `table` and `relay` (`enable`: bool,
 //! `target`), `poll`, `reload`, `load` (`file`), `log` (`verbose`: bool), `monitor` (the
 //! server then sends `{"v":1,"reply":"event","event":{...}}` lines until the client closes).
+//! `takeover` (what `hasocks relay --upgrade` sends) turns the connection into a hand-over:
+//! the listening sockets (SCM_RIGHTS) and host states go to the new process, which confirms
+//! once it serves; the old one then stops accepting and drains.
 //! A request with another `v` gets an error of kind `version`; requests are at most
 //! [`MAX_LINE`] bytes. The types below are the protocol: the client and the server both use
 //! them.
@@ -110,6 +113,9 @@ pub enum Command {
     },
     /// `monitor`: stream events until the client closes.
     Monitor,
+    /// A successor process asks for the listening sockets and host states (`hasocks relay
+    /// --upgrade`); the connection then carries `net::handover` frames and descriptors.
+    Takeover,
 }
 
 /// A request line.

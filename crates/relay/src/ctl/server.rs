@@ -2,8 +2,9 @@
 //! live one refused), and serving requests with a bounded number of connections.
 
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+pub use net::ctlsock::BindError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,66 +22,29 @@ const MAX_CONNECTIONS: usize = 64;
 /// How long a connection may take to send its request line.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Why the control socket could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum BindError {
-    /// A running relay answers on that path.
-    #[error("control socket {0}: another relay is listening there")]
-    InUse(PathBuf),
-    /// Something that is not a socket is at that path (it is left alone).
-    #[error("control socket {0}: the path exists and is not a socket")]
-    NotASocket(PathBuf),
-    /// The OS refused.
-    #[error("control socket {path}: {source}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The OS error.
-        source: io::Error,
-    },
+/// Binds the control socket at `path` (see [`net::ctlsock::bind`]); a socket a live relay
+/// answers on is refused.
+pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
+    net::ctlsock::bind(path, net::ctlsock::Existing::IfStale)
 }
 
-/// Binds the control socket at `path` with mode 0660 (as relayd: the owner and the group may
-/// use it). A socket left by a relay that died is replaced; one a live relay answers on is
-/// refused. A missing parent folder is created (mode 0755).
-pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
-    let io_err = |source| BindError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if !m.file_type().is_socket() => return Err(BindError::NotASocket(path.into())),
-        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => return Err(BindError::InUse(path.into())),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                std::fs::remove_file(path).map_err(io_err)?;
-            }
-            Err(e) => return Err(io_err(e)),
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(e)),
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(io_err)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-                .map_err(io_err)?;
-        }
-    }
-    // The socket is created with the umask's mode (no write for others under any usual
-    // umask, so nobody else can connect meanwhile), then set to 0660. Changing the umask
-    // instead would affect every thread of the process.
-    let l = UnixListener::bind(path).map_err(io_err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io_err)?;
-    Ok(l)
-}
+pub use net::handover::Release;
 
 /// Carries out control commands on a relay; also what SIGHUP uses to reload.
-#[derive(Debug)]
 pub struct Controller {
     handle: Arc<RelayHandle>,
     file: PathBuf,
     defines: Vec<(String, String)>,
+    /// Set by a daemon that can be taken over (`hasocks up` cannot).
+    release: std::sync::Mutex<Option<Release>>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("file", &self.file)
+            .finish()
+    }
 }
 
 impl Controller {
@@ -90,6 +54,35 @@ impl Controller {
             handle,
             file,
             defines,
+            release: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Allows a takeover: `release` runs once the successor serves (stop accepting, free the
+    /// control socket and the admin port, tell the daemon to drain and exit).
+    pub fn allow_takeover(&self, release: Release) {
+        if let Ok(mut r) = self.release.lock() {
+            *r = Some(release);
+        }
+    }
+
+    /// Hands the listeners and host states to the successor on `stream`.
+    async fn takeover(&self, stream: UnixStream) {
+        let release = self.release.lock().ok().and_then(|mut r| r.take());
+        let Some(release) = release else {
+            tracing::warn!("control socket: a takeover was asked, but this relay cannot be taken over (or already was)");
+            return;
+        };
+        let offer = self.handle.handover();
+        tracing::info!("handing the listening sockets to a new process");
+        match net::handover::offer(stream, offer.meta(), offer.into_fds(), release).await {
+            Ok(()) => tracing::info!("the new process serves; this one stops accepting and drains"),
+            Err((e, Some(back))) => {
+                // Not released: nothing changed here, and a later takeover may be tried.
+                self.allow_takeover(back);
+                tracing::error!("takeover failed, this relay goes on serving: {e}");
+            }
+            Err((e, None)) => tracing::error!("takeover failed after the release: {e}"),
         }
     }
 
@@ -166,9 +159,9 @@ impl Controller {
                     Err(e) => error_body(&CtlError::Reload(e)),
                 }
             }
-            Command::Monitor => Body::Error {
+            Command::Monitor | Command::Takeover => Body::Error {
                 kind: "request".into(),
-                message: "monitor is a stream, not a command".into(),
+                message: "monitor and takeover are streams, not commands".into(),
             },
         }
     }
@@ -256,6 +249,13 @@ async fn connection(s: UnixStream, ctl: &Controller, stop: &CancellationToken) {
         }
         if req.command == Command::Monitor {
             monitor(r, w, ctl.handle().subscribe(), stop).await;
+            return;
+        }
+        if req.command == Command::Takeover {
+            match r.into_inner().reunite(w) {
+                Ok(s) => ctl.takeover(s).await,
+                Err(e) => tracing::error!("takeover: {e}"),
+            }
             return;
         }
         let body = ctl.execute(&req.command).await;
