@@ -174,8 +174,11 @@ pub(crate) async fn serve(
     }
 }
 
-/// Waits (at most a check timeout) for the first check round of tables that have none yet;
-/// whether there was one to wait for.
+/// The longest a session waits for a first check round (a check timeout may be a minute).
+const FIRST_ROUND_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits (at most a check timeout, and [`FIRST_ROUND_WAIT`]) for the first check round of
+/// tables that have none yet; whether there was one to wait for.
 async fn first_round_pending(relay: &RelayGen) -> bool {
     let mut waited = false;
     for fwd in &relay.forwards {
@@ -185,7 +188,7 @@ async fn first_round_pending(relay: &RelayGen) -> bool {
         }
         waited = true;
         let mut rx = t.ready.subscribe();
-        let limit = t.timeout + Duration::from_millis(100);
+        let limit = (t.timeout + Duration::from_millis(100)).min(FIRST_ROUND_WAIT);
         let _ = tokio::time::timeout(limit, rx.wait_for(|r| *r)).await;
     }
     waited

@@ -47,7 +47,7 @@ async fn backup_table_serves_while_primary_is_down_and_gives_back() {
 }
 
 #[tokio::test]
-async fn hosts_start_unknown_and_relay_refuses_until_first_check() {
+async fn a_session_before_the_first_check_waits_for_its_verdict() {
     let b = id_backend(1).await;
     let flag = std::env::temp_dir().join(format!("relay-test-{}-flag", std::process::id()));
     let _ = std::fs::remove_file(&flag);
@@ -70,19 +70,38 @@ async fn hosts_start_unknown_and_relay_refuses_until_first_check() {
 
     assert_eq!(state(&h, "pool:1", 0), HostState::Unknown);
     assert!(!h.wait_ready(Duration::from_millis(200)).await);
-    assert_eq!(
-        session_from(client(1), addr).await,
-        None,
-        "served before the first check"
-    );
-    assert_eq!(h.snapshot().relays[0].sessions_failed, 1);
-
+    // Arrives while the host is unknown; the check passes 300 ms later and serves it.
+    let early = tokio::spawn(session_from(client(1), addr));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(state(&h, "pool:1", 0), HostState::Unknown);
     std::fs::write(&flag, b"go").expect("flag");
-    assert!(h.wait_ready(DEADLINE).await);
+    assert_eq!(early.await.expect("task"), Some(1), "held until the verdict, then served");
     assert_eq!(state(&h, "pool:1", 0), HostState::Up);
-    assert_eq!(session_from(client(1), addr).await, Some(1));
+    assert_eq!(h.snapshot().relays[0].sessions_failed, 0);
     let _ = std::fs::remove_file(&flag);
     let _ = std::fs::remove_file(&path);
+    h.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_session_before_a_first_check_that_fails_is_refused_after_the_check_timeout() {
+    let b = id_backend(1).await;
+    let path = script("never-up", "sleep 30\nexit 1");
+    let mut f = forward("pool", Mode::RoundRobin, Some(Check::Script(path.clone())));
+    f.timeout_ms = Some(800);
+    let h = RelayHandle::start(config(
+        vec![table("pool", &[b.port()])],
+        vec![relay(vec![f])],
+    ))
+    .await
+    .expect("relay");
+    let started = std::time::Instant::now();
+    assert_eq!(session_from(client(1), addr_of(&h)).await, None, "no host ever up");
+    assert!(started.elapsed() >= Duration::from_millis(500), "it waited for the check");
+    assert_eq!(h.snapshot().relays[0].sessions_failed, 1);
+    assert_ne!(state(&h, "pool:1", 0), HostState::Up);
+    let _ = std::fs::remove_file(&path);
+    h.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test]
