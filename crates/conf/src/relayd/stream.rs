@@ -10,6 +10,10 @@ use crate::ConfError;
 /// How deep `include` may nest (stops include loops).
 const MAX_INCLUDE_DEPTH: usize = 16;
 
+/// How many `include`s one parse may follow in total: the depth limit alone still lets a
+/// fan-out (each file including several others) read millions of files.
+pub const MAX_INCLUDES: usize = 256;
+
 /// Tokens from the main file and the files it includes.
 #[derive(Debug)]
 pub(crate) struct Stream {
@@ -19,6 +23,8 @@ pub(crate) struct Stream {
     macros: HashMap<String, String>,
     /// Macros given with `-D`: definitions in the file do not replace them.
     persistent: HashSet<String>,
+    /// `include`s followed so far (for [`MAX_INCLUDES`]).
+    includes: usize,
 }
 
 impl Stream {
@@ -30,6 +36,7 @@ impl Stream {
             look: VecDeque::new(),
             macros: HashMap::new(),
             persistent: HashSet::new(),
+            includes: 0,
         }
     }
 
@@ -131,13 +138,20 @@ impl Stream {
                 format!("include \"{path}\" nested too deeply (include loop?)"),
             ));
         }
+        if self.includes >= MAX_INCLUDES {
+            return Err(self.err(
+                at,
+                format!("include \"{path}\": more than {MAX_INCLUDES} includes in total"),
+            ));
+        }
+        self.includes += 1;
         let mut full = PathBuf::from(path);
         if full.is_relative() {
             if let Some(dir) = self.path(at.file).parent() {
                 full = dir.join(path);
             }
         }
-        let text = std::fs::read_to_string(&full).map_err(|e| {
+        let text = crate::read::read_config(&full).map_err(|e| {
             self.err(
                 at,
                 format!("cannot read included file \"{}\": {e}", full.display()),
