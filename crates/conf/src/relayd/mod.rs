@@ -16,6 +16,7 @@ mod words;
 
 use std::path::Path;
 
+pub use lexer::MAX_EXPANDED_CHARS;
 pub use stream::MAX_INCLUDES;
 pub use types::*;
 
@@ -195,6 +196,22 @@ mod tests {
         assert!(e.file.starts_with(&dir) && (1..=4).contains(&e.line), "{e}");
         assert_eq!(e.col, 1, "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn macro_expansion_is_cut_at_the_total_budget() {
+        // A million commas per use: four uses fit the budget, the fifth does not.
+        let commas = ",".repeat(1_000_000);
+        let fits = format!("a=\"{commas}\"\ntable <t> {{ $a $a $a $a h }}\n");
+        assert_eq!(p(&fits).unwrap().tables[0].hosts.len(), 1);
+        let over = format!("a=\"{commas}\"\ntable <t> {{ $a $a $a $a $a h }}\n");
+        let e = p(&over).unwrap_err();
+        assert_eq!((e.line, e.col), (2, 25), "{e}");
+        assert!(
+            e.message
+                .contains(&format!("{MAX_EXPANDED_CHARS} characters")),
+            "{e}"
+        );
     }
 
     #[test]

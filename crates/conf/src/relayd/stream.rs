@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-use super::lexer::{Lexer, TokKind, Token};
+use super::lexer::{Lexer, TokKind, Token, MAX_EXPANDED_CHARS};
 use crate::ConfError;
 
 /// How deep `include` may nest (stops include loops).
@@ -25,6 +25,8 @@ pub(crate) struct Stream {
     persistent: HashSet<String>,
     /// `include`s followed so far (for [`MAX_INCLUDES`]).
     includes: usize,
+    /// Characters macro expansions may still produce (from [`MAX_EXPANDED_CHARS`]).
+    expansion_left: usize,
 }
 
 impl Stream {
@@ -37,6 +39,7 @@ impl Stream {
             macros: HashMap::new(),
             persistent: HashSet::new(),
             includes: 0,
+            expansion_left: MAX_EXPANDED_CHARS,
         }
     }
 
@@ -75,7 +78,7 @@ impl Stream {
         };
         let file = lx.file();
         let tok = lx
-            .next_token(&self.macros)
+            .next_token(&self.macros, &mut self.expansion_left)
             .map_err(|e| ConfError::new(self.path(file), e.line, e.col, e.message))?;
         if tok.kind == TokKind::Eof && depth > 1 {
             // The end of an included file ends its last statement.
