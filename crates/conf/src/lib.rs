@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod read;
 pub mod relayd;
 pub mod services;
 pub mod sockd;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use net::proxy::{encode_v1, encode_v2, read_header, ProxyError, ProxyHeader};
+use net::proxy::{encode_v1, encode_v2, encode_v2_local, read_header, ProxyError, ProxyHeader};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -89,6 +89,30 @@ async fn v2_local_is_none() {
     let (res, rest) = exchange(&[&local]).await;
     assert_eq!(res.unwrap(), None);
     assert_eq!(rest, [5]);
+}
+
+#[tokio::test]
+async fn encoded_v2_local_is_none_and_leaves_the_following_bytes() {
+    let (res, rest) = exchange(&[&encode_v2_local(), &[5, 1, 0]]).await;
+    assert_eq!(res.unwrap(), None);
+    assert_eq!(rest, [5, 1, 0]);
+}
+
+#[tokio::test]
+async fn v2_header_longer_than_one_peek_is_read_whole_and_no_further() {
+    let (src, dst) = (sa("192.0.2.10:40001"), sa("127.0.0.1:1080"));
+    let mut header = encode_v2(src, dst);
+    // A NOOP TLV with 2000 value bytes: the header is 2031 bytes, sent in uneven writes.
+    let tlv_len: u16 = 2000;
+    let total = 12 + 3 + tlv_len;
+    header[14..16].copy_from_slice(&total.to_be_bytes());
+    header.push(0x04);
+    header.extend_from_slice(&tlv_len.to_be_bytes());
+    header.resize(header.len() + usize::from(tlv_len), 0xaa);
+    let (a, b) = header.split_at(700);
+    let (res, rest) = exchange(&[a, b, &[5, 1, 0]]).await;
+    assert_eq!(res.unwrap(), Some(ProxyHeader { src, dst }));
+    assert_eq!(rest, [5, 1, 0]);
 }
 
 #[tokio::test]

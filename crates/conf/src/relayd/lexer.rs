@@ -90,6 +90,10 @@ struct Ch {
     expanded: bool,
 }
 
+/// The most characters macro expansions may produce in one parse (all files together): a
+/// long value used many times must not turn a small file into an endless token stream.
+pub const MAX_EXPANDED_CHARS: usize = 4 * 1024 * 1024;
+
 /// Characters that end an unquoted word and are tokens of their own.
 fn is_punct(c: char) -> bool {
     matches!(c, '{' | '}' | '<' | '>' | '=' | ',' | '(' | ')' | '!')
@@ -192,8 +196,13 @@ impl Lexer {
         }
     }
 
-    /// The next token; `$name` is replaced by the macro's value from `macros`.
-    pub fn next_token(&mut self, macros: &HashMap<String, String>) -> Result<Token, LexError> {
+    /// The next token; `$name` is replaced by the macro's value from `macros`, each expansion
+    /// taking its length from `budget` (characters still allowed in this parse).
+    pub fn next_token(
+        &mut self,
+        macros: &HashMap<String, String>,
+        budget: &mut usize,
+    ) -> Result<Token, LexError> {
         loop {
             let Some(first) = self.skip_blanks() else {
                 return Ok(Token {
@@ -206,7 +215,7 @@ impl Lexer {
             match first.c {
                 '#' => self.skip_comment(),
                 '\n' => return Ok(self.tok(TokKind::Newline, first)),
-                '$' if !first.expanded => self.expand(first, macros)?,
+                '$' if !first.expanded => self.expand(first, macros, budget)?,
                 '"' | '\'' => return self.quoted(first),
                 c if is_punct(c) => return Ok(self.tok(TokKind::Punct(c), first)),
                 c if in_word(c) => return Ok(self.word(first)),
@@ -242,7 +251,12 @@ impl Lexer {
     }
 
     /// Replaces `$name` by the macro's characters, marked as expanded and placed at the `$`.
-    fn expand(&mut self, dollar: Ch, macros: &HashMap<String, String>) -> Result<(), LexError> {
+    fn expand(
+        &mut self,
+        dollar: Ch,
+        macros: &HashMap<String, String>,
+        budget: &mut usize,
+    ) -> Result<(), LexError> {
         let mut name = String::new();
         while let Some(ch) = self.getc(false) {
             if ch.c.is_ascii_alphanumeric() || ch.c == '_' {
@@ -263,6 +277,12 @@ impl Lexer {
         let Some(value) = macros.get(&name) else {
             return Err(err(format!("macro \"{name}\" is not defined")));
         };
+        let Some(left) = budget.checked_sub(value.chars().count()) else {
+            return Err(err(format!(
+                "expanding macro \"{name}\" here exceeds {MAX_EXPANDED_CHARS} characters of macro expansion in total"
+            )));
+        };
+        *budget = left;
         for c in value.chars().rev() {
             self.ungetc(Ch {
                 c,
@@ -330,8 +350,9 @@ mod tests {
             .collect();
         let mut lx = Lexer::new(text, 0);
         let mut out = Vec::new();
+        let mut budget = MAX_EXPANDED_CHARS;
         loop {
-            let t = lx.next_token(&m)?;
+            let t = lx.next_token(&m, &mut budget)?;
             if t.kind == TokKind::Eof {
                 return Ok(out);
             }

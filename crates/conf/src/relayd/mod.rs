@@ -16,6 +16,8 @@ mod words;
 
 use std::path::Path;
 
+pub use lexer::MAX_EXPANDED_CHARS;
+pub use stream::MAX_INCLUDES;
 pub use types::*;
 
 use crate::ConfError;
@@ -55,7 +57,7 @@ pub fn parse(
 /// Reads and parses the file; `include "path"` is resolved relative to the including file's
 /// folder when not absolute.
 pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<RelaydConfig, ConfError> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::read::read_config(path)
         .map_err(|e| ConfError::new(path, 0, 0, format!("cannot read the file: {e}")))?;
     parse(&text, path, overrides)
 }
@@ -121,6 +123,95 @@ mod tests {
         assert_eq!(r.forwards[0].mode, Mode::RoundRobin);
         assert_eq!(r.forwards[0].check, None);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    /// A fresh directory under the system temp dir, unique to this test.
+    fn temp_dir(tag: &str) -> std::path::PathBuf {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "hasocks-relayd-unit-{tag}-{}-{n}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn dev_zero_is_refused() {
+        let e = load(Path::new("/dev/zero"), &[]).unwrap_err();
+        assert_eq!(e.file, Path::new("/dev/zero"));
+        assert!(e.message.contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn an_include_of_dev_zero_is_refused_at_the_include() {
+        let dir = temp_dir("devzero");
+        let main = dir.join("relayd.conf");
+        std::fs::write(&main, "\n  include \"/dev/zero\"\n").unwrap();
+        let e = load(&main, &[]).unwrap_err();
+        assert_eq!((e.file.as_path(), e.line, e.col), (main.as_path(), 2, 3));
+        assert!(e.message.contains("\"/dev/zero\""), "{e}");
+        assert!(e.message.contains("not a regular file"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn includes_past_the_total_cap_are_refused_at_the_include_line() {
+        let dir = temp_dir("cap");
+        std::fs::write(dir.join("empty.conf"), "").unwrap();
+        let main = dir.join("relayd.conf");
+        let ok = "include \"empty.conf\"\n".repeat(MAX_INCLUDES);
+        std::fs::write(&main, &ok).unwrap();
+        assert!(load(&main, &[]).is_ok());
+        std::fs::write(&main, format!("{ok}include \"empty.conf\"\n")).unwrap();
+        let e = load(&main, &[]).unwrap_err();
+        let line = u32::try_from(MAX_INCLUDES).unwrap() + 1;
+        assert_eq!((e.file.as_path(), e.line, e.col), (main.as_path(), line, 1));
+        assert!(
+            e.message
+                .contains(&format!("more than {MAX_INCLUDES} includes")),
+            "{e}"
+        );
+        assert!(e.message.contains("\"empty.conf\""), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn include_fan_out_is_cut_at_the_total_cap() {
+        // Each level includes the next four times, 14 levels deep: 4^14 files unbounded.
+        let dir = temp_dir("fanout");
+        for level in 0..14 {
+            let line = format!("include \"l{}.conf\"\n", level + 1);
+            std::fs::write(dir.join(format!("l{level}.conf")), line.repeat(4)).unwrap();
+        }
+        std::fs::write(dir.join("l14.conf"), "").unwrap();
+        let e = load(&dir.join("l0.conf"), &[]).unwrap_err();
+        assert!(
+            e.message
+                .contains(&format!("more than {MAX_INCLUDES} includes")),
+            "{e}"
+        );
+        assert!(e.file.starts_with(&dir) && (1..=4).contains(&e.line), "{e}");
+        assert_eq!(e.col, 1, "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn macro_expansion_is_cut_at_the_total_budget() {
+        // A million commas per use: four uses fit the budget, the fifth does not.
+        let commas = ",".repeat(1_000_000);
+        let fits = format!("a=\"{commas}\"\ntable <t> {{ $a $a $a $a h }}\n");
+        assert_eq!(p(&fits).unwrap().tables[0].hosts.len(), 1);
+        let over = format!("a=\"{commas}\"\ntable <t> {{ $a $a $a $a $a h }}\n");
+        let e = p(&over).unwrap_err();
+        assert_eq!((e.line, e.col), (2, 25), "{e}");
+        assert!(
+            e.message
+                .contains(&format!("{MAX_EXPANDED_CHARS} characters")),
+            "{e}"
+        );
     }
 
     #[test]

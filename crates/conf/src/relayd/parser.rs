@@ -23,6 +23,9 @@ pub(crate) struct Parser {
     timeout_at: Option<Token>,
     /// Table name -> (index in cfg.tables, used by a relay, its `table` keyword).
     pub(crate) tables: HashMap<String, (usize, bool, Token)>,
+    /// Relay name -> line of its `relay` keyword (a linear search per relay would make a
+    /// file of many small relays quadratic).
+    pub(crate) relays: HashMap<String, u32>,
 }
 
 /// `(message)` results from the word readers become errors at a token.
@@ -52,6 +55,7 @@ impl Parser {
             cfg,
             timeout_at: None,
             tables: HashMap::new(),
+            relays: HashMap::new(),
         }
     }
 

@@ -32,8 +32,7 @@ impl Parser {
                     .err(&t, "a relay needs a name, e.g. relay \"socks\" { ... }"));
             }
         };
-        if let Some(r) = self.cfg.relays.iter().find(|r| r.name == name) {
-            let line = r.line;
+        if let Some(&line) = self.relays.get(&name) {
             return Err(self.s.err(
                 &t,
                 format!("relay \"{name}\" defined twice (first on line {line})"),
@@ -129,6 +128,7 @@ impl Parser {
                 f.port = first_port;
             }
         }
+        self.relays.insert(relay.name.clone(), relay.line);
         self.cfg.relays.push(relay);
         Ok(())
     }

@@ -4,11 +4,15 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-use super::lexer::{Lexer, TokKind, Token};
+use super::lexer::{Lexer, TokKind, Token, MAX_EXPANDED_CHARS};
 use crate::ConfError;
 
 /// How deep `include` may nest (stops include loops).
 const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// How many `include`s one parse may follow in total: the depth limit alone still lets a
+/// fan-out (each file including several others) read millions of files.
+pub const MAX_INCLUDES: usize = 256;
 
 /// Tokens from the main file and the files it includes.
 #[derive(Debug)]
@@ -19,6 +23,10 @@ pub(crate) struct Stream {
     macros: HashMap<String, String>,
     /// Macros given with `-D`: definitions in the file do not replace them.
     persistent: HashSet<String>,
+    /// `include`s followed so far (for [`MAX_INCLUDES`]).
+    includes: usize,
+    /// Characters macro expansions may still produce (from [`MAX_EXPANDED_CHARS`]).
+    expansion_left: usize,
 }
 
 impl Stream {
@@ -30,6 +38,8 @@ impl Stream {
             look: VecDeque::new(),
             macros: HashMap::new(),
             persistent: HashSet::new(),
+            includes: 0,
+            expansion_left: MAX_EXPANDED_CHARS,
         }
     }
 
@@ -68,7 +78,7 @@ impl Stream {
         };
         let file = lx.file();
         let tok = lx
-            .next_token(&self.macros)
+            .next_token(&self.macros, &mut self.expansion_left)
             .map_err(|e| ConfError::new(self.path(file), e.line, e.col, e.message))?;
         if tok.kind == TokKind::Eof && depth > 1 {
             // The end of an included file ends its last statement.
@@ -131,13 +141,20 @@ impl Stream {
                 format!("include \"{path}\" nested too deeply (include loop?)"),
             ));
         }
+        if self.includes >= MAX_INCLUDES {
+            return Err(self.err(
+                at,
+                format!("include \"{path}\": more than {MAX_INCLUDES} includes in total"),
+            ));
+        }
+        self.includes += 1;
         let mut full = PathBuf::from(path);
         if full.is_relative() {
             if let Some(dir) = self.path(at.file).parent() {
                 full = dir.join(path);
             }
         }
-        let text = std::fs::read_to_string(&full).map_err(|e| {
+        let text = crate::read::read_config(&full).map_err(|e| {
             self.err(
                 at,
                 format!("cannot read included file \"{}\": {e}", full.display()),

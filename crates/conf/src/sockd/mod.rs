@@ -28,7 +28,25 @@ pub fn parse(text: &str, file: &Path) -> Result<SockdConfig, ConfError> {
 
 /// Reads and parses the sockd.conf at `path`; a read failure is an error at `0:0`.
 pub fn load(path: &Path) -> Result<SockdConfig, ConfError> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::read::read_config(path)
         .map_err(|e| ConfError::new(path, 0, 0, format!("cannot read config: {e}")))?;
     parse(&text, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_zero_is_refused() {
+        let e = load(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!((e.file.as_path(), e.line), (Path::new("/dev/zero"), 0));
+        assert!(e.message.contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_is_refused() {
+        let e = load(Path::new("/")).unwrap_err();
+        assert!(e.message.contains("a directory"), "{e}");
+    }
 }

@@ -1,5 +1,10 @@
 //! HAProxy PROXY protocol v1 (text) and v2 (binary): encoding for the relay, and reading exactly
-//! one header off a socket for the server. Parsing is done by the `ppp` crate.
+//! one header off a socket for the server. Parsing is sans-io ([`parse_header`], over the
+//! `ppp` crate); [`read_header`] is a thin loop around it.
+
+mod parse;
+
+pub use parse::{parse_header, Parsed};
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -86,9 +91,8 @@ pub fn encode_v2(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     out
 }
 
-/// A v2 PROXY header with command LOCAL (family UNSPEC, no addresses): what a proxy sends on
-/// a connection of its own, such as a health check, so that the receiver knows it is not
-/// relaying a client.
+/// A v2 header with command LOCAL, family UNSPEC and no payload (16 bytes): "no client
+/// address", as a health check or a relay's own connection sends it.
 pub fn encode_v2_local() -> Vec<u8> {
     let mut out = Vec::with_capacity(V2_FIXED);
     out.extend_from_slice(&V2_SIG);
@@ -125,89 +129,39 @@ pub async fn read_header(
     }
 }
 
+/// How many bytes one peek looks at: a v1 header or a v2 header with addresses fits at once;
+/// a longer v2 header (TLVs) takes several rounds.
+const PEEK: usize = 512;
+
+/// Peeks at what has arrived, and consumes only the bytes [`parse_header`] counts as header:
+/// all of them while it needs more, up to the header's end once it is complete.
 async fn read_any(stream: &mut TcpStream) -> Result<Option<ProxyHeader>, ProxyError> {
-    let mut first = [0u8; 1];
-    stream.read_exact(&mut first).await?;
-    match first {
-        [b'P'] => read_v1(stream).await,
-        [b'\r'] => read_v2(stream).await,
-        [b] => Err(ProxyError::Malformed(format!(
-            "starts with byte 0x{b:02x}, neither v1 nor v2"
-        ))),
-    }
-}
-
-/// Reads the rest of a v1 header (the leading 'P' is already consumed).
-async fn read_v1(stream: &mut TcpStream) -> Result<Option<ProxyHeader>, ProxyError> {
-    let mut buf = [0u8; V1_MAX];
-    buf[0] = b'P';
-    let mut have = 1;
+    let mut have: Vec<u8> = Vec::with_capacity(V1_MAX);
+    let mut scratch = [0u8; PEEK];
     loop {
-        // Peek, then consume only up to the line end: everything before '\n' is header.
-        let n = stream.peek(&mut buf[have..]).await?;
-        if n == 0 {
+        let n = stream.peek(&mut scratch).await?;
+        let Some(seen) = scratch.get(..n).filter(|s| !s.is_empty()) else {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
-        }
-        let seen = &buf[have..have + n];
-        let take = match seen.iter().position(|&c| c == b'\n') {
-            Some(i) => i + 1,
-            None => n,
         };
-        stream.read_exact(&mut buf[have..have + take]).await?;
-        have += take;
-        if buf[have - 1] == b'\n' {
-            break;
-        }
-        if have == V1_MAX {
-            return Err(ProxyError::Malformed(format!(
-                "v1 header has no line end within {V1_MAX} bytes"
-            )));
+        let before = have.len();
+        have.extend_from_slice(seen);
+        match parse_header(&have)? {
+            Parsed::NeedMore(_) => consume(stream, &mut scratch, n).await?,
+            Parsed::Header { len, header } => {
+                // A strict prefix needs more, so the header ends within the new bytes.
+                consume(stream, &mut scratch, len.saturating_sub(before)).await?;
+                return Ok(header);
+            }
         }
     }
-    let header = ppp::v1::Header::try_from(&buf[..have])
-        .map_err(|e| ProxyError::Malformed(format!("v1: {e}")))?;
-    Ok(match header.addresses {
-        ppp::v1::Addresses::Unknown => None,
-        ppp::v1::Addresses::Tcp4(a) => Some(ProxyHeader {
-            src: SocketAddr::new(a.source_address.into(), a.source_port),
-            dst: SocketAddr::new(a.destination_address.into(), a.destination_port),
-        }),
-        ppp::v1::Addresses::Tcp6(a) => Some(ProxyHeader {
-            src: SocketAddr::new(a.source_address.into(), a.source_port),
-            dst: SocketAddr::new(a.destination_address.into(), a.destination_port),
-        }),
-    })
 }
 
-/// Reads the rest of a v2 header (the leading '\r' is already consumed).
-async fn read_v2(stream: &mut TcpStream) -> Result<Option<ProxyHeader>, ProxyError> {
-    let mut fixed = [0u8; V2_FIXED];
-    fixed[0] = b'\r';
-    stream.read_exact(&mut fixed[1..]).await?;
-    if fixed[..12] != V2_SIG {
-        return Err(ProxyError::Malformed("bad v2 signature".into()));
+/// Reads (and drops) `n` bytes already seen by a peek.
+async fn consume(stream: &mut TcpStream, scratch: &mut [u8], n: usize) -> io::Result<()> {
+    match scratch.get_mut(..n) {
+        Some(part) => stream.read_exact(part).await.map(|_| ()),
+        None => Err(io::Error::from(io::ErrorKind::InvalidInput)),
     }
-    let len = usize::from(u16::from_be_bytes([fixed[14], fixed[15]]));
-    let mut all = vec![0u8; V2_FIXED + len];
-    all[..V2_FIXED].copy_from_slice(&fixed);
-    stream.read_exact(&mut all[V2_FIXED..]).await?;
-    let header = ppp::v2::Header::try_from(all.as_slice())
-        .map_err(|e| ProxyError::Malformed(format!("v2: {e}")))?;
-    if header.command == ppp::v2::Command::Local {
-        return Ok(None);
-    }
-    Ok(match header.addresses {
-        ppp::v2::Addresses::IPv4(a) => Some(ProxyHeader {
-            src: SocketAddr::new(a.source_address.into(), a.source_port),
-            dst: SocketAddr::new(a.destination_address.into(), a.destination_port),
-        }),
-        ppp::v2::Addresses::IPv6(a) => Some(ProxyHeader {
-            src: SocketAddr::new(a.source_address.into(), a.source_port),
-            dst: SocketAddr::new(a.destination_address.into(), a.destination_port),
-        }),
-        // UNSPEC and AF_UNIX carry nothing we can use as a client address.
-        ppp::v2::Addresses::Unspecified | ppp::v2::Addresses::Unix(_) => None,
-    })
 }
 
 #[cfg(test)]
