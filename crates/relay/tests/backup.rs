@@ -75,7 +75,11 @@ async fn a_session_before_the_first_check_waits_for_its_verdict() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(state(&h, "pool:1", 0), HostState::Unknown);
     std::fs::write(&flag, b"go").expect("flag");
-    assert_eq!(early.await.expect("task"), Some(1), "held until the verdict, then served");
+    assert_eq!(
+        early.await.expect("task"),
+        Some(1),
+        "held until the verdict, then served"
+    );
     assert_eq!(state(&h, "pool:1", 0), HostState::Up);
     assert_eq!(h.snapshot().relays[0].sessions_failed, 0);
     let _ = std::fs::remove_file(&flag);
@@ -96,8 +100,15 @@ async fn a_session_before_a_first_check_that_fails_is_refused_after_the_check_ti
     .await
     .expect("relay");
     let started = std::time::Instant::now();
-    assert_eq!(session_from(client(1), addr_of(&h)).await, None, "no host ever up");
-    assert!(started.elapsed() >= Duration::from_millis(500), "it waited for the check");
+    assert_eq!(
+        session_from(client(1), addr_of(&h)).await,
+        None,
+        "no host ever up"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "it waited for the check"
+    );
     assert_eq!(h.snapshot().relays[0].sessions_failed, 1);
     assert_ne!(state(&h, "pool:1", 0), HostState::Up);
     let _ = std::fs::remove_file(&path);
