@@ -31,7 +31,7 @@ install -d "$doc/examples"
 cp -r examples/. "$doc/examples/"
 find "$doc/examples" -type d -exec chmod 0755 {} +
 find "$doc/examples" -type f -exec chmod 0644 {} +
-find "$doc/examples" -type f -name '*.sh' -exec chmod 0755 {} +
+find "$doc/examples" -type f \( -name '*.sh' -o -name '*.py' -o -name '*.nft' \) -exec chmod 0755 {} +
 cat > "$doc/copyright" <<'TXT'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: hasocks

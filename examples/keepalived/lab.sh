@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# A redundant hasocks relay pair in network namespaces on one Linux machine, to watch a
+# failover with your own eyes. Run as root. Everything lives in namespaces hsl-* and on the
+# private network 10.77.0.0/24; nothing leaves them.
+#
+#   lab.sh up                 build it and start everything (binary: $HASOCKS_BIN, else
+#                             hasocks on PATH, else this repo's target/release/hasocks)
+#   lab.sh status             who holds the shared address, keepalived states, relay readiness
+#   lab.sh curl [SRC]         fetch the target through the shared address (from SRC, a client
+#                             address: 10.77.0.10 or 10.77.0.50-79); prints the egress server
+#   lab.sh master             the relay number (1 or 2) holding the address, or nothing
+#   lab.sh kill-relay N       kill -9 the relay on relay host N
+#   lab.sh stop-keepalived N  stop keepalived on relay host N (SIGTERM)
+#   lab.sh link-down N        take relay host N's link down (at the switch)
+#   lab.sh restore N          bring back what is missing on relay host N: link, relay, keepalived
+#   lab.sh down               stop everything and remove the namespaces
+#
+# Topology (one bridge, br0, in namespace hsl-sw):
+#   hsl-client   10.77.0.10, census/load sources 10.77.0.50-79, target 10.77.0.20:8080
+#   hsl-relay1   10.77.0.2   hasocks relay + keepalived (priority 150)
+#   hsl-relay2   10.77.0.3   hasocks relay + keepalived (priority 100)
+#   hsl-server1  10.77.0.11  hasocks server
+#   hsl-server2  10.77.0.12  hasocks server
+#   shared address 10.77.0.100:1080 (VRRP id 77, VRRPv3, advert_int 0.5, nopreempt)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+run=/run/hasocks-lab
+net=10.77.0
+vip=$net.100
+hosts=(client relay1 relay2 server1 server2)
+declare -A ip=([client]=$net.10 [relay1]=$net.2 [relay2]=$net.3 [server1]=$net.11 [server2]=$net.12)
+
+die() { echo "lab: $*" >&2; exit 1; }
+
+hasocks_bin() {
+  if [ -n "${HASOCKS_BIN:-}" ]; then readlink -f "$HASOCKS_BIN"
+  elif command -v hasocks >/dev/null; then command -v hasocks
+  elif [ -x "$here/../../target/release/hasocks" ]; then readlink -f "$here/../../target/release/hasocks"
+  else die "no hasocks binary: build it (cargo build --release) or set HASOCKS_BIN"
+  fi
+}
+
+need() {
+  [ "$(id -u)" = 0 ] || die "run as root"
+  for t in ip keepalived python3 curl nft; do
+    command -v "$t" >/dev/null || die "$t is not installed"
+  done
+}
+
+# start NAME NS CMD...: runs CMD in namespace NS in the background; pid in $run/NAME.pid.
+start() {
+  local name=$1 ns=$2
+  shift 2
+  ip netns exec "$ns" "$@" >"$run/$name.log" 2>&1 &
+  echo $! >"$run/$name.pid"
+}
+
+# stop NAME [SIGNAL]: signals the process this lab started as NAME.
+stop() {
+  local f="$run/$1.pid"
+  [ -f "$f" ] || return 0
+  kill "-${2:-TERM}" "$(cat "$f")" 2>/dev/null || true
+  rm -f "$f"
+}
+
+alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+
+relay_up() {
+  local n=$1
+  alive "relay$n" && return 0
+  start "relay$n" "hsl-relay$n" "$(hasocks_bin)" relay -f "$run/relay$n/relayd.conf"
+}
+
+keepalived_up() {
+  local n=$1
+  alive "keepalived$n" && return 0
+  local d=$run/relay$n
+  # -n: stay in the foreground (this lab holds its pid); -P: VRRP only; own pid files, since
+  # both instances share this machine's /run.
+  start "keepalived$n" "hsl-relay$n" keepalived -n -l -D -P -f "$d/keepalived.conf" \
+    -p "$d/keepalived.pid" -r "$d/vrrp.pid"
+}
+
+cmd_up() {
+  need
+  cmd_down >/dev/null 2>&1 || true
+  local bin
+  bin=$(hasocks_bin)
+  install -d -m 0755 "$run"
+  ip netns add hsl-sw
+  ip -n hsl-sw link add br0 type bridge
+  # VRRP adverts are multicast: no snooping, so the bridge floods them to every port.
+  ip -n hsl-sw link set br0 type bridge mcast_snooping 0
+  ip -n hsl-sw link set br0 up
+  for h in "${hosts[@]}"; do
+    ip netns add "hsl-$h"
+    ip -n hsl-sw link add "v-$h" type veth peer name eth0 netns "hsl-$h"
+    ip -n hsl-sw link set "v-$h" master br0 up
+    ip -n "hsl-$h" addr add "${ip[$h]}/24" dev eth0
+    ip -n "hsl-$h" link set eth0 up
+    ip -n "hsl-$h" link set lo up
+    install -d -m 0755 "$run/$h"
+  done
+  # No "connection refused" from the shared address while a relay is down (hasocks-vip.nft).
+  for n in 1 2; do ip netns exec "hsl-relay$n" nft -f "$here/hasocks-vip.nft"; done
+  ip -n hsl-client addr add "$net.20/24" dev eth0
+  for i in $(seq 50 79); do ip -n hsl-client addr add "$net.$i/24" dev eth0; done
+
+  start target hsl-client python3 "$here/lab-target.py" "$net.20" 8080
+  for n in 1 2; do
+    local s=server$n
+    sed "s/$net.11/${ip[$s]}/g" "$here/sockd.conf" >"$run/$s/sockd.conf"
+    start "$s" "hsl-$s" "$bin" server -f "$run/$s/sockd.conf"
+  done
+  for n in 1 2; do
+    local d=$run/relay$n
+    sed "s|/run/hasocks/relay.sock|$d/relay.sock|" "$here/relayd.conf" >"$d/relayd.conf"
+    # The shipped keepalived configs, with this lab's paths.
+    install -m 0755 "$here/hasocks-ready.sh" "$here/hasocks-notify.sh" "$d/"
+    sed -e "s|/etc/keepalived/|$d/|g" -e "s|/var/log/hasocks-vrrp.log|$d/vrrp.log|" \
+      "$here/keepalived-relay$n.conf" >"$d/keepalived.conf"
+    relay_up "$n"
+  done
+  # Relay 1 first, so it becomes master: keepalived 2 starts once 1 holds the address.
+  keepalived_up 1
+  wait_for "relay 1 holds $vip" '[ "$(cmd_master)" = 1 ]' 20
+  keepalived_up 2
+  wait_for "a SOCKS session through $vip" 'cmd_curl >/dev/null 2>&1' 20
+  cmd_status
+}
+
+# wait_for WHAT CONDITION SECONDS
+wait_for() {
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    if eval "$2"; then return 0; fi
+    sleep 0.1
+  done
+  die "timed out waiting for $1 (logs: $run/*.log)"
+}
+
+cmd_master() {
+  for n in 1 2; do
+    if ip -n "hsl-relay$n" -4 addr show dev eth0 2>/dev/null | grep -q "inet $vip/"; then
+      echo "$n"
+      return 0
+    fi
+  done
+}
+
+cmd_curl() {
+  local src=${1:-$net.10}
+  ip netns exec hsl-client curl --silent --show-error --fail --max-time 5 \
+    --interface "$src" --socks5 "$vip:1080" "http://$net.20:8080/"
+}
+
+cmd_status() {
+  local m
+  m=$(cmd_master)
+  if [ -n "$m" ]; then
+    echo "shared address $vip: held by relay $m (${ip[relay$m]})"
+  else
+    echo "shared address $vip: held by nobody"
+  fi
+  for n in 1 2; do
+    local ready state
+    ready=$(ip netns exec "hsl-relay$n" curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
+      http://127.0.0.1:9100/ready 2>/dev/null || true)
+    state=$(tail -1 "$run/relay$n/vrrp.log" 2>/dev/null | awk '{print $5}')
+    printf 'relay %s (%s): relay %s, /ready %s, keepalived %s, VRRP %s\n' "$n" "${ip[relay$n]}" \
+      "$(alive "relay$n" && echo running || echo stopped)" "${ready:-none}" \
+      "$(alive "keepalived$n" && echo running || echo stopped)" "${state:-unknown}"
+  done
+  for n in 1 2; do
+    printf 'server %s (%s): %s\n' "$n" "${ip[server$n]}" "$(alive "server$n" && echo running || echo stopped)"
+  done
+  if out=$(cmd_curl 2>&1); then echo "curl through $vip: $out"; else echo "curl through $vip: failed: $out"; fi
+}
+
+cmd_down() {
+  local pids=() name
+  for name in keepalived1 keepalived2 relay1 relay2 server1 server2 target; do
+    [ -f "$run/$name.pid" ] && pids+=("$(cat "$run/$name.pid")")
+  done
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    local p any
+    for _ in $(seq 50); do
+      any=0
+      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && any=1; done
+      [ "$any" = 0 ] && break
+      sleep 0.1
+    done
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+  fi
+  for ns in $(ip netns list 2>/dev/null | awk '/^hsl-/ {print $1}'); do ip netns del "$ns"; done
+  rm -rf "$run"
+  echo "lab removed"
+}
+
+n_arg() { [[ "${1:-}" =~ ^[12]$ ]] || die "which relay host: 1 or 2"; echo "$1"; }
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  master) cmd_master ;;
+  curl) cmd_curl "${2:-}" ;;
+  kill-relay) n=$(n_arg "${2:-}"); stop "relay$n" KILL ;;
+  stop-keepalived) n=$(n_arg "${2:-}"); stop "keepalived$n" TERM ;;
+  link-down) n=$(n_arg "${2:-}"); ip -n hsl-sw link set "v-relay$n" down ;;
+  restore)
+    n=$(n_arg "${2:-}")
+    ip -n hsl-sw link set "v-relay$n" up
+    relay_up "$n"
+    keepalived_up "$n"
+    ;;
+  *) sed -n '2,26p' "$0"; exit 2 ;;
+esac
