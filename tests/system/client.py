@@ -148,15 +148,15 @@ async def udp(seconds, out):
     while time.monotonic() < until:
         seq += 1
         t = time.monotonic()
-        u.sendto(header + f"seq {seq}".encode(), (bnd_ip, bnd_port))
         got = False
         try:
+            u.sendto(header + f"seq {seq}".encode(), (bnd_ip, bnd_port))
             while True:
                 data = await asyncio.wait_for(loop.sock_recv(u, 65535), 0.1)
                 if data.endswith(f"seq {seq}".encode()):
                     got = True
                     break
-        except asyncio.TimeoutError:
+        except (asyncio.TimeoutError, OSError):
             pass
         sent.append({"seq": seq, "t": t, "answered": got})
         await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - t)))

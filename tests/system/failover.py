@@ -57,9 +57,11 @@ def inject(mode):
         return t
     if mode == "servers":
         # Relay 1 alone cannot reach the servers: its checks fail, then /ready, then keepalived.
-        rules = ("table inet lab_cut { chain output { type filter hook output priority 0; "
-                 "ip daddr { 10.77.0.11, 10.77.0.12 } tcp dport 1080 drop; } }")
-        subprocess.run(["ip", "netns", "exec", "hsl-relay1", "nft", rules], check=True)
+        rules = ("table inet lab_cut {\n chain output {\n"
+                 "  type filter hook output priority 0;\n"
+                 "  ip daddr { 10.77.0.11, 10.77.0.12 } tcp dport 1080 drop\n }\n}\n")
+        subprocess.run(["ip", "netns", "exec", "hsl-relay1", "nft", "-f", "-"], input=rules,
+                       text=True, check=True)
         return time.monotonic()
     subprocess.run(["ip", "-n", "hsl-sw", "link", "set", "v-relay1", "down"], check=True)
     return time.monotonic()

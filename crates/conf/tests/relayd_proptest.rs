@@ -270,6 +270,7 @@ fn config() -> impl Strategy<Value = RelaydConfig> {
             max_sessions_per_source: None,
             first_byte_timeout_s: 30,
             freebind: true,
+            tcp_keepalive_s: 60,
             tables,
             relays,
             warnings: Vec::new(),

@@ -60,28 +60,17 @@ async fn session_from(src: Ipv4Addr, relay: SocketAddr, target: SocketAddr) -> R
         .map_err(|_| "timed out".to_string())?
 }
 
-/// `hasocks ctl --json show hosts` of the relay at `socket`: (state, last change) per host.
+/// The relay's hosts at `socket`: (state, last change) per host.
 fn host_states(socket: &Path) -> Vec<(String, u64)> {
-    let out = Command::new(bin())
-        .args(["ctl", "--json", "-s"])
-        .arg(socket)
-        .args(["show", "hosts"])
-        .output()
-        .expect("ctl");
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    j["status"]["tables"][0]["hosts"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|h| {
-                    (
-                        h["state"].as_str().unwrap_or_default().to_string(),
-                        h["last_change_at_ms"].as_u64().unwrap_or_default(),
-                    )
-                })
-                .collect()
+    test_support::ctl::hosts(bin(), socket)
+        .iter()
+        .map(|h| {
+            (
+                h["state"].as_str().unwrap_or_default().to_string(),
+                h["last_change_at_ms"].as_u64().unwrap_or_default(),
+            )
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 fn relay_conf(port: u16, socket: &Path, hosts: &[(&str, u16)], extra: &str) -> String {

@@ -115,23 +115,9 @@ impl Daemon {
     }
 }
 
-/// (state) of every host of the relay, from its control socket.
+/// The state of every host of the relay, from its control socket.
 fn host_states(socket: &Path) -> Vec<String> {
-    let out = Command::new(bin())
-        .args(["ctl", "-s"])
-        .arg(socket)
-        .args(["--json", "show", "hosts"])
-        .output()
-        .expect("ctl");
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    j["status"]["tables"][0]["hosts"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|h| h["state"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
+    test_support::ctl::host_states(bin(), socket)
 }
 
 /// How the binary is replaced each round.

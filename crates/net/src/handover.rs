@@ -283,6 +283,69 @@ pub fn spawn_successor() -> io::Result<std::process::Child> {
         .spawn()
 }
 
+/// How a daemon's main loop ended (stopped, or taken over by a successor), and how long its
+/// drain then waits for the open sessions.
+#[derive(Debug, Clone, Copy)]
+pub struct Ending {
+    /// A successor took over: the sockets are its; this process only drains.
+    pub by_successor: bool,
+    /// How long open sessions may run: the upgrade grace after a takeover, else the grace.
+    pub wait: std::time::Duration,
+    grace: std::time::Duration,
+}
+
+impl Ending {
+    /// Stops the watchdog pings (a successor pings now; a stopping process has nothing left
+    /// to prove), logs what happens to the `open` sessions, and tells systemd `STOPPING=1`
+    /// unless a successor took over.
+    pub fn new(
+        by_successor: bool,
+        grace: std::time::Duration,
+        upgrade_grace: std::time::Duration,
+        watchdog: Option<tokio::task::JoinHandle<()>>,
+        open: usize,
+    ) -> Ending {
+        if let Some(w) = watchdog {
+            w.abort();
+        }
+        let (what, wait) = if by_successor {
+            ("a new process took over", upgrade_grace)
+        } else {
+            ("stopping", grace)
+        };
+        tracing::info!(
+            "{what}: no new sessions; {open} open, waiting {}",
+            crate::clock::shown_wait(wait)
+        );
+        if !by_successor {
+            crate::systemd::stopping(&format!("stopping, {open} sessions open"));
+        }
+        Ending {
+            by_successor,
+            wait,
+            grace,
+        }
+    }
+
+    /// Runs `drain(wait)`. After a takeover the wait may be long: SIGTERM or SIGINT then cut
+    /// it to `drain(grace)`.
+    pub async fn drain<T, Fut: std::future::Future<Output = T>>(
+        &self,
+        drain: impl Fn(std::time::Duration) -> Fut,
+        term: &mut tokio::signal::unix::Signal,
+        int: &mut tokio::signal::unix::Signal,
+    ) -> T {
+        if !self.by_successor {
+            return drain(self.wait).await;
+        }
+        tokio::select! {
+            t = drain(self.wait) => t,
+            _ = term.recv() => drain(self.grace).await,
+            _ = int.recv() => drain(self.grace).await,
+        }
+    }
+}
+
 /// SIGUSR2: [`spawn_successor`], logging what happens (`what`: "relay", "server").
 pub fn start_successor(what: &str) {
     match spawn_successor() {

@@ -141,6 +141,28 @@ pub fn listen_tcp_group(
     Ok((all.into_iter().map(Into::into).collect(), free))
 }
 
+/// Sets TCP keepalive on a listening socket (Linux hands it to every accepted connection, so
+/// the data path pays nothing per session): idle `idle`, then 4 probes `idle / 4` apart (at
+/// least 1 s). None turns it off.
+pub fn set_keepalive(
+    l: &std::net::TcpListener,
+    idle: Option<std::time::Duration>,
+) -> io::Result<()> {
+    let s = socket2::SockRef::from(l);
+    match idle {
+        None => s.set_keepalive(false),
+        Some(idle) => {
+            let every = (idle / 4).max(std::time::Duration::from_secs(1));
+            s.set_tcp_keepalive(
+                &socket2::TcpKeepalive::new()
+                    .with_time(idle)
+                    .with_interval(every)
+                    .with_retries(4),
+            )
+        }
+    }
+}
+
 /// A nonblocking TCP socket with SO_REUSEADDR (and SO_REUSEPORT if `share`, IP_FREEBIND if
 /// `freebind`), bound to `addr`.
 fn bound_tcp(addr: SocketAddr, share: bool, freebind: bool) -> io::Result<Socket> {

@@ -188,38 +188,17 @@ pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
             _ = int.recv() => break,
         }
     }
-    let by_successor = handed_over.is_cancelled();
-    if let Some(w) = watchdog {
-        // The successor pings now; a stopping process has nothing left to prove.
-        w.abort();
-    }
-    let (what, wait) = if by_successor {
-        ("a new process took over", opts.upgrade_grace)
-    } else {
-        ("stopping", opts.grace)
-    };
-    tracing::info!(
-        "{what}: no new sessions; waiting {} for {} open ones",
-        net::clock::shown_wait(wait),
-        handle.open_sessions()
+    let end = net::handover::Ending::new(
+        handed_over.is_cancelled(),
+        opts.grace,
+        opts.upgrade_grace,
+        watchdog,
+        handle.open_sessions(),
     );
-    if !by_successor {
-        systemd::stopping(&format!(
-            "stopping, {} sessions open",
-            handle.open_sessions()
-        ));
-    }
     stop.cancel();
-    if by_successor {
-        // Sessions run to their end (or the upgrade grace); SIGTERM cuts that short.
-        tokio::select! {
-            _ = handle.shutdown(opts.upgrade_grace) => {}
-            _ = term.recv() => handle.shutdown(opts.grace).await,
-            _ = int.recv() => handle.shutdown(opts.grace).await,
-        }
-    } else {
-        handle.shutdown(opts.grace).await;
-    }
+    end.drain(|wait| handle.shutdown(wait), &mut term, &mut int)
+        .await;
+    let by_successor = end.by_successor;
     if let Some(a) = admin.lock().ok().and_then(|mut a| a.take()) {
         drop(a);
     }

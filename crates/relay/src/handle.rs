@@ -279,6 +279,16 @@ impl RelayHandle {
                 );
             }
         }
+        // Kept listeners too: the setting may have changed. Accepted connections inherit it.
+        let idle =
+            (cfg.tcp_keepalive_s > 0).then(|| Duration::from_secs(u64::from(cfg.tcp_keepalive_s)));
+        for set in lock(&self.listeners).values() {
+            for s in &set.copies {
+                if let Err(e) = net::sock::set_keepalive(s, idle) {
+                    tracing::warn!("cannot set TCP keepalive on {}: {e}", set.bound);
+                }
+            }
+        }
         let mut closed = 0;
         for addr in have.difference(&wanted) {
             if let Some(set) = lock(&self.listeners).remove(addr) {

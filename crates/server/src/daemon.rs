@@ -255,42 +255,27 @@ pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
             _ = int.recv() => break,
         }
     }
-    let by_successor = handed_over.is_cancelled();
-    if let Some(w) = watchdog {
-        // The successor pings now; a stopping process has nothing left to prove.
-        w.abort();
-    }
-    let (what, wait) = if by_successor {
-        ("a new process took over", opts.upgrade_grace)
-    } else {
-        ("stopping", opts.grace)
-    };
-    tracing::info!(
-        "{what}: no new sessions; {} open, waiting {}",
+    let end = net::handover::Ending::new(
+        handed_over.is_cancelled(),
+        opts.grace,
+        opts.upgrade_grace,
+        watchdog,
         handle.active_sessions(),
-        net::clock::shown_wait(wait)
     );
-    if !by_successor {
-        systemd::stopping(&format!(
-            "stopping, {} sessions open",
-            handle.active_sessions()
-        ));
-        handle.log(Level::Info, "shutting down");
-    } else {
-        handle.log(Level::Info, "handed over to a new process; draining");
-    }
+    let by_successor = end.by_successor;
+    handle.log(
+        Level::Info,
+        if by_successor {
+            "handed over to a new process; draining"
+        } else {
+            "shutting down"
+        },
+    );
     stop.cancel();
-    let cut = if by_successor {
-        // UDP associations and sessions run to their end (or the upgrade grace); SIGTERM
-        // cuts that short.
-        tokio::select! {
-            n = handle.shutdown(wait) => n,
-            _ = term.recv() => handle.shutdown(opts.grace).await,
-            _ = int.recv() => handle.shutdown(opts.grace).await,
-        }
-    } else {
-        handle.shutdown(wait).await
-    };
+    // UDP associations run to their end too (or the upgrade grace).
+    let cut = end
+        .drain(|wait| handle.shutdown(wait), &mut term, &mut int)
+        .await;
     if cut > 0 {
         tracing::warn!("{cut} sessions were still open at the deadline and were closed");
     }

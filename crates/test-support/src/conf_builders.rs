@@ -70,6 +70,7 @@ pub fn config(tables: Vec<Table>, relays: Vec<Relay>) -> RelaydConfig {
         max_sessions_per_source: None,
         first_byte_timeout_s: 0,
         freebind: true,
+        tcp_keepalive_s: 60,
         tables,
         relays,
         warnings: Vec::new(),

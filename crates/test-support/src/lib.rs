@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod blocking;
 pub mod conf_builders;
+pub mod ctl;
 pub mod fake_socks;
 pub mod http;
 pub mod load;

@@ -46,6 +46,7 @@ impl Parser {
             max_sessions_per_source: None,
             first_byte_timeout_s: 30,
             freebind: true,
+            tcp_keepalive_s: 60,
             tables: Vec::new(),
             relays: Vec::new(),
             warnings: Vec::new(),
@@ -239,6 +240,9 @@ impl Parser {
             "hasocks.timeout.firstbyte" => {
                 self.cfg.first_byte_timeout_s =
                     self.number("hasocks.timeout.firstbyte", 0, 86_400)?.0
+            }
+            "hasocks.tcp.keepalive" => {
+                self.cfg.tcp_keepalive_s = self.number("hasocks.tcp.keepalive", 0, 86_400)?.0
             }
             "hasocks.freebind" => {
                 let t = self.s.next()?;

@@ -37,6 +37,11 @@ pub struct RelaydConfig {
     /// this machine (yet: the shared address of a VRRP pair on the backup) is bound with
     /// IP_FREEBIND instead of being an error.
     pub freebind: bool,
+    /// Ours: `hasocks.tcp.keepalive S` (default 60; 0 = off): TCP keepalive on client
+    /// connections, idle S seconds, then 4 probes S/4 apart. It ends sessions whose client
+    /// is gone without a word (a failover moved the shared address away, a link died), which
+    /// `session timeout 0` would otherwise keep, with their UDP associations, for ever.
+    pub tcp_keepalive_s: u32,
     /// Tables in file order.
     pub tables: Vec<Table>,
     /// Relays in file order.
