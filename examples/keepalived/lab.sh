@@ -167,7 +167,7 @@ cmd_status() {
     local ready state
     ready=$(ip netns exec "hsl-relay$n" curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
       http://127.0.0.1:9100/ready 2>/dev/null || true)
-    state=$(tail -1 "$run/relay$n/vrrp.log" 2>/dev/null | awk '{print $5}')
+    state=$(tail -1 "$run/relay$n/vrrp.log" 2>/dev/null | awk '{print $5}' || true)
     printf 'relay %s (%s): relay %s, /ready %s, keepalived %s, VRRP %s\n' "$n" "${ip[relay$n]}" \
       "$(alive "relay$n" && echo running || echo stopped)" "${ready:-none}" \
       "$(alive "keepalived$n" && echo running || echo stopped)" "${state:-unknown}"

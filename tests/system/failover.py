@@ -30,7 +30,7 @@ FAULTS = {
     "kill": "kill -9 the master relay",
     "keepalived": "stop the master's keepalived",
     "link": "take the master's link down",
-    "servers": "the master loses its servers (its /ready fails)",
+    "servers": "the master's servers refuse it (its /ready fails)",
 }
 RUN = "/run/hasocks-lab"
 
@@ -56,10 +56,11 @@ def inject(mode):
         os.unlink(os.path.join(RUN, "keepalived1.pid"))
         return t
     if mode == "servers":
-        # Relay 1 alone cannot reach the servers: its checks fail, then /ready, then keepalived.
+        # Relay 1 alone is refused by the servers (as by servers that stopped): its checks
+        # fail, then its /ready, then keepalived gives the address up.
         rules = ("table inet lab_cut {\n chain output {\n"
                  "  type filter hook output priority 0;\n"
-                 "  ip daddr { 10.77.0.11, 10.77.0.12 } tcp dport 1080 drop\n }\n}\n")
+                 "  ip daddr { 10.77.0.11, 10.77.0.12 } tcp dport 1080 reject with tcp reset\n }\n}\n")
         subprocess.run(["ip", "netns", "exec", "hsl-relay1", "nft", "-f", "-"], input=rules,
                        text=True, check=True)
         return time.monotonic()
