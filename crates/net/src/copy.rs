@@ -70,12 +70,22 @@ pub struct LiveBytes {
     b_to_a: AtomicU64,
     /// `clock::now_ms()` when a byte last moved; 0 = not yet.
     last_ms: AtomicU64,
+    /// Bytes `a` sent that went to `b` before the copy began (read ahead by the caller).
+    ahead: u64,
 }
 
 impl LiveBytes {
+    /// Counts for a session whose first `ahead` bytes from `a` were forwarded before the copy.
+    pub fn with_ahead(ahead: u64) -> Self {
+        LiveBytes {
+            ahead,
+            ..LiveBytes::default()
+        }
+    }
+
     /// Bytes moved so far from `a` to `b`.
     pub fn a_to_b(&self) -> u64 {
-        self.a_to_b.load(Ordering::Relaxed)
+        self.ahead + self.a_to_b.load(Ordering::Relaxed)
     }
 
     /// Bytes moved so far from `b` to `a`.

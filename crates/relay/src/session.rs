@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use conf::relayd::LogConnections;
 use net::copy::{pump_live, CopyOpts, EndReason, LiveBytes};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -68,7 +68,7 @@ impl NoHost {
 /// identical on every relay sharing the config).
 pub(crate) async fn serve(
     relay: Arc<RelayGen>,
-    client: TcpStream,
+    mut client: TcpStream,
     peer: SocketAddr,
     listen: SocketAddr,
     ctx: Arc<WorkerCtx>,
@@ -81,10 +81,12 @@ pub(crate) async fn serve(
     if relay.is_disabled() {
         return;
     }
+    let mut first = [0u8; FIRST_READ];
+    let mut first_len = 0;
     if let Some(limit) = relay.first_byte {
         // SOCKS clients speak first: no host is contacted for a client that says nothing.
-        match first_byte(&client, limit).await {
-            FirstByte::Data => {}
+        match first_byte(&mut client, limit, &mut first).await {
+            FirstByte::Data(n) => first_len = n,
             FirstByte::Closed => {
                 c.silent_closed.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -128,13 +130,24 @@ pub(crate) async fn serve(
     hrec.sessions.fetch_add(1, Ordering::Relaxed);
     let _on_host = Counted::new(&hrec.open);
     let mut backend = backend;
+    // The PROXY header and the client's first bytes leave in one write.
+    let mut ahead = Vec::new();
     if relay.send_proxy_v2 {
         let dst = client.local_addr().unwrap_or(listen);
-        if let Err(e) = backend.write_all(&net::proxy::encode_v2(peer, dst)).await {
+        ahead = net::proxy::encode_v2(peer, dst);
+    }
+    let ahead = if ahead.is_empty() {
+        &first[..first_len]
+    } else {
+        ahead.extend_from_slice(&first[..first_len]);
+        &ahead[..]
+    };
+    if !ahead.is_empty() {
+        if let Err(e) = backend.write_all(ahead).await {
             c.failed.fetch_add(1, Ordering::Relaxed);
             if log != LogConnections::Off {
                 tracing::info!(
-                    "relay {}, session {id} {peer} -> {}: proxy header failed: {e}",
+                    "relay {}, session {id} {peer} -> {}: sending the first bytes failed: {e}",
                     rec.name,
                     hrec.key.name
                 );
@@ -154,9 +167,10 @@ pub(crate) async fn serve(
         relay: rec.clone(),
         host: hrec.clone(),
         started: start,
-        live: LiveBytes::default(),
+        live: LiveBytes::with_ahead(first_len as u64),
     }));
-    let report = pump_live(client, backend, opts, Some(&reg.entry().live)).await;
+    let mut report = pump_live(client, backend, opts, Some(&reg.entry().live)).await;
+    report.a_to_b += first_len as u64;
     reg.finish(report.a_to_b, report.b_to_a);
     c.durations.observe(start.elapsed());
     let is_error = matches!(report.end, EndReason::ErrorA | EndReason::ErrorB);
@@ -246,21 +260,27 @@ fn connect_failed(relay: &RelayGen, host: &HostRt, e: &std::io::Error) {
     );
 }
 
+/// How many of the client's first bytes are read before a host is chosen (a SOCKS greeting
+/// is 3 or 4; the rest of a larger first packet is read by the copy).
+const FIRST_READ: usize = 256;
+
 /// What a client did before its first byte.
 enum FirstByte {
-    /// It sent one.
-    Data,
+    /// It sent this many bytes (read into the buffer given).
+    Data(usize),
     /// It closed (or its connection failed) without sending any.
     Closed,
     /// It sent nothing within the first-byte timeout.
     Timeout,
 }
 
-/// Waits for the client's first byte, without reading it.
-async fn first_byte(client: &TcpStream, limit: std::time::Duration) -> FirstByte {
-    let mut one = [0u8; 1];
-    match tokio::time::timeout(limit, client.peek(&mut one)).await {
-        Ok(Ok(n)) if n > 0 => FirstByte::Data,
+/// Waits for the client's first bytes and reads them into `buf` (read, not peeked: they go
+/// to the host ahead of the copy, so that the copy does not read them a second time; and
+/// through `AsyncRead`, which knows a short read drained the socket, so the copy's first read
+/// waits instead of trying).
+async fn first_byte(client: &mut TcpStream, limit: Duration, buf: &mut [u8]) -> FirstByte {
+    match tokio::time::timeout(limit, client.read(buf)).await {
+        Ok(Ok(n)) if n > 0 => FirstByte::Data(n),
         Ok(_) => FirstByte::Closed,
         Err(_) => FirstByte::Timeout,
     }

@@ -103,6 +103,57 @@ async fn proxy_v2_header_carries_the_client_address() {
 }
 
 #[tokio::test]
+async fn bytes_read_while_waiting_for_the_first_byte_reach_the_host_whole_and_are_counted() {
+    // The relay reads the client's first bytes before it picks a host; they must follow the
+    // PROXY header unchanged, be followed by the rest, and count to the host while open.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let b = Backend::start(serve(move |mut s: TcpStream| {
+        let tx = tx.clone();
+        async move {
+            let mut head = [0u8; 16];
+            if s.read_exact(&mut head).await.is_err() {
+                return;
+            }
+            let mut rest = vec![0u8; usize::from(u16::from_be_bytes([head[14], head[15]]))];
+            let mut payload = vec![0u8; 3001];
+            if s.read_exact(&mut rest).await.is_ok() && s.read_exact(&mut payload).await.is_ok() {
+                let _ = tx.send(payload);
+                // Held open so that the count is read from an open session.
+                let mut more = [0u8; 1];
+                let _ = s.read(&mut more).await;
+            }
+        }
+    }))
+    .await;
+    let h = start(&b, |r| {
+        r.send_proxy_v2 = true;
+        r.first_byte_timeout_s = Some(5);
+    })
+    .await;
+    let mut s = connect_from(client(3), addr_of(&h)).await.expect("connect");
+    let sent: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    s.write_all(&sent).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.write_all(b"!").await.expect("write after");
+    let got = tokio::time::timeout(DEADLINE, rx.recv())
+        .await
+        .expect("in time")
+        .expect("backend got the bytes");
+    assert_eq!(&got[..3000], &sent[..], "first packet unchanged");
+    assert_eq!(got[3000], b'!', "later bytes follow it");
+    wait_until("open session's bytes counted", || {
+        h.snapshot().tables[0].hosts[0].bytes_out == 3001
+    })
+    .await;
+    drop(s);
+    wait_until("closed session's bytes counted once", || {
+        let st = h.snapshot();
+        st.relays[0].sessions_open == 0 && st.tables[0].hosts[0].bytes_out == 3001
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn shutdown_lets_open_sessions_finish_then_ends_them() {
     let b = id_backend(1).await;
     let h = start(&b, |_| {}).await;
