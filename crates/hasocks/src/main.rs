@@ -88,7 +88,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            eprintln!("hasocks: {e:#}");
+            eprintln!("hasocks: {}", cmd::error_text(&e));
             std::process::ExitCode::from(1)
         }
     }

@@ -116,3 +116,45 @@ fn an_include_of_a_fifo_is_refused_at_the_include_line() {
     assert!(err.contains("FIFO"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_listen_address_in_use_is_named_with_its_os_error_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = temp_dir("abuse-in-use");
+    let relayd = dir.join("relayd.conf");
+    std::fs::write(
+        &relayd,
+        format!(
+            "table <t> {{ 127.0.0.1 }}\nrelay \"r\" {{\n listen on 127.0.0.1 port {port}\n \
+             forward to <t> port 9\n}}\n"
+        ),
+    )
+    .unwrap();
+    let sockd = dir.join("sockd.conf");
+    std::fs::write(
+        &sockd,
+        test_support::sockd_conf_on(
+            "127.0.0.1",
+            "pass",
+            &format!("hasocks.socket: {}", dir.join("server.sock").display()),
+        )
+        .replace("port = 0", &format!("port = {port}")),
+    )
+    .unwrap();
+    for (args, file) in [(&["relay", "-f"], &relayd), (&["server", "-f"], &sockd)] {
+        let (code, err) = check(args, file);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("127.0.0.1:{port}")),
+            "{args:?}: {err}"
+        );
+        assert_eq!(
+            err.matches("in use").count(),
+            1,
+            "{args:?} says why once: {err}"
+        );
+    }
+    drop(taken);
+    let _ = std::fs::remove_dir_all(&dir);
+}

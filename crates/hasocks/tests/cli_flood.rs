@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use server::ServerHandle;
 use test_support::blocking::Running;
 use test_support::{
-    connect_from, echo_server, free_port, request_ip, sockd_conf_on, temp_dir, wait_for, DEADLINE,
+    connect_from, echo_server, free_port, sockd_conf_on, socks5_connect_from, temp_dir, wait_for,
+    DEADLINE,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -30,24 +31,7 @@ async fn socks_server(ip: &str) -> (ServerHandle, u16) {
 /// A SOCKS5 session from `src` through `relay` to `target`: CONNECT, 8 bytes echoed.
 async fn session_from(src: Ipv4Addr, relay: SocketAddr, target: SocketAddr) -> Result<(), String> {
     let run = async {
-        let mut s = connect_from(src, relay)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        s.write_all(&[5, 1, 0]).await.map_err(|e| e.to_string())?;
-        let mut m = [0u8; 2];
-        s.read_exact(&mut m)
-            .await
-            .map_err(|e| format!("greeting: {e}"))?;
-        s.write_all(&request_ip(1, target))
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut rep = [0u8; 10];
-        s.read_exact(&mut rep)
-            .await
-            .map_err(|e| format!("reply: {e}"))?;
-        if rep[1] != 0 {
-            return Err(format!("REP {:02x}", rep[1]));
-        }
+        let mut s = socks5_connect_from(src, relay, target).await?;
         s.write_all(b"12345678").await.map_err(|e| e.to_string())?;
         let mut back = [0u8; 8];
         s.read_exact(&mut back)

@@ -283,6 +283,21 @@ pub fn spawn_successor() -> io::Result<std::process::Child> {
         .spawn()
 }
 
+/// How a daemon starts and stops, as its command line says: the same for the relay and
+/// the server.
+#[derive(Debug)]
+pub struct Lifecycle {
+    /// How long open sessions may take to finish at a stop.
+    pub grace: std::time::Duration,
+    /// Take the listening sockets (and state) over from the process running with this
+    /// config, through its control socket, instead of binding.
+    pub upgrade: bool,
+    /// Listening sockets from socket activation.
+    pub activated: Vec<std::net::TcpListener>,
+    /// How long sessions may take to finish once a successor took over.
+    pub upgrade_grace: std::time::Duration,
+}
+
 /// How a daemon's main loop ended (stopped, or taken over by a successor), and how long its
 /// drain then waits for the open sessions.
 #[derive(Debug, Clone, Copy)]
@@ -300,8 +315,7 @@ impl Ending {
     /// unless a successor took over.
     pub fn new(
         by_successor: bool,
-        grace: std::time::Duration,
-        upgrade_grace: std::time::Duration,
+        life: &Lifecycle,
         watchdog: Option<tokio::task::JoinHandle<()>>,
         open: usize,
     ) -> Ending {
@@ -309,9 +323,9 @@ impl Ending {
             w.abort();
         }
         let (what, wait) = if by_successor {
-            ("a new process took over", upgrade_grace)
+            ("a new process took over", life.upgrade_grace)
         } else {
-            ("stopping", grace)
+            ("stopping", life.grace)
         };
         tracing::info!(
             "{what}: no new sessions; {open} open, waiting {}",
@@ -323,7 +337,7 @@ impl Ending {
         Ending {
             by_successor,
             wait,
-            grace,
+            grace: life.grace,
         }
     }
 

@@ -8,7 +8,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use net::systemd;
 use tokio::signal::unix::{signal, SignalKind};
@@ -26,15 +25,8 @@ pub struct DaemonOpts {
     pub file: PathBuf,
     /// `-D name=value` macro overrides.
     pub defines: Vec<(String, String)>,
-    /// How long open sessions may take to finish at a stop.
-    pub grace: Duration,
-    /// Take the listening sockets and host states over from the relay running with this
-    /// config (its control socket), instead of binding.
-    pub upgrade: bool,
-    /// Listening sockets from socket activation.
-    pub activated: Vec<std::net::TcpListener>,
-    /// How long sessions may take to finish once a successor took over.
-    pub upgrade_grace: Duration,
+    /// Grace periods, upgrade, socket activation.
+    pub life: net::handover::Lifecycle,
 }
 
 /// Why the daemon could not run.
@@ -95,7 +87,7 @@ async fn take_over(
 }
 
 /// Runs the relay until SIGTERM or SIGINT (or until a successor took over).
-pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
+pub async fn run(mut opts: DaemonOpts) -> Result<(), DaemonError> {
     let cfg = conf::relayd::load(&opts.file, &opts.defines).map_err(RelayError::Config)?;
     for w in &cfg.warnings {
         tracing::warn!("{w}");
@@ -117,14 +109,14 @@ pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
     let ctl_path = socket
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
-    let (inherit, taken) = if opts.upgrade {
+    let (inherit, taken) = if opts.life.upgrade {
         let (i, t) = take_over(&ctl_path).await?;
         tracing::info!("took over the listening sockets of the running relay");
         (i, Some(t))
     } else {
         (Inherit::default(), None)
     };
-    let inherit = inherit.activated(opts.activated);
+    let inherit = inherit.activated(std::mem::take(&mut opts.life.activated));
     let handle = Arc::new(RelayHandle::start_with(cfg, inherit).await?);
     let upgraded = taken.is_some();
     if let Some(t) = taken {
@@ -190,8 +182,7 @@ pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
     }
     let end = net::handover::Ending::new(
         handed_over.is_cancelled(),
-        opts.grace,
-        opts.upgrade_grace,
+        &opts.life,
         watchdog,
         handle.open_sessions(),
     );

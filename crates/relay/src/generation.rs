@@ -171,6 +171,21 @@ impl Generation {
 /// Addresses resolved ahead of building, keyed by (name as written, port).
 pub(crate) type Resolved = HashMap<(String, u16), SocketAddr>;
 
+/// The table a relay forwards to, by name.
+fn table_of<'a>(
+    cfg: &'a RelaydConfig,
+    relay: &str,
+    table: &str,
+) -> Result<&'a conf::relayd::Table, RelayError> {
+    cfg.tables
+        .iter()
+        .find(|t| t.name == table)
+        .ok_or_else(|| RelayError::NoSuchTable {
+            relay: relay.to_string(),
+            table: table.to_string(),
+        })
+}
+
 /// Resolves every listen and host address of `cfg` (before anything changes).
 pub(crate) async fn resolve_all(cfg: &RelaydConfig) -> Result<Resolved, RelayError> {
     let mut out = Resolved::new();
@@ -178,14 +193,7 @@ pub(crate) async fn resolve_all(cfg: &RelaydConfig) -> Result<Resolved, RelayErr
     for r in &cfg.relays {
         want.extend(r.listens.iter().map(|l| (l.addr.clone(), l.port)));
         for f in &r.forwards {
-            let table = cfg
-                .tables
-                .iter()
-                .find(|t| t.name == f.table)
-                .ok_or_else(|| RelayError::NoSuchTable {
-                    relay: r.name.clone(),
-                    table: f.table.clone(),
-                })?;
+            let table = table_of(cfg, &r.name, &f.table)?;
             want.extend(
                 table
                     .hosts
@@ -260,14 +268,7 @@ pub(crate) fn build(
             let table = match by_name.get(&inst) {
                 Some(t) => t.clone(),
                 None => {
-                    let t = cfg
-                        .tables
-                        .iter()
-                        .find(|t| t.name == f.table)
-                        .ok_or_else(|| RelayError::NoSuchTable {
-                            relay: r.name.clone(),
-                            table: f.table.clone(),
-                        })?;
+                    let t = table_of(cfg, &r.name, &f.table)?;
                     let checked = f.check.is_some();
                     let mut hosts = Vec::new();
                     for h in &t.hosts {

@@ -3,13 +3,14 @@
 //! header, then copy both ways until done. The stream itself is never read or changed.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conf::relayd::LogConnections;
 use net::copy::{pump_live, CopyOpts, EndReason, LiveBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -81,12 +82,11 @@ pub(crate) async fn serve(
     if relay.is_disabled() {
         return;
     }
-    let mut first = [0u8; FIRST_READ];
-    let mut first_len = 0;
+    let mut first = Vec::new();
     if let Some(limit) = relay.first_byte {
         // SOCKS clients speak first: no host is contacted for a client that says nothing.
-        match first_byte(&mut client, limit, &mut first).await {
-            FirstByte::Data(n) => first_len = n,
+        match first_byte(&mut client, limit).await {
+            FirstByte::Data(bytes) => first = bytes,
             FirstByte::Closed => {
                 c.silent_closed.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -104,11 +104,13 @@ pub(crate) async fn serve(
         relay.log
     };
     let start = Instant::now();
-    let mut found = connect_some(&relay, peer, listen).await;
+    // Boxed: the connect's state (retries, timeouts) is large and over once the copy starts,
+    // and a session's future is held for the session's whole life.
+    let mut found = Box::pin(connect_some(&relay, peer, listen)).await;
     if found.as_ref().err() == Some(&NoHost::NoneActive) && first_round_pending(&relay).await {
         // Started a moment ago (socket activation hands over the connection that woke us):
         // the first checks have their verdicts now.
-        found = connect_some(&relay, peer, listen).await;
+        found = Box::pin(connect_some(&relay, peer, listen)).await;
     }
     let (backend, table, host) = match found {
         Ok(found) => found,
@@ -131,19 +133,17 @@ pub(crate) async fn serve(
     let _on_host = Counted::new(&hrec.open);
     let mut backend = backend;
     // The PROXY header and the client's first bytes leave in one write.
-    let mut ahead = Vec::new();
-    if relay.send_proxy_v2 {
+    let first_len = first.len() as u64;
+    let ahead = if relay.send_proxy_v2 {
         let dst = client.local_addr().unwrap_or(listen);
-        ahead = net::proxy::encode_v2(peer, dst);
-    }
-    let ahead = if ahead.is_empty() {
-        &first[..first_len]
+        let mut header = net::proxy::encode_v2(peer, dst);
+        header.extend_from_slice(&first);
+        header
     } else {
-        ahead.extend_from_slice(&first[..first_len]);
-        &ahead[..]
+        first
     };
     if !ahead.is_empty() {
-        if let Err(e) = backend.write_all(ahead).await {
+        if let Err(e) = backend.write_all(&ahead).await {
             c.failed.fetch_add(1, Ordering::Relaxed);
             if log != LogConnections::Off {
                 tracing::info!(
@@ -167,10 +167,10 @@ pub(crate) async fn serve(
         relay: rec.clone(),
         host: hrec.clone(),
         started: start,
-        live: LiveBytes::with_ahead(first_len as u64),
+        live: LiveBytes::with_ahead(first_len),
     }));
     let mut report = pump_live(client, backend, opts, Some(&reg.entry().live)).await;
-    report.a_to_b += first_len as u64;
+    report.a_to_b += first_len;
     reg.finish(report.a_to_b, report.b_to_a);
     c.durations.observe(start.elapsed());
     let is_error = matches!(report.end, EndReason::ErrorA | EndReason::ErrorB);
@@ -266,21 +266,29 @@ const FIRST_READ: usize = 256;
 
 /// What a client did before its first byte.
 enum FirstByte {
-    /// It sent this many bytes (read into the buffer given).
-    Data(usize),
+    /// It sent these bytes.
+    Data(Vec<u8>),
     /// It closed (or its connection failed) without sending any.
     Closed,
     /// It sent nothing within the first-byte timeout.
     Timeout,
 }
 
-/// Waits for the client's first bytes and reads them into `buf` (read, not peeked: they go
-/// to the host ahead of the copy, so that the copy does not read them a second time; and
-/// through `AsyncRead`, which knows a short read drained the socket, so the copy's first read
-/// waits instead of trying).
-async fn first_byte(client: &mut TcpStream, limit: Duration, buf: &mut [u8]) -> FirstByte {
-    match tokio::time::timeout(limit, client.read(buf)).await {
-        Ok(Ok(n)) if n > 0 => FirstByte::Data(n),
+/// Waits for the client's first bytes and reads them (read, not peeked: they go to the host
+/// ahead of the copy, so that the copy does not read them a second time; and through
+/// `AsyncRead`, which knows a short read drained the socket, so the copy's first read waits
+/// instead of trying). The read buffer lives on the stack of one poll, not in the session's
+/// future, which every held session keeps for its whole life.
+async fn first_byte(client: &mut TcpStream, limit: Duration) -> FirstByte {
+    let read = std::future::poll_fn(|cx| {
+        let mut buf = [0u8; FIRST_READ];
+        let mut rb = ReadBuf::new(&mut buf);
+        Pin::new(&mut *client)
+            .poll_read(cx, &mut rb)
+            .map_ok(|()| rb.filled().to_vec())
+    });
+    match tokio::time::timeout(limit, read).await {
+        Ok(Ok(bytes)) if !bytes.is_empty() => FirstByte::Data(bytes),
         Ok(_) => FirstByte::Closed,
         Err(_) => FirstByte::Timeout,
     }

@@ -8,7 +8,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use net::systemd;
 use tokio::signal::unix::{signal, SignalKind};
@@ -23,15 +22,8 @@ use crate::upgrade::{self, Control, DEFAULT_SOCKET};
 pub struct DaemonOpts {
     /// The sockd.conf.
     pub file: PathBuf,
-    /// How long open sessions may take to finish at a stop.
-    pub grace: Duration,
-    /// Take the listening sockets over from the server running with this config (its
-    /// control socket), instead of binding.
-    pub upgrade: bool,
-    /// Listening sockets from socket activation.
-    pub activated: Vec<std::net::TcpListener>,
-    /// How long sessions may take to finish once a successor took over.
-    pub upgrade_grace: Duration,
+    /// Grace periods, upgrade, socket activation.
+    pub life: net::handover::Lifecycle,
 }
 
 /// Why the daemon could not run.
@@ -98,7 +90,7 @@ fn status_line(h: &ServerHandle) -> String {
 }
 
 /// Runs the server until SIGTERM or SIGINT (or until a successor took over).
-pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
+pub async fn run(mut opts: DaemonOpts) -> Result<(), DaemonError> {
     let start_err = |source| DaemonError::Start {
         file: opts.file.clone(),
         source,
@@ -135,7 +127,7 @@ pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
         socket: ctl_path.clone(),
         reason,
     };
-    let (mut inherited, taken) = if opts.upgrade {
+    let (mut inherited, taken) = if opts.life.upgrade {
         let (l, t) = upgrade::take_over(ctl_path.clone())
             .await
             .map_err(|e| upgrade_err(e.to_string()))?;
@@ -147,7 +139,7 @@ pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
     } else {
         (Vec::new(), None)
     };
-    for l in opts.activated {
+    for l in std::mem::take(&mut opts.life.activated) {
         match l.local_addr() {
             Ok(a) => inherited.push((a, l)),
             Err(e) => tracing::warn!("socket activation: a socket without an address: {e}"),
@@ -257,8 +249,7 @@ pub async fn run(opts: DaemonOpts) -> Result<(), DaemonError> {
     }
     let end = net::handover::Ending::new(
         handed_over.is_cancelled(),
-        opts.grace,
-        opts.upgrade_grace,
+        &opts.life,
         watchdog,
         handle.active_sessions(),
     );

@@ -32,32 +32,6 @@ async fn server_with_admin() -> (Arc<ServerHandle>, SocketAddr, admin::AdminHand
     (h, proxy, a)
 }
 
-fn promtool_ok(scrape: &str) {
-    if !tool("promtool") {
-        return;
-    }
-    use std::io::Write;
-    let mut p = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool");
-    p.stdin
-        .take()
-        .unwrap()
-        .write_all(scrape.as_bytes())
-        .unwrap();
-    let out = p.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 async fn connect_echo(proxy: SocketAddr, target: SocketAddr, payload: usize) {
     let (mut s, rep, _) = socks5(proxy, &request_ip(1, target)).await;
     assert_eq!(rep, 0);
@@ -82,7 +56,7 @@ async fn metrics_count_what_the_clients_did_and_pass_promtool_under_load() {
     for l in load {
         l.await.unwrap();
     }
-    promtool_ok(&during);
+    assert_promtool_accepts(&during, "a scrape under load");
 
     // Then exactly: 5 more CONNECTs of 1000 bytes, 2 blocked requests (rule 1), 1 connect
     // refused (reply 05), 1 bad version, 1 SOCKS4 CONNECT, and a UDP association of 3
@@ -184,7 +158,7 @@ async fn metrics_count_what_the_clients_did_and_pass_promtool_under_load() {
     );
     assert_eq!(v("hasocks_server_connections_accepted_total"), 31.0);
     assert!(v("process_open_fds") > 0.0);
-    promtool_ok(&m);
+    assert_promtool_accepts(&m, "the scrape");
 
     let (code, page) = http_get(a.local_addr(), "/").await.expect("page");
     assert_eq!(code, 200);

@@ -50,3 +50,32 @@ pub fn tool(name: &str) -> bool {
     }
     found
 }
+
+/// Asserts that `promtool check metrics` accepts `scrape` (no errors, no lint warnings);
+/// skipped as [`tool`] says when promtool is not installed.
+pub fn assert_promtool_accepts(scrape: &str, what: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    if !tool("promtool") {
+        return;
+    }
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    p.stdin
+        .take()
+        .expect("stdin")
+        .write_all(scrape.as_bytes())
+        .expect("write to promtool");
+    let out = p.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool on {what}: {}{}\n{scrape}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

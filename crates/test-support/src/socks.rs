@@ -76,9 +76,26 @@ pub async fn socks5(proxy: SocketAddr, req: &[u8]) -> (TcpStream, u8, SocketAddr
 /// A SOCKS5 CONNECT to `target` through `proxy`: the stream after a success reply, or the
 /// error (connect, greeting, REP != 0) as text.
 pub async fn socks5_connect(proxy: SocketAddr, target: SocketAddr) -> Result<TcpStream, String> {
-    let mut s = TcpStream::connect(proxy)
+    let s = TcpStream::connect(proxy)
         .await
         .map_err(|e| format!("connect: {e}"))?;
+    socks5_connect_on(s, target).await
+}
+
+/// [`socks5_connect`] from the local address `src`.
+pub async fn socks5_connect_from(
+    src: std::net::Ipv4Addr,
+    proxy: SocketAddr,
+    target: SocketAddr,
+) -> Result<TcpStream, String> {
+    let s = crate::connect_from(src, proxy)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    socks5_connect_on(s, target).await
+}
+
+/// No authentication, then CONNECT to `target`, on a connection to a SOCKS5 server.
+async fn socks5_connect_on(mut s: TcpStream, target: SocketAddr) -> Result<TcpStream, String> {
     s.write_all(&[5, 1, 0]).await.map_err(|e| e.to_string())?;
     let mut m = [0u8; 2];
     s.read_exact(&mut m)

@@ -37,6 +37,30 @@ impl Lifecycle {
         self.upgrade_grace
             .map_or(net::clock::FOREVER, std::time::Duration::from_secs)
     }
+
+    /// What the daemon is told, with the sockets socket activation passed.
+    pub fn daemon(&self, activated: Vec<std::net::TcpListener>) -> net::handover::Lifecycle {
+        net::handover::Lifecycle {
+            grace: self.grace(),
+            upgrade: self.upgrade,
+            activated,
+            upgrade_grace: self.upgrade_grace(),
+        }
+    }
+}
+
+/// An error and its causes on one line, each cause once: many of our errors already name
+/// their cause in their own message (`cannot listen on ADDR: Address already in use`).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }
 
 /// Operator diagnostics (start-up, reload, shutdown) go to stderr; `RUST_LOG` tunes them.

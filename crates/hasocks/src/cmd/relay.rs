@@ -45,10 +45,7 @@ pub async fn run(args: RelayArgs, activated: Vec<std::net::TcpListener>) -> anyh
     daemon::run(DaemonOpts {
         file: args.file,
         defines,
-        grace: args.life.grace(),
-        upgrade: args.life.upgrade,
-        upgrade_grace: args.life.upgrade_grace(),
-        activated,
+        life: args.life.daemon(activated),
     })
     .await?;
     Ok(0)

@@ -29,10 +29,7 @@ pub async fn run(args: ServerArgs, activated: Vec<std::net::TcpListener>) -> any
     }
     daemon::run(DaemonOpts {
         file: args.file,
-        grace: args.life.grace(),
-        upgrade: args.life.upgrade,
-        upgrade_grace: args.life.upgrade_grace(),
-        activated,
+        life: args.life.daemon(activated),
     })
     .await?;
     Ok(0)
