@@ -247,7 +247,7 @@ tcp_outsegs() {
 # per_session_us SECONDS SESSIONS: CPU microseconds per session, or n/a.
 per_session_us() {
     case "$1$2" in *n/a* | "") echo n/a; return ;; esac
-    awk -v c="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / n; else print "n/a" }'
+    awk -v c="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f\n", c * 1e6 / n; else print "n/a" }'
 }
 
 # cpu_per_gb SECONDS BYTES: server CPU-seconds per GB (1e9 bytes) moved, or n/a.

@@ -138,12 +138,19 @@ ab_load() {
     echo "$out" | jget p99_us >>"$TMP/ab.$name.lat99"
 }
 if [ -n "$BASE_BIN" ] && [ "$HAS_STATUS" = ok ]; then
-    BPORT=$(free_port)
-    sed -e "s/port = $HPORT/port = $BPORT/" "$TMP/hasocks.conf" >"$TMP/base.conf"
-    "$BASE_BIN" server -f "$TMP/base.conf" >"$TMP/base.out" 2>&1 &
-    BASE_PID=$!
-    track "$BASE_PID"
-    if wait_socks "127.0.0.1:$BPORT" "$BASE_PID"; then
+    # A port found free can be taken by one of the load's own connections before the server
+    # binds it (the ephemeral range holds both): another port, a few times.
+    for _try in 1 2 3 4 5; do
+        BPORT=$(free_port)
+        sed -e "s/port = $HPORT/port = $BPORT/" "$TMP/hasocks.conf" >"$TMP/base.conf"
+        "$BASE_BIN" server -f "$TMP/base.conf" >"$TMP/base.out" 2>&1 &
+        BASE_PID=$!
+        track "$BASE_PID"
+        wait_socks "127.0.0.1:$BPORT" "$BASE_PID" && break
+        grep -q "in use" "$TMP/base.out" || break
+        log "[base] port $BPORT was taken meanwhile; another"
+    done
+    if kill -0 "$BASE_PID" 2>/dev/null; then
         measure_idle base "$BASE_PID" -s "127.0.0.1:$BPORT"
         for r in $(seq 1 "$ROUNDS_AB"); do
             log "== before/after round $r of $ROUNDS_AB"
