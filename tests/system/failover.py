@@ -41,8 +41,9 @@ def pid_of(name):
 
 
 def inject(mode):
-    """Applies the fault to relay host 1; the time it took effect (signals are sent from here,
-    so the time is the signal's; the link is down once the netlink call returns)."""
+    """Applies the fault to relay host 1; the time just before the call that applies it (a
+    signal is sent from here; an nft or netlink change takes effect somewhere inside its call,
+    so a session that fails during the call is the fault's, not one from before it)."""
     if mode == "kill":
         pid = pid_of("relay1")
         t = time.monotonic()
@@ -61,11 +62,13 @@ def inject(mode):
         rules = ("table inet lab_cut {\n chain output {\n"
                  "  type filter hook output priority 0;\n"
                  "  ip daddr { 10.77.0.11, 10.77.0.12 } tcp dport 1080 reject with tcp reset\n }\n}\n")
+        t = time.monotonic()
         subprocess.run(["ip", "netns", "exec", "hsl-relay1", "nft", "-f", "-"], input=rules,
                        text=True, check=True)
-        return time.monotonic()
+        return t
+    t = time.monotonic()
     subprocess.run(["ip", "-n", "hsl-sw", "link", "set", "v-relay1", "down"], check=True)
-    return time.monotonic()
+    return t
 
 
 def undo(mode):
