@@ -44,17 +44,12 @@ def inject(mode):
     """Applies the fault to relay host 1; the time just before the call that applies it (a
     signal is sent from here; an nft or netlink change takes effect somewhere inside its call,
     so a session that fails during the call is the fault's, not one from before it)."""
-    if mode == "kill":
-        pid = pid_of("relay1")
+    if mode in ("kill", "keepalived"):
+        name, sig = ("relay1", signal.SIGKILL) if mode == "kill" else ("keepalived1", signal.SIGTERM)
+        pid = pid_of(name)
         t = time.monotonic()
-        os.kill(pid, signal.SIGKILL)
-        os.unlink(os.path.join(RUN, "relay1.pid"))
-        return t
-    if mode == "keepalived":
-        pid = pid_of("keepalived1")
-        t = time.monotonic()
-        os.kill(pid, signal.SIGTERM)
-        os.unlink(os.path.join(RUN, "keepalived1.pid"))
+        os.kill(pid, sig)
+        os.unlink(os.path.join(RUN, f"{name}.pid"))
         return t
     if mode == "servers":
         # Relay 1 alone is refused by the servers (as by servers that stopped): its checks

@@ -35,6 +35,28 @@ pub enum Existing {
     Replace,
 }
 
+/// Binds the configured control socket, which must work, or else the default one, which
+/// is skipped with a warning ending in `without` when it cannot be made (an unprivileged
+/// daemon cannot create /run/hasocks). The path and the listener, or None without a socket.
+pub fn bind_configured_or_default(
+    configured: Option<PathBuf>,
+    default: &Path,
+    existing: Existing,
+    without: &str,
+) -> Result<Option<(PathBuf, UnixListener)>, BindError> {
+    if let Some(p) = configured {
+        let l = bind(&p, existing)?;
+        return Ok(Some((p, l)));
+    }
+    match bind(default, existing) {
+        Ok(l) => Ok(Some((default.to_path_buf(), l))),
+        Err(e) => {
+            tracing::warn!("{e}; running without a control socket{without}");
+            Ok(None)
+        }
+    }
+}
+
 /// Binds the control socket at `path` with mode 0660 (as relayd: the owner and the group may
 /// use it). A missing parent folder is created (mode 0755).
 pub fn bind(path: &Path, existing: Existing) -> Result<UnixListener, BindError> {

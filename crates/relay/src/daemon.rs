@@ -6,7 +6,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use net::systemd;
@@ -211,31 +211,21 @@ fn start_admin(
     Ok(Some(a))
 }
 
-/// Opens the control socket: the configured one must work; the default one is skipped with
-/// a warning when it cannot be made (an unprivileged relay cannot create /run/hasocks).
+/// Opens the control socket (net::ctlsock::bind_configured_or_default) and serves it.
 fn open_socket(
     configured: Option<PathBuf>,
     existing: net::ctlsock::Existing,
     ctl: &Arc<Controller>,
     stop: &CancellationToken,
 ) -> Result<Option<PathBuf>, DaemonError> {
-    let (path, listener) = match configured {
-        Some(p) => {
-            let l = net::ctlsock::bind(&p, existing)?;
-            (p, l)
-        }
-        None => {
-            let p = PathBuf::from(DEFAULT_SOCKET);
-            match net::ctlsock::bind(&p, existing) {
-                Ok(l) => (p, l),
-                Err(e) => {
-                    tracing::warn!(
-                        "{e}; running without a control socket (set one with socket \"PATH\")"
-                    );
-                    return Ok(None);
-                }
-            }
-        }
+    let Some((path, listener)) = net::ctlsock::bind_configured_or_default(
+        configured,
+        Path::new(DEFAULT_SOCKET),
+        existing,
+        " (set one with socket \"PATH\")",
+    )?
+    else {
+        return Ok(None);
     };
     tracing::info!("control socket {}", path.display());
     tokio::spawn(ctl::serve(listener, ctl.clone(), stop.clone()));

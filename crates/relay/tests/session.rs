@@ -19,6 +19,16 @@ async fn start(backend: &Backend, tune: impl FnOnce(&mut conf::relayd::Relay)) -
         .expect("relay")
 }
 
+/// Reads a PROXY v2 header (16 bytes, then the length they give): the whole header.
+async fn read_proxy_v2(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut header = vec![0u8; 16];
+    s.read_exact(&mut header).await.ok()?;
+    let len = usize::from(u16::from_be_bytes([header[14], header[15]]));
+    header.resize(16 + len, 0);
+    s.read_exact(&mut header[16..]).await.ok()?;
+    Some(header)
+}
+
 #[tokio::test]
 async fn session_timeout_closes_an_idle_session() {
     let b = id_backend(1).await;
@@ -66,16 +76,12 @@ async fn proxy_v2_header_carries_the_client_address() {
     let b = Backend::start(serve(move |mut s: TcpStream| {
         let tx = tx.clone();
         async move {
-            let mut head = [0u8; 16];
-            if s.read_exact(&mut head).await.is_err() {
+            let Some(header) = read_proxy_v2(&mut s).await else {
                 return;
-            }
-            let mut rest = vec![0u8; usize::from(u16::from_be_bytes([head[14], head[15]]))];
+            };
             let mut payload = [0u8; 5];
-            if s.read_exact(&mut rest).await.is_ok() && s.read_exact(&mut payload).await.is_ok() {
-                let mut all = head.to_vec();
-                all.extend_from_slice(&rest);
-                let _ = tx.send((all, payload.to_vec()));
+            if s.read_exact(&mut payload).await.is_ok() {
+                let _ = tx.send((header, payload.to_vec()));
             }
         }
     }))
@@ -110,13 +116,11 @@ async fn bytes_read_while_waiting_for_the_first_byte_reach_the_host_whole_and_ar
     let b = Backend::start(serve(move |mut s: TcpStream| {
         let tx = tx.clone();
         async move {
-            let mut head = [0u8; 16];
-            if s.read_exact(&mut head).await.is_err() {
+            if read_proxy_v2(&mut s).await.is_none() {
                 return;
             }
-            let mut rest = vec![0u8; usize::from(u16::from_be_bytes([head[14], head[15]]))];
             let mut payload = vec![0u8; 3001];
-            if s.read_exact(&mut rest).await.is_ok() && s.read_exact(&mut payload).await.is_ok() {
+            if s.read_exact(&mut payload).await.is_ok() {
                 let _ = tx.send(payload);
                 // Held open so that the count is read from an open session.
                 let mut more = [0u8; 1];

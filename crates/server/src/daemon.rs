@@ -280,32 +280,21 @@ pub async fn run(mut opts: DaemonOpts) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Opens the control socket: the configured one must work; the default one is skipped with
-/// a warning when it cannot be made (an unprivileged server cannot create /run/hasocks).
+/// Opens the control socket (net::ctlsock::bind_configured_or_default) and serves it.
 fn open_socket(
     configured: Option<PathBuf>,
     existing: net::ctlsock::Existing,
     ctl: Arc<Control>,
     stop: &CancellationToken,
 ) -> Result<Option<PathBuf>, DaemonError> {
-    let (path, listener) = match configured {
-        Some(p) => {
-            let l = net::ctlsock::bind(&p, existing)?;
-            (p, l)
-        }
-        None => {
-            let p = PathBuf::from(DEFAULT_SOCKET);
-            match net::ctlsock::bind(&p, existing) {
-                Ok(l) => (p, l),
-                Err(e) => {
-                    tracing::warn!(
-                        "{e}; running without a control socket, so without binary upgrades \
-                         (set one with hasocks.socket: PATH)"
-                    );
-                    return Ok(None);
-                }
-            }
-        }
+    let Some((path, listener)) = net::ctlsock::bind_configured_or_default(
+        configured,
+        Path::new(DEFAULT_SOCKET),
+        existing,
+        ", so without binary upgrades (set one with hasocks.socket: PATH)",
+    )?
+    else {
+        return Ok(None);
     };
     tracing::info!("control socket {}", path.display());
     tokio::spawn(upgrade::serve(listener, ctl, stop.clone()));
