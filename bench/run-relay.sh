@@ -19,6 +19,10 @@
 #               relay's CPU time meanwhile (CPU-seconds per GB moved);
 #   sessions:   CONCURRENCY workers, each connect + greeting + CONNECT + PAYLOAD-byte echo + close;
 #   latency:    the same session with one worker (no queueing: the added latency of a hop);
+#   latency on one CPU: the same, with the bench client, the backends and the relay moved to
+#               CPU 0 for the run (taskset): on a VM, waking a process on the other CPU can
+#               take a millisecond, and a round's one-client p99 is then ~0.8 or 2-3 ms for
+#               any relay; on one CPU the p99 is that of the code path;
 #   memory:     IDLE sessions held open through the relay; VmRSS of the relay before/after.
 #
 # Usage: bench/run-relay.sh            (builds the release hasocks first)
@@ -27,7 +31,7 @@
 #                          rounds, with a hasocks/base ratio column: "before and after" in one run
 #        DURATION=10 STREAMS=8 CONCURRENCY=50 IDLE=10000 PAYLOAD=64 ROUNDS=2
 #        RESULTS=bench/results/relay.md
-# Runtime ~4 minutes with the defaults.
+# Runtime ~5 minutes with the defaults.
 set -u
 
 . "$(dirname "$0")/lib.sh"
@@ -53,6 +57,7 @@ for a in 127.0.0.2 127.0.0.3; do
     sockd_conf $a "$BPORT" "$TMP/backend-$a.log" connect >"$TMP/backend-$a.conf"
     "$BIN" server -f "$TMP/backend-$a.conf" >"$TMP/backend-$a.out" 2>&1 &
     track $!
+    BACKEND_PIDS="${BACKEND_PIDS:-} $!"
     wait_socks "$a:$BPORT" $! 150 || { log "backend $a did not start: $(tail -n 3 "$TMP/backend-$a.out")"; exit 1; }
 done
 
@@ -171,10 +176,23 @@ throughput() { # NAME RELAY_PID ARGS... (RELAY_PID empty: no relay, no CPU figur
     put "$name" mbs "$(echo "$out" | jget mb_per_s)"
     put "$name" terr "$(echo "$out" | jget errors)"
 }
+# pin_to CPUS PID...: every thread of these processes (and their children) onto CPUS.
+pin_to() {
+    local cpus=$1 p
+    shift
+    # shellcheck disable=SC2046
+    for p in $(tree_pids "$@"); do taskset -a -p -c "$cpus" "$p" >/dev/null 2>&1 || true; done
+}
+ALL_CPUS=0-$(($(nproc) - 1))
 sessions() { # NAME RELAY_PID CONCURRENCY KIND ARGS... (RELAY_PID empty: no CPU figure)
     local name=$1 pid=$2 c=$3 kind=$4 out
     shift 4
     local ses=("$BIN" bench "$@" --mode sessions --concurrency "$c" --duration "$DURATION" --payload "$PAYLOAD" --json)
+    if [ "$kind" = pin ]; then
+        # shellcheck disable=SC2086
+        pin_to 0 $BACKEND_PIDS $pid
+        ses=(taskset -c 0 "${ses[@]}")
+    fi
     log "[$name] $kind ($c concurrent, ${DURATION}s)"
     local segs0
     segs0=$(tcp_outsegs)
@@ -189,6 +207,9 @@ sessions() { # NAME RELAY_PID CONCURRENCY KIND ARGS... (RELAY_PID empty: no CPU 
     put "$name" "${kind}_err" "$(echo "$out" | jget errors)"
     put "$name" "${kind}_p50" "$(echo "$out" | jget p50_us)"
     put "$name" "${kind}_p99" "$(echo "$out" | jget p99_us)"
+    # shellcheck disable=SC2086
+    [ "$kind" = pin ] && pin_to "$ALL_CPUS" $BACKEND_PIDS $pid
+    return 0
 }
 all_loads() { # NAME RELAY_PID ARGS...
     local name=$1 pid=$2
@@ -196,6 +217,7 @@ all_loads() { # NAME RELAY_PID ARGS...
     throughput "$name" "$pid" "$@"
     sessions "$name" "$pid" "$CONCURRENCY" load "$@"
     sessions "$name" "$pid" 1 lat "$@"
+    sessions "$name" "$pid" 1 pin "$@"
 }
 
 memory() { # NAME PID PORT
@@ -277,7 +299,7 @@ HAVER=$("$HAPROXY" -v 2>&1 | head -n1)
     echo "- (a) direct: \`hasocks bench -s $BACKEND:$BPORT --source 127.0.0.9\` (no relay; its own source address keeps its TIME_WAIT sockets out of the port space the relays use towards the backends)"
     echo "- (b) $HAVER: \`haproxy -db -f haproxy.cfg\`, \`mode tcp\`, \`balance source\`, \`server ... check inter 1s\`, global \`maxconn $HAPROXY_MAXCONN\`, otherwise defaults (threads = CPUs, no splicing); status at the end: alive=$HA_ALIVE"
     echo "- (c) \`hasocks relay -f relayd.conf\`: \`interval 1\`, \`timeout 500\`, \`forward to <socks> port $BPORT mode source-hash check tcp\`; status at the end: alive=$RELAY_ALIVE"
-    echo "- loads (\`hasocks bench --json\`, ${DURATION} s each): throughput = upload on $STREAMS streams counted at bench's in-process target; sessions = $CONCURRENCY workers doing connect + greeting + CONNECT + ${PAYLOAD}-byte echo + close; latency = the same session with 1 worker (p50/p99 of the whole session; added = relay minus direct); every load run $ROUNDS times (direct, then HAProxy and hasocks alternating first), means shown, each run in the details; a negative added latency means the difference is below this machine's noise"
+    echo "- loads (\`hasocks bench --json\`, ${DURATION} s each): throughput = upload on $STREAMS streams counted at bench's in-process target; sessions = $CONCURRENCY workers doing connect + greeting + CONNECT + ${PAYLOAD}-byte echo + close; latency = the same session with 1 worker (p50/p99 of the whole session; added = relay minus direct), and again with the bench client, backends and relay all on CPU 0 (taskset; no cross-CPU wake-ups); every load run $ROUNDS times (direct, then HAProxy and hasocks alternating first), means shown, each run in the details; a negative added latency means the difference is below this machine's noise"
     echo "- relay CPU, read around each throughput and sessions run (the relay only; the backend's CPU is not included): $CPU_NOTE; divided by the bytes counted at the target, or by the sessions completed. The load generator and the backend share the $(nproc) CPUs, so raw MB/s is bounded by them: CPU-seconds per GB is the efficiency figure"
     echo "- memory: $IDLE sessions opened through the relay and held (\`--mode idle\`); VmRSS of the relay process before and with them open"
     [ -n "$IDLE_NOTE" ] && echo "- note: $IDLE_NOTE"
@@ -301,16 +323,19 @@ HAVER=$("$HAPROXY" -v 2>&1 | head -n1)
     row "session latency p99 at $CONCURRENCY concurrent, ms" "$(ms direct load_p99)" "$(ms haproxy load_p99)" "$(ms hasocks load_p99)" "lower is better" "$(b load_p99 ms)"
     row "session latency p50, 1 worker, ms" "$(ms direct lat_p50)" "$(ms haproxy lat_p50)" "$(ms hasocks lat_p50)" "lower is better" "$(b lat_p50 ms)"
     row "session latency p99, 1 worker, ms" "$(ms direct lat_p99)" "$(ms haproxy lat_p99)" "$(ms hasocks lat_p99)" "lower is better" "$(b lat_p99 ms)"
+    row "session latency p50, 1 worker, all on one CPU, ms" "$(ms direct pin_p50)" "$(ms haproxy pin_p50)" "$(ms hasocks pin_p50)" "lower is better" "$(b pin_p50 ms)"
+    row "session latency p99, 1 worker, all on one CPU, ms" "$(ms direct pin_p99)" "$(ms haproxy pin_p99)" "$(ms hasocks pin_p99)" "lower is better" "$(b pin_p99 ms)"
     row "added latency p50, 1 worker, ms" "-" "$(added haproxy lat_p50)" "$(added hasocks lat_p50)" "lower is better" "$(b lat_p50 added)"
     row "added latency p99, 1 worker, ms" "-" "$(added haproxy lat_p99)" "$(added hasocks lat_p99)" "lower is better" "$(b lat_p99 added)"
+    row "added latency p99, 1 worker, all on one CPU, ms" "-" "$(added haproxy pin_p99)" "$(added hasocks pin_p99)" "lower is better" "$(b pin_p99 added)"
     row "added latency p50 at $CONCURRENCY concurrent, ms" "-" "$(added haproxy load_p50)" "$(added hasocks load_p50)" "lower is better" "$(b load_p50 added)"
     row "added latency p99 at $CONCURRENCY concurrent, ms" "-" "$(added haproxy load_p99)" "$(added hasocks load_p99)" "lower is better" "$(b load_p99 added)"
-    errs() { echo "$(all "$1" terr)+$(all "$1" load_err)+$(all "$1" lat_err)"; }
+    errs() { echo "$(all "$1" terr)+$(all "$1" load_err)+$(all "$1" lat_err)+$(all "$1" pin_err)"; }
     if [ -n "$BASE_BIN" ]; then
-        printf '| errors (throughput + sessions + latency runs, per round) | %s | %s | %s | - | %s | - |\n' \
+        printf '| errors (throughput + sessions + latency + one-CPU latency runs, per round) | %s | %s | %s | - | %s | - |\n' \
             "$(errs direct)" "$(errs haproxy)" "$(errs hasocks)" "$(errs base)"
     else
-        printf '| errors (throughput + sessions + latency runs, per round) | %s | %s | %s | - |\n' \
+        printf '| errors (throughput + sessions + latency + one-CPU latency runs, per round) | %s | %s | %s | - |\n' \
             "$(errs direct)" "$(errs haproxy)" "$(errs hasocks)"
     fi
     row "sessions held open" "-" "$(v haproxy open)" "$(v hasocks open)" "should be equal" "$(b open)"
@@ -321,7 +346,7 @@ HAVER=$("$HAPROXY" -v 2>&1 | head -n1)
     echo "Each run (round 1/round 2/...):"
     echo
     for who in direct $RELAYS; do
-        echo "- $who: MB/s $(all "$who" mbs); relay CPU-s/GB $(all "$who" cpugb); sessions/s $(all "$who" load_sps); relay CPU us/session at $CONCURRENCY and with 1 worker: $(all "$who" load_cpus) / $(all "$who" lat_cpus); p50/p99 us at $CONCURRENCY: $(all "$who" load_p50) / $(all "$who" load_p99); p50/p99 us with 1 worker: $(all "$who" lat_p50) / $(all "$who" lat_p99)"
+        echo "- $who: MB/s $(all "$who" mbs); relay CPU-s/GB $(all "$who" cpugb); sessions/s $(all "$who" load_sps); relay CPU us/session at $CONCURRENCY and with 1 worker: $(all "$who" load_cpus) / $(all "$who" lat_cpus); p50/p99 us at $CONCURRENCY: $(all "$who" load_p50) / $(all "$who" load_p99); p50/p99 us with 1 worker: $(all "$who" lat_p50) / $(all "$who" lat_p99); on one CPU: $(all "$who" pin_p50) / $(all "$who" pin_p99)"
     done
 } >"$TMP/results.md"
 publish "$RESULTS"
