@@ -4,7 +4,7 @@
 //! exhaustion.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -89,37 +89,71 @@ async fn hosts_up(socket: &Path, n: usize) {
     assert!(ok, "hosts up: {:?}", host_states(socket));
 }
 
+/// An echo target, two SOCKS servers on `ips` and a relay config over them in a fresh
+/// directory; each test starts the relay its own way.
+struct Pool {
+    target: SocketAddr,
+    servers: [ServerHandle; 2],
+    dir: PathBuf,
+    socket: PathBuf,
+    conf: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Pool {
+    async fn new(name: &str, ips: [&str; 2], first_byte_s: u32) -> Pool {
+        let target = echo_server("127.0.0.1").await;
+        let (sa, pa) = socks_server(ips[0]).await;
+        let (sb, pb) = socks_server(ips[1]).await;
+        let dir = temp_dir(name);
+        let socket = dir.join("relay.sock");
+        let port = free_port("127.0.0.1");
+        let conf = dir.join("relayd.conf");
+        let extra = format!("hasocks.timeout.firstbyte {first_byte_s}");
+        std::fs::write(
+            &conf,
+            relay_conf(port, &socket, &[(ips[0], pa), (ips[1], pb)], &extra),
+        )
+        .unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        Pool {
+            target,
+            servers: [sa, sb],
+            dir,
+            socket,
+            conf,
+            addr,
+        }
+    }
+
+    /// Waits until the relay has both hosts up; their states then.
+    async fn hosts_up(&self) -> Vec<(String, u64)> {
+        hosts_up(&self.socket, 2).await;
+        host_states(&self.socket)
+    }
+
+    async fn end(self) {
+        for s in &self.servers {
+            s.shutdown(Duration::from_secs(1)).await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_flood_from_one_address_leaves_other_clients_served_and_every_host_up() {
     let _ = net::sock::raise_nofile_limit();
-    let target = echo_server("127.0.0.1").await;
-    let (sa, pa) = socks_server("127.0.0.2").await;
-    let (sb, pb) = socks_server("127.0.0.3").await;
-    let dir = temp_dir("flood-silent");
-    let socket = dir.join("relay.sock");
-    let port = free_port("127.0.0.1");
-    let conf = dir.join("relayd.conf");
-    std::fs::write(
-        &conf,
-        relay_conf(
-            port,
-            &socket,
-            &[("127.0.0.2", pa), ("127.0.0.3", pb)],
-            "hasocks.timeout.firstbyte 3",
-        ),
-    )
-    .unwrap();
+    let pool = Pool::new("flood-silent", ["127.0.0.2", "127.0.0.3"], 3).await;
+    let (addr, target, socket) = (pool.addr, pool.target, &pool.socket);
     let relay = Running(
         Command::new(bin())
             .args(["relay", "-f"])
-            .arg(&conf)
+            .arg(&pool.conf)
             .stderr(Stdio::null())
             .spawn()
             .expect("relay"),
     );
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    hosts_up(&socket, 2).await;
-    let before = host_states(&socket);
+    let before = pool.hosts_up().await;
 
     // The flood: as many silent connections as this process may open, up to 10,000.
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
@@ -151,7 +185,7 @@ async fn a_silent_flood_from_one_address_leaves_other_clients_served_and_every_h
     let status: serde_json::Value = serde_json::from_slice(
         &Command::new(bin())
             .args(["ctl", "--json", "-s"])
-            .arg(&socket)
+            .arg(socket)
             .args(["show", "summary"])
             .output()
             .unwrap()
@@ -195,47 +229,28 @@ async fn a_silent_flood_from_one_address_leaves_other_clients_served_and_every_h
         flood.len(),
         "silent connections still open after the first-byte timeout"
     );
-    assert_eq!(host_states(&socket), before, "a host changed state");
+    assert_eq!(host_states(socket), before, "a host changed state");
     drop(relay);
-    sa.shutdown(Duration::from_secs(1)).await;
-    sb.shutdown(Duration::from_secs(1)).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    pool.end().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_256_descriptors_400_connections_mark_no_host_down_and_service_returns_at_once() {
-    let target = echo_server("127.0.0.1").await;
-    let (sa, pa) = socks_server("127.0.0.4").await;
-    let (sb, pb) = socks_server("127.0.0.5").await;
-    let dir = temp_dir("flood-256");
-    let socket = dir.join("relay.sock");
-    let port = free_port("127.0.0.1");
-    let conf = dir.join("relayd.conf");
-    std::fs::write(
-        &conf,
-        relay_conf(
-            port,
-            &socket,
-            &[("127.0.0.4", pa), ("127.0.0.5", pb)],
-            "hasocks.timeout.firstbyte 5",
-        ),
-    )
-    .unwrap();
+    let pool = Pool::new("flood-256", ["127.0.0.4", "127.0.0.5"], 5).await;
+    let (addr, target, socket) = (pool.addr, pool.target, &pool.socket);
     let relay = Running(
         Command::new("sh")
             .arg("-c")
             .arg(format!(
                 "ulimit -n 256 && exec \"{}\" relay -f \"{}\"",
                 bin(),
-                conf.display()
+                pool.conf.display()
             ))
             .stderr(Stdio::null())
             .spawn()
             .expect("relay"),
     );
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    hosts_up(&socket, 2).await;
-    let before = host_states(&socket);
+    let before = pool.hosts_up().await;
 
     // 400 connections from 20 addresses (so the per-source cap does not stop them): far more
     // than 256 descriptors would hold. They say nothing; checks go on every second meanwhile.
@@ -251,7 +266,7 @@ async fn with_256_descriptors_400_connections_mark_no_host_down_and_service_retu
     assert!(flood.len() >= 300, "opened {}", flood.len());
     tokio::time::sleep(Duration::from_secs(3)).await; // three check rounds under the flood
     assert_eq!(
-        host_states(&socket),
+        host_states(socket),
         before,
         "a host changed state under descriptor exhaustion"
     );
@@ -270,11 +285,9 @@ async fn with_256_descriptors_400_connections_mark_no_host_down_and_service_retu
     }
     assert!(ok, "no session within 1 s after the flood ended");
     eprintln!("service back {:?} after the flood ended", end.elapsed());
-    assert_eq!(host_states(&socket), before);
+    assert_eq!(host_states(socket), before);
     drop(relay);
-    sa.shutdown(Duration::from_secs(1)).await;
-    sb.shutdown(Duration::from_secs(1)).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    pool.end().await;
 }
 
 /// Runs `cmd` in network namespace `ns`.

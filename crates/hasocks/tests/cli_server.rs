@@ -18,6 +18,18 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_hasocks")
 }
 
+/// `hasocks server -f FILE`, its stderr discarded.
+fn server_on(file: &Path) -> Running {
+    Running(
+        Command::new(bin())
+            .args(["server", "-f"])
+            .arg(file)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start hasocks server"),
+    )
+}
+
 fn conf(port: u16, socks_verdict: &str, log: &Path) -> String {
     conf_on(&[port], socks_verdict, log)
 }
@@ -95,13 +107,7 @@ fn sighup_reloads_rules_refuses_a_broken_file_and_sigterm_stops() {
     std::fs::write(&file, conf(port, "pass", &log)).unwrap();
     let target = sink_target();
 
-    let child = Command::new(bin())
-        .args(["server", "-f"])
-        .arg(&file)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = Running(child);
+    let mut child = server_on(&file);
     assert!(
         wait_for(|| socks5_rep(proxy, target) == Some(0)),
         "server answers and passes"
@@ -161,13 +167,7 @@ fn sighup_opens_added_internals_closes_removed_ones_and_never_refuses_on_one_tha
     let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
     std::fs::write(&file, conf_on(&[stay, gone], "pass", &log)).unwrap();
     let target = sink_target();
-    let child = Command::new(bin())
-        .args(["server", "-f"])
-        .arg(&file)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = Running(child);
+    let mut child = server_on(&file);
     assert!(wait_for(|| socks5_rep(at(stay), target) == Some(0)));
     assert_eq!(socks5_rep(at(gone), target), Some(0));
 

@@ -4,35 +4,10 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use conf::relayd::{Check, Mode};
-use relay::admin_source::RelayAdmin;
-use relay::RelayHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A relay over `backends` (round robin, TCP check) with an admin listener.
-async fn relay_with_admin(ports: &[u16]) -> (Arc<RelayHandle>, admin::AdminHandle) {
-    let cfg = config(
-        vec![table("pool", ports)],
-        vec![relay(vec![forward(
-            "pool",
-            Mode::RoundRobin,
-            Some(Check::Tcp),
-        )])],
-    );
-    let h = Arc::new(RelayHandle::start(cfg).await.expect("relay"));
-    assert!(h.wait_ready(DEADLINE).await);
-    let a = admin::start(
-        "127.0.0.1:0".parse().unwrap(),
-        Arc::new(RelayAdmin::new(h.clone())),
-        admin::Limits::default(),
-    )
-    .expect("admin listener");
-    (h, a)
-}
 
 /// One session: id byte, then `n` bytes echoed.
 async fn echo_session(relay: std::net::SocketAddr, n: usize) -> Option<u8> {

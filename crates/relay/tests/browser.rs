@@ -5,13 +5,10 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use conf::relayd::{Check, Mode};
-use relay::admin_source::RelayAdmin;
-use relay::{HostState, RelayHandle};
+use relay::HostState;
 
 /// Chromium as the machine's notes say to start it here: headless, no sandbox (root), no
 /// background networking (the network is closed), a fresh profile.
@@ -42,16 +39,7 @@ async fn chromium_shows_one_host_up_and_the_killed_one_down() {
         return;
     }
     let mut b = [id_backend(1).await, id_backend(2).await];
-    let cfg = config(
-        vec![table("pool", &[b[0].port(), b[1].port()])],
-        vec![relay(vec![forward(
-            "pool",
-            Mode::RoundRobin,
-            Some(Check::Tcp),
-        )])],
-    );
-    let h = Arc::new(RelayHandle::start(cfg).await.expect("relay"));
-    assert!(h.wait_ready(DEADLINE).await);
+    let (h, a) = relay_with_admin(&[b[0].port(), b[1].port()]).await;
     for _ in 0..3 {
         session_from(client(1), addr_of(&h)).await.expect("session");
     }
@@ -61,12 +49,6 @@ async fn chromium_shows_one_host_up_and_the_killed_one_down() {
         h.snapshot().tables[0].hosts[1].state == HostState::Down
     })
     .await;
-    let a = admin::start(
-        "127.0.0.1:0".parse().unwrap(),
-        Arc::new(RelayAdmin::new(h.clone())),
-        admin::Limits::default(),
-    )
-    .expect("admin");
     let url = format!("http://{}/", a.local_addr());
     let profile = temp_dir("chromium-profile");
 

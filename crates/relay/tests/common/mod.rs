@@ -2,7 +2,10 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use conf::relayd::{Check, Mode};
+use relay::admin_source::RelayAdmin;
 use relay::{HostState, RelayHandle};
 pub use test_support::*;
 
@@ -20,4 +23,25 @@ pub fn state(h: &RelayHandle, table: &str, i: usize) -> HostState {
         .table(table)
         .and_then(|t| t.hosts.get(i).map(|h| h.state))
         .expect("table and host exist")
+}
+
+/// A relay over `backends` (round robin, TCP check) with an admin listener.
+pub async fn relay_with_admin(ports: &[u16]) -> (Arc<RelayHandle>, admin::AdminHandle) {
+    let cfg = config(
+        vec![table("pool", ports)],
+        vec![relay(vec![forward(
+            "pool",
+            Mode::RoundRobin,
+            Some(Check::Tcp),
+        )])],
+    );
+    let h = Arc::new(RelayHandle::start(cfg).await.expect("relay"));
+    assert!(h.wait_ready(DEADLINE).await);
+    let a = admin::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(RelayAdmin::new(h.clone())),
+        admin::Limits::default(),
+    )
+    .expect("admin listener");
+    (h, a)
 }
