@@ -236,9 +236,8 @@ START=$(date +%s)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in $(seq 1 "$ROUNDS"); do
     log "== round $r of $ROUNDS"
-    # Direct in every round (added latency compares like with like); the relays alternate
-    # which goes first, so a drift in machine load hits both alike.
-    # The relays take turns at going first, so a drift in machine load hits all alike.
+    # Direct in every round (added latency compares like with like); the relays take turns
+    # at going first, so a drift in machine load hits all alike.
     rel=($RELAYS)
     order=direct
     for i in $(seq 0 $((${#rel[@]} - 1))); do
