@@ -247,13 +247,15 @@ fn config() -> impl Strategy<Value = SockdConfig> {
             admin: None,
             proxy_from: r.3,
             warnings: Vec::new(),
+            method_uses: Vec::new(),
         }
     })
 }
 
-/// Drops what printing cannot keep: source lines and warnings.
+/// Drops what printing cannot keep: source lines, warnings and method positions.
 fn normalized(mut c: SockdConfig) -> SockdConfig {
     c.warnings.clear();
+    c.method_uses.clear();
     c.internals.iter_mut().for_each(|i| i.line = 0);
     c.client_rules
         .iter_mut()

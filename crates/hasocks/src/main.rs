@@ -3,7 +3,7 @@
 
 mod cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// High-availability SOCKS: a Dante-compatible server and a relayd-compatible relay.
 #[derive(Parser)]
@@ -32,8 +32,35 @@ enum Command {
     AuthHelper,
 }
 
+/// `-V`: the version and the commit it was built from.
+fn short_version() -> String {
+    format!(
+        "{} (commit {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("HASOCKS_COMMIT")
+    )
+}
+
+/// `--version`: also which optional run-time libraries this machine has.
+fn long_version() -> String {
+    let mut s = short_version();
+    for lib in syslib::optional() {
+        let state = match &lib.found {
+            Ok(()) => format!("{} found", lib.library),
+            Err(e) => format!("not available ({e})"),
+        };
+        s.push_str(&format!("\n{}: {state}", lib.feature));
+    }
+    s
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command()
+        .version(short_version())
+        .long_version(long_version())
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // Under relayd's check-script contract any exit > 0 means "up": a usage error

@@ -73,6 +73,7 @@ pub fn load(file: &Path) -> Result<conf::sockd::SockdConfig, StartError> {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
+    crate::session::auth::check_libraries(&cfg)?;
     Ok(cfg)
 }
 

@@ -8,9 +8,10 @@ use std::path::Path;
 use conf::sockd::{parse, SockdConfig};
 use libfuzzer_sys::fuzz_target;
 
-/// Drops what printing cannot keep: source lines and warnings.
+/// Drops what printing cannot keep: source lines, warnings and method positions.
 fn normalized(mut c: SockdConfig) -> SockdConfig {
     c.warnings.clear();
+    c.method_uses.clear();
     c.internals.iter_mut().for_each(|i| i.line = 0);
     c.client_rules
         .iter_mut()

@@ -11,6 +11,8 @@ pub(super) struct Cursor<'a> {
     pos: usize,
     pub file: &'a Path,
     pub warnings: Vec<ConfWarning>,
+    /// Every method word met, where it was written.
+    pub method_uses: Vec<super::types::MethodUse>,
 }
 
 /// A word and its position.
@@ -29,6 +31,7 @@ impl<'a> Cursor<'a> {
             pos: 0,
             file,
             warnings: Vec::new(),
+            method_uses: Vec::new(),
         }
     }
 

@@ -72,6 +72,7 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
         admin: None,
         proxy_from: Vec::new(),
         warnings: Vec::new(),
+        method_uses: Vec::new(),
     };
     let mut saw_socksmethod = false;
     // The first `hasocks.passwordfile` method word: it needs the setting of that name.
@@ -168,6 +169,7 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
         });
     }
     cfg.warnings = std::mem::take(&mut c.warnings);
+    cfg.method_uses = std::mem::take(&mut c.method_uses);
     Ok(cfg)
 }
 

@@ -6,8 +6,8 @@ use super::keywords::is_unsupported;
 use super::lexer::{Sym, Tok, Token};
 use super::parser::is_setting;
 use super::{
-    Command, Endpoint, Limits, LogFlags, Method, PortOp, PortSpec, Protocol, Rule, RuleAuth,
-    RuleTimeouts, SockdConfig, SocksVersion, StateKey, Throttle, Verdict,
+    Command, Endpoint, Limits, LogFlags, Method, MethodUse, PortOp, PortSpec, Protocol, Rule,
+    RuleAuth, RuleTimeouts, SockdConfig, SocksVersion, StateKey, Throttle, Verdict,
 };
 use crate::ConfError;
 
@@ -455,6 +455,12 @@ pub(super) fn methods(c: &mut Cursor<'_>, kw: &Word) -> Result<Vec<(Method, Word
             }
             other => return Err(c.err_word(&w, format!("unknown {} \"{other}\"", kw.text))),
         };
+        c.method_uses.push(MethodUse {
+            method: m,
+            file: c.file.to_path_buf(),
+            line: w.line,
+            col: w.col,
+        });
         out.push((m, w));
     }
     Ok(out)

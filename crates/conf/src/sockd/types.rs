@@ -60,6 +60,22 @@ pub struct SockdConfig {
     pub proxy_from: Vec<IpNet>,
     /// Remarks for the operator (harmless ignored keywords, no socksmethod, ...).
     pub warnings: Vec<ConfWarning>,
+    /// Every method word in the file (global and in rules), in file order: where a method
+    /// that needs a run-time library is refused when that library is missing.
+    pub method_uses: Vec<MethodUse>,
+}
+
+/// One method word and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodUse {
+    /// The method.
+    pub method: Method,
+    /// The file it is in.
+    pub file: std::path::PathBuf,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub col: u32,
 }
 
 /// One `internal:` line.

@@ -24,6 +24,7 @@ pub async fn run(args: ServerArgs, activated: Vec<std::net::TcpListener>) -> any
         for w in &cfg.warnings {
             eprintln!("hasocks: warning: {w}");
         }
+        server::session::auth::check_libraries(&cfg)?;
         println!("{}: configuration OK", args.file.display());
         return Ok(0);
     }

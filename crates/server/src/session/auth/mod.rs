@@ -102,6 +102,31 @@ pub fn system_check(req: &SystemRequest) -> Outcome {
     }
 }
 
+/// Refuses a config whose methods need a system library this machine cannot load, at the
+/// first method word that needs it (`file:line:col: method "pam.any" needs PAM, ...`).
+/// Called by `-V`, at start and at every reload, so a missing library is never found out
+/// by the first client.
+pub fn check_libraries(cfg: &conf::sockd::SockdConfig) -> Result<(), conf::ConfError> {
+    let Some(u) = cfg.method_uses.iter().find(|u| u.method.is_pam()) else {
+        return Ok(());
+    };
+    match syslib::pam::library() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(conf::ConfError::new(
+            &u.file,
+            u.line,
+            u.col,
+            format!(
+                "method \"{}\" needs PAM, and {} cannot be loaded on this machine: {} \
+                 (install libpam0g, or use another method)",
+                u.method.word(),
+                e.library,
+                e.reason
+            ),
+        )),
+    }
+}
+
 /// The user name of a PAM check that has none (`pam.address`, `pam.any` without RFC 1929).
 pub const PAM_ADDRESS_USER: &str = pam::RHOSTUSR;
 

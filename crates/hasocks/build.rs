@@ -1,0 +1,38 @@
+//! Records the git commit the binary is built from, for `hasocks --version`.
+//! `HASOCKS_COMMIT` overrides it (a package built from a tarball); outside git it is "unknown".
+
+use std::path::Path;
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=HASOCKS_COMMIT");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let git = root.join(".git");
+    // A new commit moves HEAD or the branch it points to.
+    println!("cargo:rerun-if-changed={}", git.join("HEAD").display());
+    if let Ok(head) = std::fs::read_to_string(git.join("HEAD")) {
+        if let Some(r) = head.trim().strip_prefix("ref: ") {
+            println!("cargo:rerun-if-changed={}", git.join(r).display());
+        }
+    }
+    println!(
+        "cargo:rerun-if-changed={}",
+        git.join("packed-refs").display()
+    );
+    let commit = std::env::var("HASOCKS_COMMIT").ok().or_else(|| {
+        let out = Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .current_dir(&root)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    });
+    println!(
+        "cargo:rustc-env=HASOCKS_COMMIT={}",
+        commit
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "unknown".into())
+    );
+}
