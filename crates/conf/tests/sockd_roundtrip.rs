@@ -207,6 +207,11 @@ fn config() -> impl Strategy<Value = SockdConfig> {
         prop::collection::vec(rule(), 0..3),
         proptest::option::of(ip()),
         prop::collection::vec(net(), 0..3),
+        (
+            proptest::option::of(1u32..),
+            proptest::option::of(1u32..),
+            proptest::option::of(any::<u32>()),
+        ),
     );
     (settings, rest).prop_map(|(s, r)| {
         // A rule's methods must be among the global ones.
@@ -232,6 +237,11 @@ fn config() -> impl Strategy<Value = SockdConfig> {
             password_file: None,
             socket: None,
             auth_cache: None,
+            admission: conf::sockd::AdmissionCaps {
+                total: r.4 .0,
+                negotiating: r.4 .1,
+                negotiating_per_source: r.4 .2,
+            },
             user_privileged: s.7,
             user_unprivileged: s.8,
             timeouts: Timeouts {

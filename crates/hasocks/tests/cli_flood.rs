@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use server::ServerHandle;
 use test_support::blocking::Running;
 use test_support::{
-    connect_from, echo_server, free_port, sockd_conf_on, socks5_connect_from, temp_dir, wait_for,
+    connect_from, echo_server, echo_session_from, free_port, sockd_conf_on, temp_dir, wait_for,
     DEADLINE,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_hasocks")
@@ -26,22 +26,6 @@ async fn socks_server(ip: &str) -> (ServerHandle, u16) {
     let h = ServerHandle::start(cfg).await.expect("server");
     let port = h.local_addrs()[0].port();
     (h, port)
-}
-
-/// A SOCKS5 session from `src` through `relay` to `target`: CONNECT, 8 bytes echoed.
-async fn session_from(src: Ipv4Addr, relay: SocketAddr, target: SocketAddr) -> Result<(), String> {
-    let run = async {
-        let mut s = socks5_connect_from(src, relay, target).await?;
-        s.write_all(b"12345678").await.map_err(|e| e.to_string())?;
-        let mut back = [0u8; 8];
-        s.read_exact(&mut back)
-            .await
-            .map_err(|e| format!("echo: {e}"))?;
-        Ok(())
-    };
-    tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .map_err(|_| "timed out".to_string())?
 }
 
 /// The relay's hosts at `socket`: (state, last change) per host.
@@ -177,7 +161,7 @@ async fn a_silent_flood_from_one_address_leaves_other_clients_served_and_every_h
 
     // Every one of 20 sessions from another address works during the flood.
     for n in 0..20 {
-        session_from(Ipv4Addr::new(127, 0, 0, 60), addr, target)
+        echo_session_from(Ipv4Addr::new(127, 0, 0, 60), addr, target)
             .await
             .unwrap_or_else(|e| panic!("session {n} during a flood of {}: {e}", flood.len()));
     }
@@ -275,7 +259,7 @@ async fn with_256_descriptors_400_connections_mark_no_host_down_and_service_retu
     let end = Instant::now();
     let mut ok = false;
     while end.elapsed() < Duration::from_secs(1) {
-        if session_from(Ipv4Addr::new(127, 0, 0, 61), addr, target)
+        if echo_session_from(Ipv4Addr::new(127, 0, 0, 61), addr, target)
             .await
             .is_ok()
         {

@@ -3,6 +3,7 @@
 //! protocol, and graceful shutdown.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod clock;
 pub mod copy;
 pub mod ctlsock;

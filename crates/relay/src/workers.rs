@@ -134,18 +134,7 @@ async fn accept_loop(
         }
     };
     let mut acceptor = Acceptor::new(listener);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = admission.wait_free() => {}
-        }
-        let Some((client, peer)) = acceptor.accept(&stop).await else {
-            return;
-        };
-        let slot = tokio::select! {
-            _ = stop.cancelled() => return,
-            s = admission.slot() => match s { Some(s) => s, None => return },
-        };
+    while let Some((client, peer, slot)) = admission.slots.accept(&mut acceptor, &stop).await {
         // Over its address's cap: closed at once (the slot goes back).
         let Some(admitted) = admission.admit(slot, peer.ip()) else {
             continue;

@@ -40,6 +40,7 @@ struct Status<'a> {
     pid: u32,
     listeners: Vec<String>,
     sessions_open: usize,
+    admission: crate::admission::AdmissionStatus,
     auth: AuthJson,
     #[serde(flatten)]
     stats: &'a StatsSnapshot,
@@ -78,6 +79,7 @@ impl Source for ServerAdmin {
                 .map(ToString::to_string)
                 .collect(),
             sessions_open: self.handle.active_sessions(),
+            admission: self.handle.admission(),
             auth: AuthJson {
                 successes: a.successes,
                 failures: a.failures,
@@ -255,8 +257,62 @@ impl Collector for ServerCollector {
             "Addresses the server listens on",
             None,
             [(Vec::new(), self.0.local_addrs().len() as f64)],
-        )
+        )?;
+        admission_metrics(e, &self.0.admission())
     }
+}
+
+/// The connection caps, their use, and what admission refused and evicted.
+fn admission_metrics(
+    e: &mut DescriptorEncoder<'_>,
+    a: &crate::admission::AdmissionStatus,
+) -> Result<(), fmt::Error> {
+    let kind = |k: &str| vec![("kind", k.to_string())];
+    gauges(
+        e,
+        "server_admission_cap",
+        "Connection caps: all connections, negotiating, negotiating from one address (0 = none)",
+        None,
+        [
+            (kind("connections"), f64::from(a.caps.total)),
+            (kind("negotiating"), f64::from(a.caps.negotiating)),
+            (
+                kind("negotiating_per_source"),
+                f64::from(a.caps.negotiating_per_source),
+            ),
+        ],
+    )?;
+    gauges(
+        e,
+        "server_admission_connections",
+        "Connections held now, and of those still negotiating",
+        None,
+        [
+            (kind("connections"), f64::from(a.connections)),
+            (kind("negotiating"), f64::from(a.negotiating)),
+        ],
+    )?;
+    counters(
+        e,
+        "server_admission_refused",
+        "Connections closed at once: their address had hasocks.maxconn.negotiating.source negotiating",
+        None,
+        [(Vec::new(), a.refused_per_source)],
+    )?;
+    counters(
+        e,
+        "server_admission_evicted",
+        "Negotiating connections closed, oldest first, to admit new ones at hasocks.maxconn.negotiating",
+        None,
+        [(Vec::new(), a.evicted)],
+    )?;
+    counters(
+        e,
+        "server_admission_waits",
+        "Times the accept loops found hasocks.maxconn connections held and left new ones in the backlog",
+        None,
+        [(Vec::new(), a.waits_at_cap)],
+    )
 }
 
 /// The status page: listeners, sessions by command, authentication, failures, recent blocks.

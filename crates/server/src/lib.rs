@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin_source;
+pub mod admission;
 pub mod daemon;
 pub mod limits;
 pub mod logger;

@@ -13,6 +13,7 @@ use net::listen::Acceptor;
 use net::shutdown::Shutdown;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::{Admission, AdmissionStatus, Caps};
 use crate::logger::{Level, Logger};
 use crate::runtime::{resolve_host, Runtime, Shared};
 use crate::session;
@@ -68,6 +69,8 @@ pub struct ServerHandle {
     /// What outlives config generations: the password checker, limit states of rules.
     shared: Arc<Shared>,
     stats: Arc<Stats>,
+    /// The connection caps and who holds what (long-lived; a reload changes the caps).
+    admission: Arc<Admission>,
     /// By configured address (`port = 0` stays 0 here; `actual` has the real port).
     listeners: Mutex<BTreeMap<SocketAddr, Listener>>,
     shutdown: Shutdown,
@@ -123,11 +126,13 @@ impl ServerHandle {
         inherited: Vec<(SocketAddr, std::net::TcpListener)>,
     ) -> Result<Self, StartError> {
         let shared = Arc::new(Shared::default());
+        let caps = caps_of(&cfg);
         let (rt, addrs) = build_runtime(cfg, shared.clone()).await?;
         let h = Self {
             rt: Arc::new(ArcSwap::from_pointee(rt)),
             shared,
             stats: Arc::default(),
+            admission: Admission::new(caps),
             listeners: Mutex::default(),
             shutdown: Shutdown::new(),
             hard_stop: CancellationToken::new(),
@@ -184,6 +189,7 @@ impl ServerHandle {
                 l,
                 self.rt.clone(),
                 self.stats.clone(),
+                self.admission.clone(),
                 self.shutdown.clone(),
                 stop.clone(),
                 self.hard_stop.clone(),
@@ -237,6 +243,11 @@ impl ServerHandle {
         &self.stats
     }
 
+    /// The connection caps and their use.
+    pub fn admission(&self) -> AdmissionStatus {
+        self.admission.status()
+    }
+
     /// Authentication successes and failures since start.
     pub fn auth_stats(&self) -> crate::session::auth::AuthCounts {
         self.shared.verifier.stats().snapshot()
@@ -256,8 +267,10 @@ impl ServerHandle {
         if self.shutdown.token().is_cancelled() {
             return Err(StartError::Stopped);
         }
+        let caps = caps_of(&cfg);
         let (rt, addrs) = build_runtime(cfg, self.shared.clone()).await?;
         let fresh = self.bind_new(&addrs)?;
+        self.admission.set_caps(caps);
         self.rt.store(Arc::new(rt));
         Ok(self.apply(fresh, &addrs))
     }
@@ -281,10 +294,27 @@ impl ServerHandle {
     }
 }
 
+/// The caps of `cfg`: as configured, the rest derived from the descriptor limit.
+fn caps_of(cfg: &SockdConfig) -> Caps {
+    let admin = if cfg.admin.is_some() {
+        admin::Limits::default().max_connections as u64
+    } else {
+        0
+    };
+    let pam = cfg.method_uses.iter().any(|u| u.method.is_pam());
+    let a = &cfg.admission;
+    Caps::derived(net::admission::nofile(), admin, pam).with(
+        a.total,
+        a.negotiating,
+        a.negotiating_per_source,
+    )
+}
+
 async fn accept_loop(
     listener: std::net::TcpListener,
     rt: Arc<ArcSwap<Runtime>>,
     stats: Arc<Stats>,
+    admission: Arc<Admission>,
     shutdown: Shutdown,
     stop: CancellationToken,
     hard_stop: CancellationToken,
@@ -299,15 +329,22 @@ async fn accept_loop(
         }
     };
     let mut acceptor = Acceptor::new(listener);
-    while let Some((stream, peer)) = acceptor.accept(&stop).await {
+    while let Some((stream, peer, slot)) = admission.slots.accept(&mut acceptor, &stop).await {
         stats.accepted();
         let rt = rt.load_full();
+        // A PROXY peer counts against the client its header names, once it is read.
+        let counted = !rt.expects_proxy_header(peer.ip());
+        // Over its address's cap: closed at once (the slot goes back).
+        let Ok(ticket) = admission.admit(slot, peer.ip(), counted) else {
+            continue;
+        };
         shutdown.spawn(session::serve(
             stream,
             peer,
             rt,
             stats.clone(),
             hard_stop.clone(),
+            ticket,
         ));
     }
 }

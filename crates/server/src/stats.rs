@@ -15,13 +15,14 @@ pub const VERSIONS: [&str; 3] = ["socks4", "socks4a", "socks5"];
 /// Commands as counted.
 pub const COMMANDS: [&str; 3] = ["connect", "bind", "udpassociate"];
 /// Why a negotiation failed.
-pub const NEGOTIATION_FAILURES: [&str; 6] = [
+pub const NEGOTIATION_FAILURES: [&str; 7] = [
     "timeout",
     "closed",
     "bad_version",
     "no_method",
     "auth",
     "protocol",
+    "evicted",
 ];
 /// Why a UDP datagram was dropped.
 pub const UDP_DROPS: [&str; 7] = [

@@ -94,6 +94,27 @@ pub async fn socks5_connect_from(
     socks5_connect_on(s, target).await
 }
 
+/// A whole session from `src` through `proxy` to the echo server `target`: CONNECT, then 8
+/// bytes sent and echoed back, all within 10 s.
+pub async fn echo_session_from(
+    src: std::net::Ipv4Addr,
+    proxy: SocketAddr,
+    target: SocketAddr,
+) -> Result<(), String> {
+    let run = async {
+        let mut s = socks5_connect_from(src, proxy, target).await?;
+        s.write_all(b"12345678").await.map_err(|e| e.to_string())?;
+        let mut back = [0u8; 8];
+        s.read_exact(&mut back)
+            .await
+            .map_err(|e| format!("echo: {e}"))?;
+        Ok(())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), run)
+        .await
+        .map_err(|_| "timed out".to_string())?
+}
+
 /// No authentication, then CONNECT to `target`, on a connection to a SOCKS5 server.
 async fn socks5_connect_on(mut s: TcpStream, target: SocketAddr) -> Result<TcpStream, String> {
     s.write_all(&[5, 1, 0]).await.map_err(|e| e.to_string())?;

@@ -210,6 +210,19 @@ impl Display for SockdConfig {
         if let Some(n) = self.auth_cache {
             writeln!(f, "hasocks.auth.cache: {n}")?;
         }
+        let a = &self.admission;
+        for (kw, v) in [
+            ("hasocks.maxconn", a.total),
+            ("hasocks.maxconn.negotiating", a.negotiating),
+            (
+                "hasocks.maxconn.negotiating.source",
+                a.negotiating_per_source,
+            ),
+        ] {
+            if let Some(n) = v {
+                writeln!(f, "{kw}: {n}")?;
+            }
+        }
         if let Some(u) = &self.user_privileged {
             writeln!(f, "user.privileged: {u}")?;
         }

@@ -38,11 +38,22 @@ const SETTINGS: &[&str] = &[
     "hasocks.passwordfile",
     "hasocks.auth.cache",
     "hasocks.socket",
+    "hasocks.maxconn",
+    "hasocks.maxconn.negotiating",
+    "hasocks.maxconn.negotiating.source",
 ];
 
 /// Whether `word` names a server setting.
 pub(super) fn is_setting(word: &str) -> bool {
     SETTINGS.contains(&word)
+}
+
+/// A count that must be at least 1.
+fn at_least_one(v: &str) -> Result<u32, String> {
+    match parse_u32(v)? {
+        0 => Err("the value must be at least 1".into()),
+        n => Ok(n),
+    }
 }
 
 /// Dante's internal default port (`SOCKD_PORT`).
@@ -73,6 +84,7 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
         proxy_from: Vec::new(),
         warnings: Vec::new(),
         method_uses: Vec::new(),
+        admission: Default::default(),
     };
     let mut saw_socksmethod = false;
     // The first `hasocks.passwordfile` method word: it needs the setting of that name.
@@ -224,6 +236,13 @@ fn setting(c: &mut Cursor<'_>, kw: &Word, cfg: &mut SockdConfig) -> Result<(), C
         "hasocks.passwordfile" => cfg.password_file = Some(c.one_value(kw)?.text.into()),
         "hasocks.socket" => cfg.socket = Some(c.one_value(kw)?.text.into()),
         "hasocks.auth.cache" => cfg.auth_cache = Some(c.parsed(kw, parse_u32)?),
+        "hasocks.maxconn" => cfg.admission.total = Some(c.parsed(kw, at_least_one)?),
+        "hasocks.maxconn.negotiating" => {
+            cfg.admission.negotiating = Some(c.parsed(kw, at_least_one)?)
+        }
+        "hasocks.maxconn.negotiating.source" => {
+            cfg.admission.negotiating_per_source = Some(c.parsed(kw, parse_u32)?)
+        }
         "user.privileged" => cfg.user_privileged = Some(user_name(c, kw)?),
         "user.unprivileged" | "user.notprivileged" => {
             cfg.user_unprivileged = Some(user_name(c, kw)?)

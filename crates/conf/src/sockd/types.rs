@@ -37,6 +37,9 @@ pub struct SockdConfig {
     /// Ours: `hasocks.auth.cache: SECONDS`: how long a successful check is remembered
     /// (None = the built-in 30 s; 0 = never).
     pub auth_cache: Option<u32>,
+    /// Ours: the server's admission caps (`hasocks.maxconn*`); unset ones are derived from
+    /// the descriptor limit.
+    pub admission: AdmissionCaps,
     /// `user.privileged:`.
     pub user_privileged: Option<String>,
     /// `user.unprivileged:`: drop to this user after binding when started as root.
@@ -63,6 +66,19 @@ pub struct SockdConfig {
     /// Every method word in the file (global and in rules), in file order: where a method
     /// that needs a run-time library is refused when that library is missing.
     pub method_uses: Vec<MethodUse>,
+}
+
+/// Ours: `hasocks.maxconn: N` (connections at most), `hasocks.maxconn.negotiating: N` (of
+/// those, still negotiating at most) and `hasocks.maxconn.negotiating.source: N` (still
+/// negotiating from one address at most; 0 = no limit). None = derived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdmissionCaps {
+    /// `hasocks.maxconn`.
+    pub total: Option<u32>,
+    /// `hasocks.maxconn.negotiating`.
+    pub negotiating: Option<u32>,
+    /// `hasocks.maxconn.negotiating.source`.
+    pub negotiating_per_source: Option<u32>,
 }
 
 /// One method word and where it was written.

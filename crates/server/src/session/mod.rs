@@ -23,6 +23,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::Ticket;
 use crate::limits::RuleState;
 use crate::logger::Level;
 use crate::rules::{client_rule_matches, socks_rule_matches, CompiledRule, RequestFacts};
@@ -100,13 +101,15 @@ impl Session {
     }
 }
 
-/// Serves one accepted connection to its end. Never panics on client input.
+/// Serves one accepted connection to its end. Never panics on client input. `ticket` holds
+/// its admission: evicted while negotiating, the connection is closed.
 pub async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
     rt: Arc<Runtime>,
     stats: Arc<Stats>,
     hard_stop: CancellationToken,
+    mut ticket: Ticket,
 ) {
     let internal = match stream.local_addr() {
         Ok(a) => a,
@@ -117,10 +120,19 @@ pub async fn serve(
     // A PROXY LOCAL header: the proxy's own connection (a health check), not a client's.
     let mut local = false;
     if rt.expects_proxy_header(peer.ip()) {
-        match net::proxy::read_header(&mut stream, negotiate.unwrap_or(Duration::from_secs(30)))
-            .await
-        {
-            Ok(Some(h)) => client = h.src,
+        let header =
+            net::proxy::read_header(&mut stream, negotiate.unwrap_or(Duration::from_secs(30)));
+        let header = tokio::select! {
+            h = header => h,
+            _ = ticket.evicted() => return,
+        };
+        match header {
+            Ok(Some(h)) => {
+                client = h.src;
+                if ticket.source(client.ip()).is_err() {
+                    return;
+                }
+            }
             Ok(None) => local = true,
             Err(e) => {
                 rt.logger.log(
@@ -179,17 +191,29 @@ pub async fn serve(
         read: &mut read,
     };
     let negotiation = negotiate_request(&mut conn, &sess, crule, clientmethod);
-    let req = match secs(neg_secs) {
-        Some(limit) => match tokio::time::timeout(limit, negotiation).await {
-            Ok(r) => r,
-            Err(_) => Err(NegError::Timeout(neg_secs)),
-        },
-        None => negotiation.await,
+    let negotiation = async {
+        match secs(neg_secs) {
+            Some(limit) => match tokio::time::timeout(limit, negotiation).await {
+                Ok(r) => r,
+                Err(_) => Err(NegError::Timeout(neg_secs)),
+            },
+            None => negotiation.await,
+        }
     };
+    let req = tokio::select! {
+        r = negotiation => r,
+        _ = ticket.evicted() => Err(NegError::Evicted),
+    };
+    ticket.negotiated();
     let req = match req {
         Ok(r) => r,
         // A proxy's `check tcp`: LOCAL header, then close. Not worth a log line.
         Err(NegError::Read(ReadError::Eof, None)) if local => return,
+        // Admission logs evictions folded (a flood would otherwise log a line each).
+        Err(e @ NegError::Evicted) => {
+            sess.stats.negotiation_failed(e.counted_as());
+            return;
+        }
         Err(e) => {
             sess.stats.negotiation_failed(e.counted_as());
             if let Some((version, code)) = e.reply() {

@@ -44,6 +44,11 @@ pub(crate) enum NegError {
     /// `timeout.negotiate` ran out.
     #[error("no request within timeout.negotiate ({0} s)")]
     Timeout(u32),
+    /// Closed to make room for newer connections (hasocks.maxconn.negotiating).
+    #[error(
+        "evicted: the oldest of too many connections negotiating (hasocks.maxconn.negotiating)"
+    )]
+    Evicted,
 }
 
 impl NegError {
@@ -56,6 +61,7 @@ impl NegError {
             NegError::NoMethod | NegError::V4NoMethod => 3,
             NegError::AuthFailed(_) | NegError::BadUserPass(_) => 4,
             NegError::Read(..) => 5,
+            NegError::Evicted => 6,
         }
     }
 
