@@ -44,7 +44,7 @@ fn short_version() -> String {
 /// `--version`: also which optional run-time libraries this machine has.
 fn long_version() -> String {
     let mut s = short_version();
-    for lib in syslib::optional() {
+    for lib in hasocks_syslib::optional() {
         let state = match &lib.found {
             Ok(()) => format!("{} found", lib.library),
             Err(e) => format!("not available ({e})"),

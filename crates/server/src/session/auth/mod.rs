@@ -110,7 +110,7 @@ pub fn check_libraries(cfg: &conf::sockd::SockdConfig) -> Result<(), conf::ConfE
     let Some(u) = cfg.method_uses.iter().find(|u| u.method.is_pam()) else {
         return Ok(());
     };
-    match syslib::pam::library() {
+    match hasocks_syslib::pam::library() {
         Ok(_) => Ok(()),
         Err(e) => Err(conf::ConfError::new(
             &u.file,

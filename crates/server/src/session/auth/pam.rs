@@ -13,7 +13,7 @@ pub(crate) const RHOSTUSR: &str = "rhostusr";
 /// Runs the PAM transaction for `user` (None: an address-only check as "rhostusr" with an
 /// empty password) from `rhost` with `service`.
 pub(crate) fn check(service: &str, user: &[u8], password: &[u8], rhost: IpAddr) -> Outcome {
-    use syslib::pam::{authenticate, PamError, Request};
+    use hasocks_syslib::pam::{authenticate, PamError, Request};
     let name = shown(user);
     let host = rhost.to_string();
     let req = Request {
