@@ -80,7 +80,7 @@ fn main() -> std::process::ExitCode {
     }
     cmd::init_tracing();
     // Socket activation changes the environment: before any other thread exists.
-    let activated = match net::systemd::take_listen_fds() {
+    let activated = match hasocks_lifecycle::systemd::take_listen_fds() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("hasocks: socket activation: {e}");

@@ -489,3 +489,60 @@ async fn a_user_without_permission_on_the_socket_gets_a_clear_error_and_changes_
     );
     let _ = std::fs::remove_dir_all(&l.dir);
 }
+
+/// A server with a control socket (`hasocks.socket:`) speaks the same protocol: `show
+/// summary` (its listeners, sessions and caps), `reload` (with the generation it made), and a
+/// clear refusal for what only a relay does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_control_socket_shows_its_summary_reloads_and_refuses_relay_commands() {
+    let dir = temp_dir("ctl-server");
+    let socket = dir.join("server.sock");
+    let port = free_port("127.0.0.1");
+    let conf = dir.join("sockd.conf");
+    let text = |p: u16| {
+        format!(
+            "internal: 127.0.0.1 port = {p}\nexternal: 127.0.0.1\nsocksmethod: none\n\
+             hasocks.socket: {}\nclient pass {{ from: 0/0 to: 0/0 }}\nsocks pass {{ from: 0/0 to: 0/0 }}\n",
+            socket.display()
+        )
+    };
+    std::fs::write(&conf, text(port)).unwrap();
+    let _server = Running(
+        Command::new(bin())
+            .args(["server", "-f"])
+            .arg(&conf)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        wait_for(|| socket.exists(), DEADLINE).await,
+        "control socket"
+    );
+    let s = ok(&socket, &["show", "summary"]).await;
+    assert!(s.contains(&format!("listening\t127.0.0.1:{port}")), "{s}");
+    assert!(s.contains("generation 1"), "{s}");
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&socket, &["--json", "show", "summary"]).await).unwrap();
+    assert_eq!(j["reply"], "server");
+    assert!(j["status"]["admission"]["caps"]["total"].as_u64().unwrap() > 0);
+
+    let other = free_port("127.0.0.1");
+    std::fs::write(&conf, text(other)).unwrap();
+    let r = ok(&socket, &["reload"]).await;
+    assert!(r.contains("generation 2"), "{r}");
+    assert!(r.contains("1 opened, 1 closed"), "{r}");
+    let s = ok(&socket, &["show", "summary"]).await;
+    assert!(s.contains(&format!("127.0.0.1:{other}")), "{s}");
+
+    let o = ctl(&socket, &["host", "disable", "1"]).await;
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr.contains("show summary, reload and takeover"),
+        "{}",
+        o.stderr
+    );
+    let o = ctl(&socket, &["monitor"]).await;
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("no events"), "{}", o.stderr);
+}

@@ -128,10 +128,10 @@ fn notifications_in_order(kind: &str) {
         );
     }
 
-    let before = net::systemd::monotonic_usec();
+    let before = hasocks_lifecycle::systemd::monotonic_usec();
     old.signal(1);
     let reloading = m.next(&mut pings);
-    let after = net::systemd::monotonic_usec();
+    let after = hasocks_lifecycle::systemd::monotonic_usec();
     assert_eq!(field(&reloading, "RELOADING"), Some("1"), "{reloading:?}");
     // One datagram carries both, as systemd requires.
     let usec: u64 = field(&reloading, "MONOTONIC_USEC")

@@ -12,9 +12,9 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
-use crate::ctl::render::host_name;
 use crate::handle::RelayHandle;
-use crate::status::{HostStatus, Status, TableStatus};
+use hasocks_ctl_proto::relay::{HostStatus, Status, TableStatus};
+use hasocks_ctl_proto::render::host_name;
 
 /// The states a host's `relay_host_state` series cover.
 const STATES: [&str; 5] = ["up", "down", "unknown", "disabled", "draining"];

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 
 use net::admission::{cap_for, Slot, Slots};
 use net::ratelog::{more, Folded};
-use serde::{Deserialize, Serialize};
 
 /// Descriptors kept for everything that is not a session: listeners, the control socket,
 /// logs, the admin port's own budget is added on top.
@@ -35,20 +34,7 @@ pub(crate) fn default_per_source(cap: u32) -> u32 {
     (cap / 4).max(1)
 }
 
-/// Admission figures, for status and metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AdmissionStatus {
-    /// Concurrent sessions at most.
-    pub cap: u32,
-    /// Sessions holding a slot now.
-    pub in_use: u32,
-    /// Concurrent connections from one address at most (0 = no limit).
-    pub per_source: u32,
-    /// Connections closed at once because their address was at its cap.
-    pub refused_per_source: u64,
-    /// Times an accept loop found every slot taken and waited.
-    pub waits_at_cap: u64,
-}
+pub use hasocks_ctl_proto::relay::AdmissionStatus;
 
 /// The caps and who holds what.
 #[derive(Debug)]

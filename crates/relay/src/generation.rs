@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::RelayError;
 use crate::records::{Claimed, HostKey, HostRecord, Records, RelayRecord, TableRecord};
 use crate::select::{self, HostView, Selector};
-use crate::status::HostState;
+use hasocks_ctl_proto::relay::HostState;
 
 /// Lower bound of the outgoing connect timeout. The connect timeout is the table's check
 /// timeout, but at least this: relayd's 200 ms check default is far too short for a connect

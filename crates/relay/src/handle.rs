@@ -11,7 +11,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use conf::relayd::RelaydConfig;
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -23,8 +22,12 @@ use crate::health::{self, check_name, Reporting};
 use crate::rates::INTERVAL_S;
 use crate::records::Records;
 use crate::sessions::Sessions;
-use crate::status::{HostState, HostStatus, RelayStatus, SessionStatus, Status, TableStatus};
 use crate::workers::Workers;
+use hasocks_ctl_proto::relay::{
+    HostAction, HostState, HostStatus, RelayStatus, ReloadReport, SessionStatus, Status,
+    TableStatus, Target,
+};
+use hasocks_lifecycle::Drain;
 
 /// One listening address: its sockets live in the workers' accept loops; copies are kept here
 /// (for handing them to a successor process), and `stop` ends the loops.
@@ -34,72 +37,6 @@ struct ListenerSet {
     stop: CancellationToken,
     /// The distinct sockets of the set (what a successor is handed).
     copies: Vec<std::net::TcpListener>,
-}
-
-/// What a reload changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReloadReport {
-    /// The generation now in effect.
-    pub generation: u64,
-    /// Relays in the new config.
-    pub relays: usize,
-    /// Table instances in the new config.
-    pub tables: usize,
-    /// Hosts (per table instance) in the new config.
-    pub hosts: usize,
-    /// Hosts that are new (they start `unknown` and are checked at once).
-    pub hosts_new: usize,
-    /// Hosts that left the config.
-    pub hosts_removed: usize,
-    /// Listening addresses kept (the same sockets: nothing refused).
-    pub listeners_kept: usize,
-    /// Listening addresses opened.
-    pub listeners_opened: usize,
-    /// Listening addresses closed (their open sessions run to their end).
-    pub listeners_closed: usize,
-    /// Changes that take effect only at a restart.
-    pub notes: Vec<String>,
-}
-
-/// What `host`/`table`/`relay` commands name: an id or a name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Target {
-    /// The id `show summary` prints.
-    Id(u32),
-    /// A name (a host also as `name:port`; a table also without `:port`).
-    Name(String),
-}
-
-impl Target {
-    /// An id when `s` is all digits, else a name (relayctl's rule).
-    pub fn parse(s: &str) -> Target {
-        match s.parse::<u32>() {
-            Ok(id) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => Target::Id(id),
-            _ => Target::Name(s.to_string()),
-        }
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Id(id) => write!(f, "{id}"),
-            Target::Name(n) => f.write_str(n),
-        }
-    }
-}
-
-/// What `host ...` does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HostAction {
-    /// Treat as down and stop checking it.
-    Disable,
-    /// Undo `disable` and `drain`; check it at once.
-    Enable,
-    /// No new sessions; open ones go on.
-    Drain,
 }
 
 /// A running relay.
@@ -114,10 +51,10 @@ pub struct RelayHandle {
     workers: Workers,
     /// One reload at a time.
     reload_lock: tokio::sync::Mutex<()>,
-    /// Stops accepting and checking (parent of every listener's and checker's token).
-    stop: CancellationToken,
     /// Ends running sessions (after the shutdown grace).
-    kill: CancellationToken,
+    /// Stops accepting and checking (its stop token is the parent of every listener's and
+    /// checker's); tracks the sessions, one tracker per worker; cuts them at the deadline.
+    drain: Drain,
     started: SystemTime,
     /// Where `check socks` meets its connections.
     rendezvous: Arc<crate::checks::Rendezvous>,
@@ -140,7 +77,7 @@ impl RelayHandle {
     /// Starts the worker threads, resolves hosts, binds every listener (errors name the
     /// address), starts health checks and accept loops.
     pub async fn start(cfg: RelaydConfig) -> Result<RelayHandle, RelayError> {
-        Self::start_with(cfg, crate::upgrade::Inherit::default()).await
+        Self::start_with(cfg, crate::handover::Inherit::default()).await
     }
 
     /// [`start`](Self::start) with listening sockets (and host states) handed in: from the
@@ -149,7 +86,7 @@ impl RelayHandle {
     /// is up at once.
     pub async fn start_with(
         cfg: RelaydConfig,
-        inherit: crate::upgrade::Inherit,
+        inherit: crate::handover::Inherit,
     ) -> Result<RelayHandle, RelayError> {
         let n = cfg
             .prefork
@@ -157,8 +94,8 @@ impl RelayHandle {
             .clamp(1, 256);
         let sessions = Arc::new(Sessions::new(n));
         let verbose = Arc::new(AtomicBool::new(false));
-        let kill = CancellationToken::new();
-        let workers = Workers::start(n, sessions.clone(), verbose.clone(), kill.clone())
+        let drain = Drain::new(n);
+        let workers = Workers::start(n, sessions.clone(), verbose.clone(), &drain)
             .map_err(RelayError::Worker)?;
         let h = RelayHandle {
             current: Arc::new(ArcSwap::from_pointee(Generation::empty())),
@@ -169,8 +106,7 @@ impl RelayHandle {
             verbose,
             workers,
             reload_lock: tokio::sync::Mutex::new(()),
-            stop: CancellationToken::new(),
-            kill,
+            drain,
             started: SystemTime::now(),
             rendezvous: Arc::default(),
             admission: Admission::new(0, 0),
@@ -184,7 +120,7 @@ impl RelayHandle {
                 k.addr
             );
         }
-        tokio::spawn(tick_rates(h.current.clone(), h.stop.clone()));
+        tokio::spawn(tick_rates(h.current.clone(), h.drain.stop_token()));
         Ok(h)
     }
 
@@ -194,7 +130,7 @@ impl RelayHandle {
     /// running generation stays exactly as it was. Hosts that stay keep their state.
     pub async fn reload(&self, cfg: RelaydConfig) -> Result<ReloadReport, RelayError> {
         let _one = self.reload_lock.lock().await;
-        if self.stop.is_cancelled() {
+        if self.drain.stopping() {
             return Err(RelayError::Stopped);
         }
         let resolved = generation::resolve_all(&cfg).await?;
@@ -203,7 +139,7 @@ impl RelayHandle {
             let mut records = lock(&self.records);
             generation::build(&cfg, &resolved, &mut records, old.number + 1)?
         };
-        gen.checks = self.stop.child_token();
+        gen.checks = self.drain.stop_token().child_token();
         let hosts_new = claimed.new_hosts;
 
         let wanted: HashSet<ListenKey> = gen.by_listen.keys().cloned().collect();
@@ -257,7 +193,7 @@ impl RelayHandle {
                     .first()
                     .and_then(|s| s.local_addr().ok())
                     .unwrap_or(key.addr);
-                let stop = self.stop.child_token();
+                let stop = self.drain.stop_token().child_token();
                 let copies = socks.iter().filter_map(|s| s.try_clone().ok()).collect();
                 for (i, s) in assign(socks, self.workers.len()) {
                     self.workers.accept(
@@ -344,7 +280,7 @@ impl RelayHandle {
 
     /// What a successor process needs to take over: every listener (key and sockets) and
     /// every host's state.
-    pub fn handover(&self) -> crate::upgrade::Offer {
+    pub fn handover(&self) -> crate::handover::Offer {
         let listeners = lock(&self.listeners)
             .iter()
             .map(|(k, set)| {
@@ -362,7 +298,7 @@ impl RelayHandle {
             .hosts()
             .map(|(_, h)| (h.record.key.clone(), h.record.health()))
             .collect();
-        crate::upgrade::Offer::new(listeners, hosts)
+        crate::handover::Offer::new(listeners, hosts)
     }
 
     /// Stops accepting on every listener (a successor accepts on the same sockets now);
@@ -504,7 +440,7 @@ impl RelayHandle {
 
     /// Sessions open now (accepted and not yet closed, over all workers).
     pub fn open_sessions(&self) -> usize {
-        self.workers.open()
+        self.drain.open()
     }
 
     /// Waits until every table of the current generation has a verdict for its hosts;
@@ -630,27 +566,17 @@ impl RelayHandle {
 
     /// Stops accepting (the listeners close), lets sessions finish for up to `deadline`,
     /// then ends the rest.
-    pub async fn shutdown(&self, deadline: Duration) {
-        self.stop.cancel();
+    /// Returns how many had to be ended.
+    pub async fn shutdown(&self, deadline: Duration) -> usize {
         lock(&self.listeners).clear();
-        if tokio::time::timeout(deadline, self.workers.drained())
-            .await
-            .is_err()
-        {
-            tracing::info!(
-                "shutdown: ending {} sessions still open",
-                self.workers.open()
-            );
-            self.kill.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.workers.drained()).await;
-        }
+        self.drain.drain(deadline).await
     }
 }
 
 impl Drop for RelayHandle {
     fn drop(&mut self) {
-        self.stop.cancel();
-        self.kill.cancel();
+        self.drain.stop_token().cancel();
+        self.drain.cut_token().cancel();
     }
 }
 

@@ -18,7 +18,7 @@ use crate::checks::{self, CheckOutcome, Verdict};
 use crate::events::{EventKind, Events};
 use crate::generation::{HostRt, TableGen};
 use crate::records::CheckHistory;
-use crate::status::HostState;
+use hasocks_ctl_proto::relay::HostState;
 
 /// Extra time on top of the check timeout before a check is abandoned as hung.
 const GRACE: Duration = Duration::from_millis(100);

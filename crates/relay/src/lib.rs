@@ -14,26 +14,25 @@
 pub mod admin_source;
 mod admission;
 mod checks;
-pub mod ctl;
 pub mod daemon;
 mod error;
 mod events;
 mod generation;
 mod glob;
 mod handle;
+pub mod handover;
 mod health;
 mod rates;
 mod records;
 pub mod select;
 mod session;
 mod sessions;
-mod status;
-pub mod upgrade;
 mod workers;
 
-pub use admission::AdmissionStatus;
 pub use error::{CtlError, RelayError};
-pub use events::{Event, EventKind};
-pub use handle::{HostAction, RelayHandle, ReloadReport, Target};
-pub use rates::RateStats;
-pub use status::{HostState, HostStatus, RelayStatus, SessionStatus, Status, TableStatus};
+pub use handle::RelayHandle;
+// The relay's plain-data view is the control protocol's (hasocks-ctl-proto).
+pub use hasocks_ctl_proto::relay::{
+    AdmissionStatus, Event, EventKind, HostAction, HostState, HostStatus, RateStats, RelayStatus,
+    ReloadReport, SessionStatus, Status, TableStatus, Target,
+};

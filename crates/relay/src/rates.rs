@@ -6,13 +6,12 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
+pub use hasocks_ctl_proto::relay::RateStats;
 
 /// Minutes in a day: how many per-minute counts are kept.
 const DAY_MINUTES: usize = 24 * 60;
 
-/// The interval of the counts, in seconds.
-pub const INTERVAL_S: u64 = 60;
+pub use hasocks_ctl_proto::relay::INTERVAL_S;
 
 /// Per-minute session counts of one relay.
 #[derive(Debug, Default)]
@@ -28,23 +27,6 @@ struct Ring {
     last_total: u64,
     /// Ticks since the relay started.
     ticks: u64,
-}
-
-/// What `show relays` prints for a relay.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RateStats {
-    /// Sessions in the last full interval.
-    pub last: u64,
-    /// Sessions in the last hour.
-    pub last_hour: u64,
-    /// Sessions in the last day.
-    pub last_day: u64,
-    /// Average sessions per interval since start.
-    pub avg: u64,
-    /// Average sessions per hour since start.
-    pub avg_hour: u64,
-    /// Average sessions per day since start.
-    pub avg_day: u64,
 }
 
 impl SessionRates {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use crate::checks::{CheckOutcome, Verdict};
-use crate::status::HostState;
+use hasocks_ctl_proto::relay::HostState;
 
 /// What identifies a host across generations: its table instance (`name:port`), its name as
 /// written and the port the relay connects to.

@@ -12,7 +12,7 @@ use std::time::Instant;
 use net::copy::LiveBytes;
 
 use crate::records::{HostRecord, RelayRecord};
-use crate::status::SessionStatus;
+use hasocks_ctl_proto::relay::SessionStatus;
 
 /// One open session.
 #[derive(Debug)]

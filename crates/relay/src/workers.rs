@@ -12,6 +12,8 @@ use net::listen::Acceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use hasocks_lifecycle::Drain;
+
 use crate::admission::Admission;
 use crate::generation::{Generation, ListenKey};
 use crate::session::{self, WorkerCtx};
@@ -39,8 +41,9 @@ impl Workers {
         n: usize,
         sessions: Arc<Sessions>,
         verbose: Arc<AtomicBool>,
-        kill: CancellationToken,
+        drain: &Drain,
     ) -> io::Result<Workers> {
+        let kill = drain.cut_token();
         let exit = CancellationToken::new();
         let mut list = Vec::new();
         for i in 0..n {
@@ -55,7 +58,7 @@ impl Workers {
             let worker = u32::try_from(i).unwrap_or(u32::MAX);
             list.push(Worker {
                 rt: handle,
-                sessions: TaskTracker::new(),
+                sessions: drain.tracker(i),
                 ctx: Arc::new(WorkerCtx {
                     worker,
                     next_id: AtomicU64::new(0),
@@ -92,19 +95,6 @@ impl Workers {
         w.rt.spawn(accept_loop(
             listener, configured, stop, current, admission, ctx, sessions,
         ));
-    }
-
-    /// Sessions open now, over all workers.
-    pub fn open(&self) -> usize {
-        self.list.iter().map(|w| w.sessions.len()).sum()
-    }
-
-    /// Waits until every session has ended (call once accepting has stopped).
-    pub async fn drained(&self) {
-        for w in &self.list {
-            w.sessions.close();
-            w.sessions.wait().await;
-        }
     }
 }
 

@@ -14,7 +14,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 use serde::Serialize;
 
-use crate::server::ServerHandle;
+use crate::handle::ServerHandle;
 use crate::stats::{StatsSnapshot, COMMANDS, NEGOTIATION_FAILURES, UDP_DROPS, VERSIONS};
 
 /// The server as an admin [`Source`].

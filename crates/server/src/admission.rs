@@ -20,9 +20,9 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub use hasocks_ctl_proto::server::{AdmissionStatus, Caps};
 use net::admission::{cap_for, Slot, Slots};
 use net::ratelog::{more, Folded};
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// Descriptors kept for everything that is not a session: listeners, log files, the control
@@ -34,17 +34,6 @@ const EXTRA_SHARE: u64 = 8;
 /// Descriptors PAM may hold when it runs in this process (a few files per check).
 const PAM_RESERVE: u64 = 2 * crate::session::auth::PAM_SLOTS as u64;
 
-/// The caps in force.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Caps {
-    /// Connections at most (negotiating or in session).
-    pub total: u32,
-    /// Of those, still negotiating at most.
-    pub negotiating: u32,
-    /// Still negotiating from one address at most (0 = no limit).
-    pub negotiating_per_source: u32,
-}
-
 /// What the descriptor limit needs kept aside from sessions.
 fn reserve(nofile: u64, admin_connections: u64, pam_in_process: bool) -> u64 {
     let pam = if pam_in_process { PAM_RESERVE } else { 0 };
@@ -53,11 +42,19 @@ fn reserve(nofile: u64, admin_connections: u64, pam_in_process: bool) -> u64 {
     RESERVE + nofile / EXTRA_SHARE + admin_connections.min(nofile / 16) + pam
 }
 
-impl Caps {
+/// The caps derived from a descriptor limit, and configured values over them.
+pub trait Derive: Sized {
+    /// The defaults for a descriptor limit.
+    fn derived(nofile: u64, admin_connections: u64, pam_in_process: bool) -> Self;
+    /// The configured values where set, the derived ones elsewhere.
+    fn with(self, total: Option<u32>, negotiating: Option<u32>, per_source: Option<u32>) -> Self;
+}
+
+impl Derive for Caps {
     /// The defaults for a descriptor limit: all connections as the limit allows after the
     /// reserve (two descriptors each), half of them negotiating, an eighth of those from one
     /// address.
-    pub fn derived(nofile: u64, admin_connections: u64, pam_in_process: bool) -> Caps {
+    fn derived(nofile: u64, admin_connections: u64, pam_in_process: bool) -> Caps {
         let total = cap_for(nofile, reserve(nofile, admin_connections, pam_in_process));
         let negotiating = (total / 2).max(1);
         Caps {
@@ -69,12 +66,7 @@ impl Caps {
 
     /// The configured values where set, the derived ones elsewhere; a negotiating cap never
     /// above the total.
-    pub fn with(
-        self,
-        total: Option<u32>,
-        negotiating: Option<u32>,
-        per_source: Option<u32>,
-    ) -> Caps {
+    fn with(self, total: Option<u32>, negotiating: Option<u32>, per_source: Option<u32>) -> Caps {
         let total_v = total.unwrap_or(self.total).max(1);
         let negotiating_v = negotiating
             .unwrap_or(if total.is_some() {
@@ -94,23 +86,6 @@ impl Caps {
             negotiating_per_source: per_source_v,
         }
     }
-}
-
-/// Admission figures, for metrics, the status page and `/status.json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AdmissionStatus {
-    /// The caps.
-    pub caps: Caps,
-    /// Connections holding a slot now.
-    pub connections: u32,
-    /// Of those, still negotiating.
-    pub negotiating: u32,
-    /// Connections closed at once: their address had too many negotiating.
-    pub refused_per_source: u64,
-    /// Negotiating connections closed to make room for a new one.
-    pub evicted: u64,
-    /// Times an accept loop found every slot taken and waited.
-    pub waits_at_cap: u64,
 }
 
 /// The negotiating set: oldest first, and a count per source.

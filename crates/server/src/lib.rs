@@ -4,16 +4,16 @@
 pub mod admin_source;
 pub mod admission;
 pub mod daemon;
+pub mod generation;
+mod handle;
+mod handover;
 pub mod limits;
 pub mod logger;
 pub mod privs;
 pub mod rules;
-pub mod runtime;
-mod server;
 pub mod session;
 pub mod stats;
-pub mod upgrade;
 
+pub use handle::{ReloadReport, ServerHandle, StartError};
 pub use logger::{Level, Logger};
-pub use server::{ReloadReport, ServerHandle, StartError};
 pub use stats::Stats;

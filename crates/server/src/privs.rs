@@ -20,22 +20,45 @@ use nix::unistd::{getuid, setgid, setgroups, setuid, Uid, User};
 
 use crate::session::auth::helper::{self, HelperClient, HELPER_THREADS};
 
+/// Why privileges could not be dropped, or the helper not started.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivError {
+    /// `user.unprivileged` names no user (or the lookup failed).
+    #[error("user.unprivileged: {0}")]
+    User(String),
+    /// A set*id call failed.
+    #[error("{call}: {source}")]
+    Call {
+        /// The call (`setgid(65534)`...).
+        call: String,
+        /// The OS error.
+        source: nix::Error,
+    },
+    /// Root could be regained after the drop: refuse to run.
+    #[error("privileges could be regained after dropping them")]
+    Regained,
+    /// The helper could not be started.
+    #[error("auth helper: {0}")]
+    Helper(String),
+}
+
 /// The hidden subcommand of the hasocks binary that runs the helper.
 pub const AUTH_HELPER_SUBCOMMAND: &str = "auth-helper";
 
 /// Switches to `user` when running as root; a no-op (Ok(false)) otherwise.
-pub fn drop_to(user: &str) -> Result<bool, String> {
+pub fn drop_to(user: &str) -> Result<bool, PrivError> {
     if !getuid().is_root() {
         return Ok(false);
     }
     let u = User::from_name(user)
-        .map_err(|e| format!("user.unprivileged: cannot look up {user}: {e}"))?
-        .ok_or_else(|| format!("user.unprivileged: no such user {user}"))?;
-    setgroups(&[u.gid]).map_err(|e| format!("setgroups: {e}"))?;
-    setgid(u.gid).map_err(|e| format!("setgid({}): {e}", u.gid))?;
-    setuid(u.uid).map_err(|e| format!("setuid({}): {e}", u.uid))?;
+        .map_err(|e| PrivError::User(format!("cannot look up {user}: {e}")))?
+        .ok_or_else(|| PrivError::User(format!("no such user {user}")))?;
+    let call = |call: String| move |source| PrivError::Call { call, source };
+    setgroups(&[u.gid]).map_err(call("setgroups".into()))?;
+    setgid(u.gid).map_err(call(format!("setgid({})", u.gid)))?;
+    setuid(u.uid).map_err(call(format!("setuid({})", u.uid)))?;
     if setuid(Uid::from_raw(0)).is_ok() {
-        return Err("privileges could be regained after dropping them".into());
+        return Err(PrivError::Regained);
     }
     Ok(true)
 }
@@ -43,12 +66,12 @@ pub fn drop_to(user: &str) -> Result<bool, String> {
 /// Starts the root authentication helper when running as root and about to drop to
 /// `unprivileged` (call before [`drop_to`], inside the tokio runtime). Returns whether one
 /// was started; without one, checks run in-process.
-pub fn start_auth_helper(unprivileged: Option<&str>) -> Result<bool, String> {
+pub fn start_auth_helper(unprivileged: Option<&str>) -> Result<bool, PrivError> {
     if unprivileged.is_none() || !getuid().is_root() {
         return Ok(false);
     }
     let exe = std::env::current_exe()
-        .map_err(|e| format!("auth helper: cannot find our own executable: {e}"))?;
+        .map_err(|e| PrivError::Helper(format!("cannot find our own executable: {e}")))?;
     let mut child = tokio::process::Command::new(exe)
         .arg(AUTH_HELPER_SUBCOMMAND)
         .stdin(Stdio::piped())
@@ -58,9 +81,9 @@ pub fn start_auth_helper(unprivileged: Option<&str>) -> Result<bool, String> {
         // Some PAM modules run programs; nothing else from our environment goes along.
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .spawn()
-        .map_err(|e| format!("auth helper: cannot start it: {e}"))?;
+        .map_err(|e| PrivError::Helper(format!("cannot start it: {e}")))?;
     let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err("auth helper: no pipes".into());
+        return Err(PrivError::Helper("no pipes".into()));
     };
     // Reaped when it exits, so it never lingers as a zombie.
     tokio::spawn(async move {

@@ -1,18 +1,18 @@
-//! `hasocks ctl`: relayctl for a running `hasocks relay`, over its control socket.
+//! `hasocks ctl`: relayctl for a running relay or server, over its control socket.
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use relay::ctl::{self, render, words, Body, Command, Show};
+use hasocks_ctl_proto::{self as ctl, render, words, Body, Command, Show};
 
 /// Options of `hasocks ctl`.
 #[derive(clap::Args)]
-#[command(after_help = concat!("Commands (keywords may be shortened, as in relayctl):\n", "  show summary|hosts|relays|sessions\n  host disable|enable|drain NAME|ID\n  table disable|enable NAME|ID\n  relay disable|enable NAME|ID\n  poll\n  reload\n  load FILE\n  log brief|verbose\n  monitor"))]
+#[command(after_help = concat!("Commands (keywords may be shortened, as in relayctl):\n", "  show summary|hosts|relays|sessions\n  host disable|enable|drain NAME|ID\n  table disable|enable NAME|ID\n  relay disable|enable NAME|ID\n  poll\n  reload\n  load FILE\n  log brief|verbose\n  monitor\nA server's control socket (-s /run/hasocks/server.sock) takes show summary and reload."))]
 pub struct CtlArgs {
-    /// The relay's control socket (its `socket "path"`).
-    #[arg(short = 's', long = "socket", default_value = ctl::DEFAULT_SOCKET)]
+    /// The control socket: a relay's (its `socket "path"`) or a server's (`hasocks.socket:`).
+    #[arg(short = 's', long = "socket", default_value = ctl::RELAY_SOCKET)]
     pub socket: PathBuf,
-    /// Print the relay's answer as JSON (one line) instead of relayctl's text.
+    /// Print the answer as JSON (one line) instead of relayctl's text.
     #[arg(long)]
     pub json: bool,
     /// The command, as relayctl takes it.
@@ -46,6 +46,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<i32> {
         (Command::Show { what }, Body::Status { status }) => {
             write!(out, "{}", render::status(&status, *what))?
         }
+        (_, Body::Server { status }) => write!(out, "{}", render::server(&status))?,
         (
             Command::Show {
                 what: Show::Sessions,
@@ -63,17 +64,22 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<i32> {
                 render::reload(&report)
             )?;
         }
+        (_, Body::ServerReloaded { file, report }) => {
+            writeln!(out, "command succeeded")?;
+            let r = render::server_reload(&report);
+            writeln!(out, "reloaded {}: {r}", file.display())?;
+        }
         (_, Body::Error { message, .. }) => {
             writeln!(out, "command failed")?;
             eprintln!("hasocks ctl: {message}");
             return Ok(1);
         }
-        (_, other) => anyhow::bail!("unexpected answer from the relay: {other:?}"),
+        (_, other) => anyhow::bail!("unexpected answer: {other:?}"),
     }
     Ok(0)
 }
 
-/// Prints every event until the relay closes the stream or Ctrl-C.
+/// Prints every event until the daemon closes the stream or Ctrl-C.
 async fn monitor(args: &CtlArgs) -> anyhow::Result<i32> {
     let json = args.json;
     let stream = ctl::monitor(&args.socket, |e| {

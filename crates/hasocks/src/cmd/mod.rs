@@ -10,7 +10,7 @@ pub mod zerocopy;
 
 /// How a daemon stops and hands over (shared by `relay` and `server`).
 #[derive(clap::Args)]
-pub struct Lifecycle {
+pub struct LifeArgs {
     /// Seconds to let sessions finish after SIGTERM/SIGINT before cutting them.
     #[arg(long, default_value_t = 10)]
     pub grace: u64,
@@ -26,7 +26,7 @@ pub struct Lifecycle {
     pub upgrade_grace: Option<u64>,
 }
 
-impl Lifecycle {
+impl LifeArgs {
     /// The grace at a stop.
     pub fn grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.grace)
@@ -39,8 +39,8 @@ impl Lifecycle {
     }
 
     /// What the daemon is told, with the sockets socket activation passed.
-    pub fn daemon(&self, activated: Vec<std::net::TcpListener>) -> net::handover::Lifecycle {
-        net::handover::Lifecycle {
+    pub fn options(&self, activated: Vec<std::net::TcpListener>) -> hasocks_lifecycle::Options {
+        hasocks_lifecycle::Options {
             grace: self.grace(),
             upgrade: self.upgrade,
             activated,

@@ -17,7 +17,7 @@ pub struct RelayArgs {
     #[arg(short = 'D', value_name = "NAME=VALUE")]
     pub defines: Vec<String>,
     #[command(flatten)]
-    pub life: super::Lifecycle,
+    pub life: super::LifeArgs,
 }
 
 /// Parses `-D name=value` arguments.
@@ -45,7 +45,7 @@ pub async fn run(args: RelayArgs, activated: Vec<std::net::TcpListener>) -> anyh
     daemon::run(DaemonOpts {
         file: args.file,
         defines,
-        life: args.life.daemon(activated),
+        options: args.life.options(activated),
     })
     .await?;
     Ok(0)

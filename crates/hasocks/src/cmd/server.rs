@@ -14,7 +14,7 @@ pub struct ServerArgs {
     #[arg(short = 'V', long = "verify")]
     pub verify: bool,
     #[command(flatten)]
-    pub life: super::Lifecycle,
+    pub life: super::LifeArgs,
 }
 
 /// Runs the server until SIGTERM/SIGINT; SIGHUP reloads the config and reopens logs.
@@ -30,7 +30,7 @@ pub async fn run(args: ServerArgs, activated: Vec<std::net::TcpListener>) -> any
     }
     daemon::run(DaemonOpts {
         file: args.file,
-        life: args.life.daemon(activated),
+        options: args.life.options(activated),
     })
     .await?;
     Ok(0)

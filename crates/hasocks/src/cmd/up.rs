@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hasocks_ctl_proto::{render, Show};
+use hasocks_lifecycle::control::{self, Control};
 use relay::admin_source::RelayAdmin;
-use relay::ctl::{render, Controller, Show};
+use relay::daemon::RelayDaemon;
 use relay::RelayHandle;
 use server::ServerHandle;
 use tokio_util::sync::CancellationToken;
@@ -101,16 +103,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
         )
     })?);
     let stop = CancellationToken::new();
-    let ctl = Arc::new(Controller::new(
+    let ctl = Control::new(Arc::new(RelayDaemon::new(
         relay.clone(),
         relay_path.clone(),
         Vec::new(),
-    ));
-    tokio::spawn(relay::ctl::serve(
-        relay::ctl::bind(&socket)?,
-        ctl,
-        stop.clone(),
-    ));
+    )));
+    let listener = control::bind::bind(&socket, control::bind::Existing::IfStale)?;
+    tokio::spawn(control::serve(listener, ctl, stop.clone()));
     let status_addr = SocketAddr::from(([127, 0, 0, 1], args.status_port));
     let _status = admin::start(
         status_addr,

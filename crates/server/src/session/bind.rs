@@ -3,7 +3,7 @@
 //! address, then relay both ways as CONNECT does.
 //!
 //! Decisions (Dante/RFC where they speak, ours where they do not):
-//! - The listening address follows `external.rotation` (see `Runtime::bind_source`).
+//! - The listening address follows `external.rotation` (see `Generation::bind_source`).
 //! - The wait is bounded by `timeout.connect` (rule, else global); 0 means a fixed 120 s,
 //!   the two minutes CSTC SOCKS4 servers used. On expiry: reply 06 (v5) / 91 (v4), close.
 //! - When the client named its peer (DST.ADDR not 0.0.0.0/::), only that address may
@@ -25,9 +25,9 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 use super::{reply, resolve, Request, Session, Version};
+use crate::generation::secs;
 use crate::logger::Level;
 use crate::rules::{socks_rule_matches, CompiledRule, RequestFacts};
-use crate::runtime::secs;
 
 /// Wait for the inbound connection when `timeout.connect` is 0 (CSTC's two minutes).
 pub(crate) const DEFAULT_BIND_WAIT: Duration = Duration::from_secs(120);
@@ -198,18 +198,34 @@ pub(crate) async fn run(
 }
 
 /// Opens the listening socket on the external address chosen by `external.rotation`.
-fn listen(sess: &Session, dst: IpAddr) -> Result<TcpListener, String> {
+/// Why the BIND's listening socket could not be made.
+#[derive(Debug, thiserror::Error)]
+enum ListenError {
+    /// No address to listen on.
+    #[error(transparent)]
+    Source(#[from] crate::generation::SourceError),
+    /// The socket calls failed.
+    #[error("bind {ip}: {source}")]
+    Socket {
+        /// The address.
+        ip: IpAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+fn listen(sess: &Session, dst: IpAddr) -> Result<TcpListener, ListenError> {
     let ip = sess.rt.bind_source(dst, sess.internal)?;
+    let socket = |source| ListenError::Socket { ip, source };
     let sock = if ip.is_ipv4() {
         TcpSocket::new_v4()
     } else {
         TcpSocket::new_v6()
     }
-    .map_err(|e| e.to_string())?;
-    sock.bind(SocketAddr::new(ip, 0))
-        .map_err(|e| format!("bind {ip}: {e}"))?;
+    .map_err(socket)?;
+    sock.bind(SocketAddr::new(ip, 0)).map_err(socket)?;
     // One peer is expected; a short backlog keeps a flood of strangers small.
-    sock.listen(8).map_err(|e| e.to_string())
+    sock.listen(8).map_err(socket)
 }
 
 enum Wait {

@@ -8,9 +8,9 @@ use socks_wire::TargetAddr;
 use tokio::net::TcpStream;
 
 use super::{reply, resolve, Request, Session};
+use crate::generation::secs;
 use crate::logger::Level;
 use crate::rules::CompiledRule;
-use crate::runtime::secs;
 
 /// Runs a CONNECT the rules passed.
 pub(crate) async fn run(
@@ -113,7 +113,7 @@ async fn connect_any(
         let source = sess
             .rt
             .outgoing_source(*ip, sess.internal)
-            .map_err(|m| (ReplyCode::NetworkUnreachable, m))?;
+            .map_err(|m| (ReplyCode::NetworkUnreachable, m.to_string()))?;
         let addr = SocketAddr::new(*ip, port);
         match net::sock::connect_tcp(addr, source, deadline - now).await {
             Ok(s) => return Ok(s),

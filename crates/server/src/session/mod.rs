@@ -24,10 +24,10 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Ticket;
+use crate::generation::{secs, Generation};
 use crate::limits::RuleState;
 use crate::logger::Level;
 use crate::rules::{client_rule_matches, socks_rule_matches, CompiledRule, RequestFacts};
-use crate::runtime::{secs, Runtime};
 use crate::stats::{RuleKind, Stats};
 use identity::{Authed, Identity};
 use negotiate::{negotiate_request, Conn, NegError};
@@ -55,7 +55,7 @@ pub(crate) struct Request {
 
 /// What every part of a session needs to know about it.
 pub(crate) struct Session {
-    pub rt: Arc<Runtime>,
+    pub rt: Arc<Generation>,
     pub client: SocketAddr,
     pub internal: SocketAddr,
     pub started: Instant,
@@ -106,7 +106,7 @@ impl Session {
 pub async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
-    rt: Arc<Runtime>,
+    rt: Arc<Generation>,
     stats: Arc<Stats>,
     hard_stop: CancellationToken,
     mut ticket: Ticket,

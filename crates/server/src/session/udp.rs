@@ -3,9 +3,9 @@
 //! node, not the relay), port from `udp.portrange` or ephemeral, the reply, the relay loop
 //! (in `relay`), and the association's log lines.
 
+mod association;
 mod batch;
 mod cache;
-mod relay;
 mod source;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
@@ -15,10 +15,10 @@ use socks_wire::TargetAddr;
 use tokio::net::{TcpStream, UdpSocket};
 
 use super::{reply, Request, Session};
+use crate::generation::secs;
 use crate::logger::Level;
 use crate::rules::CompiledRule;
-use crate::runtime::secs;
-use relay::{End, Relay};
+use association::{Association, End};
 use source::Expected;
 
 /// Runs a UDP ASSOCIATE the rules passed; returns when the association ends.
@@ -75,7 +75,7 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut control: TcpStr
         TargetAddr::Domain(_, port) => Expected::new(None, *port),
     };
     let idle = secs(rule.timeouts.io_udp.unwrap_or(sess.rt.timeouts.io_udp));
-    let relay = Relay::new(sess, rule, sock, expected, prefix.clone());
+    let relay = Association::new(sess, rule, sock, expected, prefix.clone());
     let (stats, end) = relay.run(control, idle).await;
     sess.stats.udp(&stats.totals());
     let why = match end {

@@ -1,4 +1,4 @@
-//! The control socket's client side, used by `hasocks ctl`.
+//! The control socket's client side, used by `hasocks ctl` (relay or server alike).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use super::{Body, Command, Reply, Request, PROTOCOL_VERSION};
-use crate::events::Event;
+use crate::relay::Event;
+use crate::{decode_reply, encode_request, Body, Command};
 
 /// Why a control request could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -44,10 +44,10 @@ fn connect_hint(e: &io::Error) -> String {
             "permission denied (the socket is mode 0660: run as its owner, root, or a member of its group)".to_string()
         }
         io::ErrorKind::NotFound => {
-            "no such socket (is the relay running? -s names another socket)".to_string()
+            "no such socket (is the daemon running? -s names another socket)".to_string()
         }
         io::ErrorKind::ConnectionRefused => {
-            "connection refused (nothing listens there: the relay stopped?)".to_string()
+            "connection refused (nothing listens there: the daemon stopped?)".to_string()
         }
         _ => e.to_string(),
     }
@@ -73,12 +73,7 @@ impl Conn {
             r: BufReader::new(r),
             w,
         };
-        let mut line = serde_json::to_vec(&Request {
-            v: PROTOCOL_VERSION,
-            command,
-        })
-        .map_err(|e| c.protocol(e.to_string()))?;
-        line.push(b'\n');
+        let line = encode_request(command);
         let path = c.path.clone();
         c.w.write_all(&line)
             .await
@@ -107,12 +102,9 @@ impl Conn {
         if n == 0 {
             return Ok(None);
         }
-        let reply: Reply =
-            serde_json::from_str(&line).map_err(|e| self.protocol(format!("{e}: {line}")))?;
-        if reply.v != PROTOCOL_VERSION {
-            return Err(self.protocol(format!("protocol version {}", reply.v)));
-        }
-        Ok(Some(reply.body))
+        let body =
+            decode_reply(line.as_bytes()).map_err(|e| self.protocol(format!("{e}: {line}")))?;
+        Ok(Some(body))
     }
 }
 
@@ -121,7 +113,7 @@ pub async fn request(path: &Path, command: Command) -> Result<Body, ClientError>
     let mut c = Conn::open(path, command).await?;
     match c.next().await? {
         Some(body) => Ok(body),
-        None => Err(c.protocol("the relay closed the connection without a reply".into())),
+        None => Err(c.protocol("the daemon closed the connection without a reply".into())),
     }
 }
 

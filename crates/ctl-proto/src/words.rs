@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use super::{Command, Show};
-use crate::handle::{HostAction, Target};
+use crate::relay::{HostAction, Target};
+use crate::{Command, Show};
 
 /// Why words are not a command; the message says what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

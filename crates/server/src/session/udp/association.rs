@@ -22,9 +22,9 @@ use tokio::time::Instant;
 use super::batch::Batch;
 use super::cache::Bounded;
 use super::source::Expected;
+use crate::generation::secs;
 use crate::logger::Level;
 use crate::rules::{socks_rule_matches, CompiledRule, RequestFacts};
-use crate::runtime::secs;
 use crate::session::{resolve, Session};
 
 /// Room before a reply's payload for the SOCKS UDP header (IPv6: 22 bytes).
@@ -155,8 +155,24 @@ enum Step {
     Send(usize, SocketAddr),
 }
 
+/// Why an outgoing UDP socket could not be made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BindOutError {
+    /// No source address fits.
+    #[error(transparent)]
+    Source(#[from] crate::generation::SourceError),
+    /// The socket calls failed.
+    #[error("bind {src}: {source}")]
+    Socket {
+        /// The source address.
+        src: IpAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
 /// One association's state.
-pub(crate) struct Relay<'a> {
+pub(crate) struct Association<'a> {
     sess: &'a Session,
     rule: &'a CompiledRule,
     prefix: String,
@@ -184,7 +200,7 @@ pub(crate) struct Relay<'a> {
     paid: u64,
 }
 
-impl<'a> Relay<'a> {
+impl<'a> Association<'a> {
     /// An association around its client-side socket.
     pub fn new(
         sess: &'a Session,
@@ -557,7 +573,7 @@ impl<'a> Relay<'a> {
 
     fn first_rule(&self, facts: &RequestFacts<'_>, resolved: &[IpAddr]) -> &'a CompiledRule {
         let sess: &'a Session = self.sess;
-        let rt: &'a crate::runtime::Runtime = &sess.rt;
+        let rt: &'a crate::generation::Generation = &sess.rt;
         rt.socks_rules
             .iter()
             .find(|r| {
@@ -621,12 +637,12 @@ impl<'a> Relay<'a> {
     }
 
     /// A nonblocking socket for `dest`, and whether it is an IPv4 one.
-    fn bind_out(&self, dest: IpAddr) -> Result<(UdpSocket, bool), String> {
+    fn bind_out(&self, dest: IpAddr) -> Result<(UdpSocket, bool), BindOutError> {
         let src = self.sess.rt.udp_source(dest, self.sess.internal)?;
-        let s =
-            StdUdpSocket::bind(SocketAddr::new(src, 0)).map_err(|e| format!("bind {src}: {e}"))?;
-        s.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let s = UdpSocket::from_std(s).map_err(|e| e.to_string())?;
+        let socket = |source| BindOutError::Socket { src, source };
+        let s = StdUdpSocket::bind(SocketAddr::new(src, 0)).map_err(socket)?;
+        s.set_nonblocking(true).map_err(socket)?;
+        let s = UdpSocket::from_std(s).map_err(socket)?;
         Ok((s, src.is_ipv4()))
     }
 

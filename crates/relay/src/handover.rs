@@ -1,16 +1,17 @@
 //! What passes from a running relay to the one that upgrades it: the listening sockets (the
 //! same sockets, so no connection is refused and nothing queued in the kernel is lost) and
 //! every host's state (so the successor serves at once instead of starting `unknown`). The
-//! description travels as JSON, the sockets as descriptors (`net::handover`).
+//! description travels as JSON, the sockets as descriptors (hasocks-lifecycle).
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 
+use hasocks_lifecycle::{Handover, HandoverError};
 use serde::{Deserialize, Serialize};
 
 use crate::generation::ListenKey;
 use crate::records::HostKey;
-use crate::status::HostState;
+use hasocks_ctl_proto::relay::HostState;
 
 /// Version of the hand-over description.
 const VERSION: u32 = 1;
@@ -42,17 +43,10 @@ impl Inherit {
     }
 
     /// Sockets and states received from a predecessor: its description and descriptors.
-    pub fn from_handover(meta: &[u8], fds: Vec<OwnedFd>) -> Result<Inherit, String> {
-        let m: Meta =
-            serde_json::from_slice(meta).map_err(|e| format!("hand-over description: {e}"))?;
-        if m.v != VERSION {
-            return Err(format!(
-                "hand-over version {} (this relay reads {VERSION})",
-                m.v
-            ));
-        }
+    pub fn from_handover(meta: &[u8], fds: Vec<OwnedFd>) -> Result<Inherit, HandoverError> {
+        let m = Meta::read(meta)?;
         let counts: Vec<usize> = m.listeners.iter().map(|l| l.count).collect();
-        let groups = net::handover::split_listeners(&counts, fds)?;
+        let groups = hasocks_lifecycle::handover::split_listeners(&counts, fds)?;
         let listeners = m
             .listeners
             .into_iter()
@@ -85,10 +79,8 @@ impl Inherit {
     }
 
     /// How many descriptors a description says follow it.
-    pub fn count_fds(meta: &[u8]) -> Result<usize, String> {
-        let m: Meta =
-            serde_json::from_slice(meta).map_err(|e| format!("hand-over description: {e}"))?;
-        Ok(m.listeners.iter().map(|l| l.count).sum())
+    pub fn count_fds(meta: &[u8]) -> Result<usize, HandoverError> {
+        Ok(Meta::read(meta)?.listeners.iter().map(|l| l.count).sum())
     }
 }
 
@@ -132,14 +124,12 @@ impl Offer {
         }
     }
 
-    /// The description, as sent.
-    pub fn meta(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.meta).unwrap_or_default()
-    }
-
-    /// The descriptors, in the description's order.
-    pub fn into_fds(self) -> Vec<OwnedFd> {
-        self.sockets.into_iter().map(OwnedFd::from).collect()
+    /// The description and the descriptors, in the description's order.
+    pub fn into_handover(self) -> Handover {
+        Handover {
+            meta: serde_json::to_vec(&self.meta).unwrap_or_default(),
+            fds: self.sockets.into_iter().map(OwnedFd::from).collect(),
+        }
     }
 }
 
@@ -148,6 +138,20 @@ struct Meta {
     v: u32,
     listeners: Vec<MetaListener>,
     hosts: Vec<MetaHost>,
+}
+
+impl Meta {
+    fn read(bytes: &[u8]) -> Result<Meta, HandoverError> {
+        let m: Meta =
+            serde_json::from_slice(bytes).map_err(|e| HandoverError::Description(e.to_string()))?;
+        if m.v != VERSION {
+            return Err(HandoverError::Version {
+                got: m.v,
+                reads: VERSION,
+            });
+        }
+        Ok(m)
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use conf::sockd::SockdConfig;
+use hasocks_lifecycle::Drain;
 use net::listen::Acceptor;
-use net::shutdown::Shutdown;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::{Admission, AdmissionStatus, Caps};
+use crate::admission::{Admission, AdmissionStatus, Caps, Derive as _};
+use crate::generation::{resolve_host, Generation, GenerationError, Shared};
 use crate::logger::{Level, Logger};
-use crate::runtime::{resolve_host, Runtime, Shared};
 use crate::session;
 use crate::stats::Stats;
 
@@ -26,9 +26,12 @@ pub enum StartError {
     /// The file does not parse (`file:line:col: message`).
     #[error(transparent)]
     Config(#[from] conf::ConfError),
-    /// A setting could not be put into effect (unresolvable name, log file).
-    #[error("{0}")]
-    Setup(String),
+    /// A setting could not be put into effect (unresolvable name, log file, password file).
+    #[error(transparent)]
+    Generation(#[from] crate::generation::GenerationError),
+    /// Building the generation's thread failed (a panic there: a bug).
+    #[error("internal error building the config: {0}")]
+    Internal(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr} (internal: line {line}): {source}")]
     Bind {
@@ -44,16 +47,8 @@ pub enum StartError {
     Stopped,
 }
 
-/// What a reload changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReloadReport {
-    /// Listening addresses kept (the same sockets).
-    pub kept: usize,
-    /// Listening addresses opened.
-    pub opened: Vec<SocketAddr>,
-    /// Listening addresses closed (their sessions run to their end).
-    pub closed: Vec<SocketAddr>,
-}
+/// What a reload changed (the control protocol carries it as is).
+pub use hasocks_ctl_proto::server::ServerReloadReport as ReloadReport;
 
 /// One listening address.
 struct Listener {
@@ -65,7 +60,7 @@ struct Listener {
 
 /// A running SOCKS server.
 pub struct ServerHandle {
-    rt: Arc<ArcSwap<Runtime>>,
+    rt: Arc<ArcSwap<Generation>>,
     /// What outlives config generations: the password checker, limit states of rules.
     shared: Arc<Shared>,
     stats: Arc<Stats>,
@@ -73,8 +68,10 @@ pub struct ServerHandle {
     admission: Arc<Admission>,
     /// By configured address (`port = 0` stays 0 here; `actual` has the real port).
     listeners: Mutex<BTreeMap<SocketAddr, Listener>>,
-    shutdown: Shutdown,
-    hard_stop: CancellationToken,
+    /// Stops accepting, tracks the sessions, cuts them at the deadline.
+    drain: Drain,
+    /// The config generation in effect: 1 at start, +1 per reload.
+    generation: std::sync::atomic::AtomicU64,
     reload_lock: tokio::sync::Mutex<()>,
     /// Listening sockets from a predecessor or the service manager, by address, not yet
     /// claimed by an `internal:`.
@@ -85,14 +82,15 @@ pub struct ServerHandle {
 async fn build_runtime(
     cfg: SockdConfig,
     shared: Arc<Shared>,
-) -> Result<(Runtime, Vec<(SocketAddr, u32)>), StartError> {
+) -> Result<(Generation, Vec<(SocketAddr, u32)>), StartError> {
     tokio::task::spawn_blocking(move || {
-        let logger = Logger::new(&cfg.logoutput, &cfg.errorlog)
-            .map_err(|e| StartError::Setup(e.to_string()))?;
+        let logger = Logger::new(&cfg.logoutput, &cfg.errorlog).map_err(GenerationError::Log)?;
         let mut addrs = Vec::new();
         for internal in &cfg.internals {
-            let ips = resolve_host(&internal.host)
-                .map_err(|m| StartError::Setup(format!("internal: {m}")))?;
+            let ips = resolve_host(&internal.host).map_err(|source| GenerationError::Resolve {
+                keyword: "internal",
+                source,
+            })?;
             for ip in ips {
                 let a = SocketAddr::new(ip, internal.port);
                 if !addrs.iter().any(|(b, _)| *b == a) {
@@ -100,11 +98,11 @@ async fn build_runtime(
                 }
             }
         }
-        let rt = Runtime::build_with(&cfg, Arc::new(logger), &shared).map_err(StartError::Setup)?;
+        let rt = Generation::build_with(&cfg, Arc::new(logger), &shared)?;
         Ok((rt, addrs))
     })
     .await
-    .map_err(|e| StartError::Setup(format!("internal error building the config: {e}")))?
+    .map_err(|e| StartError::Internal(e.to_string()))?
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -134,8 +132,8 @@ impl ServerHandle {
             stats: Arc::default(),
             admission: Admission::new(caps),
             listeners: Mutex::default(),
-            shutdown: Shutdown::new(),
-            hard_stop: CancellationToken::new(),
+            drain: Drain::default(),
+            generation: std::sync::atomic::AtomicU64::new(1),
             reload_lock: tokio::sync::Mutex::new(()),
             pool: Mutex::new(inherited),
         };
@@ -183,16 +181,15 @@ impl ServerHandle {
         };
         for (addr, l) in fresh {
             let actual = l.local_addr().unwrap_or(addr);
-            let stop = self.shutdown.token().child_token();
+            let stop = self.drain.stop_token().child_token();
             let copy = l.try_clone().ok();
             tokio::spawn(accept_loop(
                 l,
                 self.rt.clone(),
                 self.stats.clone(),
                 self.admission.clone(),
-                self.shutdown.clone(),
+                self.drain.clone(),
                 stop.clone(),
-                self.hard_stop.clone(),
             ));
             have.insert(addr, Listener { actual, stop, copy });
             report.opened.push(actual);
@@ -235,12 +232,28 @@ impl ServerHandle {
 
     /// Sessions still open.
     pub fn active_sessions(&self) -> usize {
-        self.shutdown.active()
+        self.drain.open()
     }
 
     /// The server's counters (kept across reloads).
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The config generation in effect (1 at start, +1 per reload).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// What `show summary` on the control socket shows.
+    pub fn summary(&self) -> hasocks_ctl_proto::server::ServerStatus {
+        hasocks_ctl_proto::server::ServerStatus {
+            pid: std::process::id(),
+            generation: self.generation(),
+            listeners: self.local_addrs(),
+            sessions_open: self.active_sessions() as u64,
+            admission: self.admission(),
+        }
     }
 
     /// The connection caps and their use.
@@ -264,7 +277,7 @@ impl ServerHandle {
     /// refused; removed ones close, their sessions running to their end.
     pub async fn reload(&self, cfg: SockdConfig) -> Result<ReloadReport, StartError> {
         let _one = self.reload_lock.lock().await;
-        if self.shutdown.token().is_cancelled() {
+        if self.drain.stopping() {
             return Err(StartError::Stopped);
         }
         let caps = caps_of(&cfg);
@@ -272,7 +285,12 @@ impl ServerHandle {
         let fresh = self.bind_new(&addrs)?;
         self.admission.set_caps(caps);
         self.rt.store(Arc::new(rt));
-        Ok(self.apply(fresh, &addrs))
+        let mut report = self.apply(fresh, &addrs);
+        report.generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        Ok(report)
     }
 
     /// Reopens log files (logrotate).
@@ -284,13 +302,7 @@ impl ServerHandle {
     /// Returns how many sessions had to be cut.
     pub async fn shutdown(&self, deadline: Duration) -> usize {
         lock(&self.listeners).clear();
-        let left = self.shutdown.drain(deadline).await;
-        self.hard_stop.cancel();
-        if left > 0 {
-            // Give cut sessions a moment to write their disconnect lines.
-            let _ = self.shutdown.drain(Duration::from_millis(500)).await;
-        }
-        left
+        self.drain.drain(deadline).await
     }
 }
 
@@ -312,12 +324,11 @@ fn caps_of(cfg: &SockdConfig) -> Caps {
 
 async fn accept_loop(
     listener: std::net::TcpListener,
-    rt: Arc<ArcSwap<Runtime>>,
+    rt: Arc<ArcSwap<Generation>>,
     stats: Arc<Stats>,
     admission: Arc<Admission>,
-    shutdown: Shutdown,
+    drain: Drain,
     stop: CancellationToken,
-    hard_stop: CancellationToken,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -338,12 +349,12 @@ async fn accept_loop(
         let Ok(ticket) = admission.admit(slot, peer.ip(), counted) else {
             continue;
         };
-        shutdown.spawn(session::serve(
+        drain.spawn(session::serve(
             stream,
             peer,
             rt,
             stats.clone(),
-            hard_stop.clone(),
+            drain.cut_token(),
             ticket,
         ));
     }

@@ -1,12 +1,11 @@
-//! The public, plain-data view of a running relay: what `hasocks ctl show ...` prints and
-//! sends as JSON, and what tests and the status page read. Times are milliseconds since the
-//! Unix epoch; durations are milliseconds.
+//! What a relay's control socket carries: the plain-data view of a running relay (what
+//! `hasocks ctl show ...` prints and sends as JSON, and what tests and the status page read),
+//! its reload report, the targets and actions of `host`/`table`/`relay`, and `monitor`
+//! events. Times are milliseconds since the Unix epoch; durations are milliseconds.
 
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
-
-use crate::rates::RateStats;
 
 /// Health state of a host, as relayctl shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,7 +178,7 @@ pub struct Status {
     /// When the relay started.
     pub started_at_ms: u64,
     /// The session caps and their use.
-    pub admission: crate::admission::AdmissionStatus,
+    pub admission: AdmissionStatus,
     /// Relays in config order.
     pub relays: Vec<RelayStatus>,
     /// Table instances in order of first use.
@@ -223,4 +222,219 @@ pub struct SessionStatus {
     pub bytes_out: u64,
     /// Bytes host -> client so far.
     pub bytes_in: u64,
+}
+
+/// The interval of the session-rate counts (`show relays`), in seconds.
+pub const INTERVAL_S: u64 = 60;
+
+/// What `show relays` prints for a relay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateStats {
+    /// Sessions in the last full interval.
+    pub last: u64,
+    /// Sessions in the last hour.
+    pub last_hour: u64,
+    /// Sessions in the last day.
+    pub last_day: u64,
+    /// Average sessions per interval since start.
+    pub avg: u64,
+    /// Average sessions per hour since start.
+    pub avg_hour: u64,
+    /// Average sessions per day since start.
+    pub avg_day: u64,
+}
+
+/// Admission figures, for status and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdmissionStatus {
+    /// Concurrent sessions at most.
+    pub cap: u32,
+    /// Sessions holding a slot now.
+    pub in_use: u32,
+    /// Concurrent connections from one address at most (0 = no limit).
+    pub per_source: u32,
+    /// Connections closed at once because their address was at its cap.
+    pub refused_per_source: u64,
+    /// Times an accept loop found every slot taken and waited.
+    pub waits_at_cap: u64,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// The generation now in effect.
+    pub generation: u64,
+    /// Relays in the new config.
+    pub relays: usize,
+    /// Table instances in the new config.
+    pub tables: usize,
+    /// Hosts (per table instance) in the new config.
+    pub hosts: usize,
+    /// Hosts that are new (they start `unknown` and are checked at once).
+    pub hosts_new: usize,
+    /// Hosts that left the config.
+    pub hosts_removed: usize,
+    /// Listening addresses kept (the same sockets: nothing refused).
+    pub listeners_kept: usize,
+    /// Listening addresses opened.
+    pub listeners_opened: usize,
+    /// Listening addresses closed (their open sessions run to their end).
+    pub listeners_closed: usize,
+    /// Changes that take effect only at a restart.
+    pub notes: Vec<String>,
+}
+
+/// What `host`/`table`/`relay` commands name: an id or a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Target {
+    /// The id `show summary` prints.
+    Id(u32),
+    /// A name (a host also as `name:port`; a table also without `:port`).
+    Name(String),
+}
+
+impl Target {
+    /// An id when `s` is all digits, else a name (relayctl's rule).
+    pub fn parse(s: &str) -> Target {
+        match s.parse::<u32>() {
+            Ok(id) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => Target::Id(id),
+            _ => Target::Name(s.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Id(id) => write!(f, "{id}"),
+            Target::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// What `host ...` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostAction {
+    /// Treat as down and stop checking it.
+    Disable,
+    /// Undo `disable` and `drain`; check it at once.
+    Enable,
+    /// No new sessions; open ones go on.
+    Drain,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A host's state changed (relayctl `host_status`).
+    HostStatus {
+        /// Host id.
+        id: u32,
+        /// Host name.
+        name: String,
+        /// Table instance.
+        table: String,
+        /// The new state.
+        state: HostState,
+    },
+    /// `host disable` (relayctl `ctl_host_disable`).
+    HostDisable {
+        /// Host id.
+        id: u32,
+        /// Host name.
+        name: String,
+    },
+    /// `host enable`.
+    HostEnable {
+        /// Host id.
+        id: u32,
+        /// Host name.
+        name: String,
+    },
+    /// `host drain` (ours).
+    HostDrain {
+        /// Host id.
+        id: u32,
+        /// Host name.
+        name: String,
+    },
+    /// `table disable`.
+    TableDisable {
+        /// Table id.
+        id: u32,
+        /// Table instance name.
+        name: String,
+    },
+    /// `table enable`.
+    TableEnable {
+        /// Table id.
+        id: u32,
+        /// Table instance name.
+        name: String,
+    },
+    /// `relay disable` (relayctl `ctl_rdr_disable` is the redirect counterpart).
+    RelayDisable {
+        /// Relay id.
+        id: u32,
+        /// Relay name.
+        name: String,
+    },
+    /// `relay enable`.
+    RelayEnable {
+        /// Relay id.
+        id: u32,
+        /// Relay name.
+        name: String,
+    },
+    /// A new config generation took effect.
+    Reload {
+        /// Its number.
+        generation: u64,
+    },
+}
+
+impl EventKind {
+    /// relayctl's name of the event type.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::HostStatus { .. } => "host_status",
+            EventKind::HostDisable { .. } => "ctl_host_disable",
+            EventKind::HostEnable { .. } => "ctl_host_enable",
+            EventKind::HostDrain { .. } => "ctl_host_drain",
+            EventKind::TableDisable { .. } => "ctl_table_disable",
+            EventKind::TableEnable { .. } => "ctl_table_enable",
+            EventKind::RelayDisable { .. } => "ctl_relay_disable",
+            EventKind::RelayEnable { .. } => "ctl_relay_enable",
+            EventKind::Reload { .. } => "ctl_reload",
+        }
+    }
+
+    /// Our number for the event type (printed where relayctl prints the imsg type).
+    pub fn code(&self) -> u32 {
+        match self {
+            EventKind::HostStatus { .. } => 1,
+            EventKind::HostDisable { .. } => 2,
+            EventKind::HostEnable { .. } => 3,
+            EventKind::HostDrain { .. } => 4,
+            EventKind::TableDisable { .. } => 5,
+            EventKind::TableEnable { .. } => 6,
+            EventKind::RelayDisable { .. } => 7,
+            EventKind::RelayEnable { .. } => 8,
+            EventKind::Reload { .. } => 9,
+        }
+    }
+}
+
+/// One event with its time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The relay's process id.
+    pub pid: u32,
+    /// What happened.
+    pub kind: EventKind,
 }

@@ -208,17 +208,45 @@ pub async fn offer(
     }
 }
 
-/// [`take`] off the async threads.
+/// [`take`] off the async threads, with the protocol's `takeover` request; `count_fds`
+/// reads from the description how many descriptors follow.
 pub async fn take_over(
     path: std::path::PathBuf,
-    request: &'static [u8],
-    count_fds: fn(&[u8]) -> Result<usize, String>,
+    count_fds: fn(&[u8]) -> Result<usize, HandoverError>,
 ) -> io::Result<(Vec<u8>, Vec<OwnedFd>, Taken)> {
+    let request = hasocks_ctl_proto::encode_request(hasocks_ctl_proto::Command::Takeover);
     tokio::task::spawn_blocking(move || {
-        take(&path, request, |m| count_fds(m).map_err(io::Error::other))
+        take(&path, &request, |m| count_fds(m).map_err(io::Error::other))
     })
     .await
     .map_err(|e| io::Error::other(e.to_string()))?
+}
+
+/// Why a hand-over's description or descriptors cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandoverError {
+    /// The description is not what this build writes.
+    #[error("hand-over description: {0}")]
+    Description(String),
+    /// Another version of the description.
+    #[error("hand-over version {got} (this build reads {reads})")]
+    Version {
+        /// What came.
+        got: u32,
+        /// What this build reads.
+        reads: u32,
+    },
+    /// Fewer descriptors than described.
+    #[error("hand-over: {got} sockets where {described} were described")]
+    Count {
+        /// Received.
+        got: usize,
+        /// Described.
+        described: usize,
+    },
+    /// A received socket could not be set up.
+    #[error("hand-over socket: {0}")]
+    Socket(String),
 }
 
 impl Taken {
@@ -235,7 +263,7 @@ impl Taken {
 pub fn split_listeners(
     counts: &[usize],
     fds: Vec<OwnedFd>,
-) -> Result<Vec<Vec<std::net::TcpListener>>, String> {
+) -> Result<Vec<Vec<std::net::TcpListener>>, HandoverError> {
     let mut fds = fds.into_iter();
     let mut out = Vec::with_capacity(counts.len());
     for &n in counts {
@@ -245,142 +273,18 @@ pub fn split_listeners(
             .map(std::net::TcpListener::from)
             .collect();
         if group.len() != n {
-            return Err(format!(
-                "hand-over: {} sockets where {n} were described",
-                group.len()
-            ));
+            return Err(HandoverError::Count {
+                got: group.len(),
+                described: n,
+            });
         }
         for s in &group {
             s.set_nonblocking(true)
-                .map_err(|e| format!("hand-over socket: {e}"))?;
+                .map_err(|e| HandoverError::Socket(e.to_string()))?;
         }
         out.push(group);
     }
     Ok(out)
-}
-
-/// The request line a successor sends on a control socket.
-pub const TAKEOVER_REQUEST: &[u8] = b"{\"v\":1,\"cmd\":\"takeover\"}\n";
-
-/// Starts the successor for a binary upgrade (SIGUSR2): the binary now installed at this
-/// process's path, with this process's arguments plus `--upgrade`. It then takes over
-/// through the control socket; this process goes on serving until it does.
-pub fn spawn_successor() -> io::Result<std::process::Child> {
-    let exe = std::env::current_exe()?;
-    // /proc/self/exe names the replaced file "(deleted)"; the new one is at the old path.
-    let exe = match exe.to_str().and_then(|p| p.strip_suffix(" (deleted)")) {
-        Some(p) => std::path::PathBuf::from(p),
-        None => exe,
-    };
-    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if !args.iter().any(|a| a == "--upgrade") {
-        args.push("--upgrade".into());
-    }
-    // WATCHDOG_PID names this process; the successor, once the main process, pings itself.
-    std::process::Command::new(exe)
-        .args(args)
-        .env_remove("WATCHDOG_PID")
-        .spawn()
-}
-
-/// How a daemon starts and stops, as its command line says: the same for the relay and
-/// the server.
-#[derive(Debug)]
-pub struct Lifecycle {
-    /// How long open sessions may take to finish at a stop.
-    pub grace: std::time::Duration,
-    /// Take the listening sockets (and state) over from the process running with this
-    /// config, through its control socket, instead of binding.
-    pub upgrade: bool,
-    /// Listening sockets from socket activation.
-    pub activated: Vec<std::net::TcpListener>,
-    /// How long sessions may take to finish once a successor took over.
-    pub upgrade_grace: std::time::Duration,
-}
-
-/// How a daemon's main loop ended (stopped, or taken over by a successor), and how long its
-/// drain then waits for the open sessions.
-#[derive(Debug, Clone, Copy)]
-pub struct Ending {
-    /// A successor took over: the sockets are its; this process only drains.
-    pub by_successor: bool,
-    /// How long open sessions may run: the upgrade grace after a takeover, else the grace.
-    pub wait: std::time::Duration,
-    grace: std::time::Duration,
-}
-
-impl Ending {
-    /// Stops the watchdog pings (a successor pings now; a stopping process has nothing left
-    /// to prove), logs what happens to the `open` sessions, and tells systemd `STOPPING=1`
-    /// unless a successor took over.
-    pub fn new(
-        by_successor: bool,
-        life: &Lifecycle,
-        watchdog: Option<tokio::task::JoinHandle<()>>,
-        open: usize,
-    ) -> Ending {
-        if let Some(w) = watchdog {
-            w.abort();
-        }
-        let (what, wait) = if by_successor {
-            ("a new process took over", life.upgrade_grace)
-        } else {
-            ("stopping", life.grace)
-        };
-        tracing::info!(
-            "{what}: no new sessions; {open} open, waiting {}",
-            crate::clock::shown_wait(wait)
-        );
-        if !by_successor {
-            crate::systemd::stopping(&format!("stopping, {open} sessions open"));
-        }
-        Ending {
-            by_successor,
-            wait,
-            grace: life.grace,
-        }
-    }
-
-    /// Runs `drain(wait)`. After a takeover the wait may be long: SIGTERM or SIGINT then cut
-    /// it to `drain(grace)`.
-    pub async fn drain<T, Fut: std::future::Future<Output = T>>(
-        &self,
-        drain: impl Fn(std::time::Duration) -> Fut,
-        term: &mut tokio::signal::unix::Signal,
-        int: &mut tokio::signal::unix::Signal,
-    ) -> T {
-        if !self.by_successor {
-            return drain(self.wait).await;
-        }
-        tokio::select! {
-            t = drain(self.wait) => t,
-            _ = term.recv() => drain(self.grace).await,
-            _ = int.recv() => drain(self.grace).await,
-        }
-    }
-}
-
-/// SIGUSR2: [`spawn_successor`], logging what happens (`what`: "relay", "server").
-pub fn start_successor(what: &str) {
-    match spawn_successor() {
-        Ok(mut child) => {
-            tracing::info!(
-                "SIGUSR2: started the new binary (pid {}) to take over",
-                child.id()
-            );
-            let what = what.to_string();
-            std::thread::spawn(move || {
-                if let Ok(st) = child.wait() {
-                    if !st.success() {
-                        tracing::error!(
-                            "the new binary exited with {st}; this {what} goes on serving unless it took over"
-                        );
-                    }
-                }
-            });
-        }
-        Err(e) => tracing::error!("SIGUSR2: cannot start the new binary: {e}"),
-    }
 }
 
 #[cfg(test)]

@@ -5,11 +5,10 @@
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::Show;
-use crate::events::{Event, EventKind};
-use crate::handle::ReloadReport;
-use crate::rates::INTERVAL_S;
-use crate::status::{HostStatus, RelayStatus, SessionStatus, Status, TableStatus};
+use crate::relay::{Event, EventKind, ReloadReport, INTERVAL_S};
+use crate::relay::{HostStatus, RelayStatus, SessionStatus, Status, TableStatus};
+use crate::server::{ServerReloadReport, ServerStatus};
+use crate::Show;
 
 /// relayctl's row: `%-4s\t%-8s\t%-24s\t%-7s\t%s`.
 fn row(out: &mut String, id: &str, kind: &str, name: &str, avail: &str, status: &str) {
@@ -102,7 +101,7 @@ fn host_row(out: &mut String, h: &HostStatus, table_port: Option<u16>, totals: b
         if h.retries_left() > 0 {
             let _ = write!(line, ", {} retries", h.retries_left());
         }
-        if let (Some(err), crate::HostState::Down) = (&h.last_result, h.state) {
+        if let (Some(err), crate::relay::HostState::Down) = (&h.last_result, h.state) {
             let _ = write!(line, ", error: {err}");
         }
         let _ = writeln!(out, "{line}");
@@ -217,12 +216,49 @@ pub fn reload(r: &ReloadReport) -> String {
     s
 }
 
+/// A server's `show summary`: what it listens on, its sessions and its connection caps.
+pub fn server(s: &ServerStatus) -> String {
+    let a = &s.admission;
+    let mut out = String::new();
+    let _ = writeln!(out, "server pid {}, generation {}", s.pid, s.generation);
+    for l in &s.listeners {
+        let _ = writeln!(out, "listening\t{l}");
+    }
+    let _ = writeln!(out, "sessions\t{} open", s.sessions_open);
+    let _ = writeln!(
+        out,
+        "connections\t{} of {} held, {} of {} negotiating ({} at most from one address)",
+        a.connections,
+        a.caps.total,
+        a.negotiating,
+        a.caps.negotiating,
+        a.caps.negotiating_per_source
+    );
+    let _ = writeln!(
+        out,
+        "admission\t{} refused per source, {} evicted, {} waits at the cap",
+        a.refused_per_source, a.evicted, a.waits_at_cap
+    );
+    out
+}
+
+/// A server's reload report.
+pub fn server_reload(r: &ServerReloadReport) -> String {
+    format!(
+        "generation {}: listeners {} kept, {} opened, {} closed",
+        r.generation,
+        r.kept,
+        r.opened.len(),
+        r.closed.len()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::status::HostState;
+    use crate::relay::HostState;
 
     fn host(id: u32, name: &str, port: u16, state: HostState) -> HostStatus {
         HostStatus {

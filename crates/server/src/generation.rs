@@ -27,7 +27,7 @@ pub struct Shared {
 }
 
 /// Everything a session needs to decide and act, immutable once built.
-pub struct Runtime {
+pub struct Generation {
     /// Client rules, compiled.
     pub client_rules: Vec<CompiledRule>,
     /// Socks rules, compiled.
@@ -62,19 +62,72 @@ pub struct Runtime {
     pub logger: Arc<Logger>,
 }
 
+/// Why a config generation could not be built (the running one then stays).
+#[derive(Debug, thiserror::Error)]
+pub enum GenerationError {
+    /// An `internal:`, `external:` or `hasocks.admin:` host does not resolve.
+    #[error("{keyword}: {source}")]
+    Resolve {
+        /// The keyword.
+        keyword: &'static str,
+        /// Why.
+        source: ResolveError,
+    },
+    /// The password file cannot be read, and no earlier read of it is kept.
+    #[error(transparent)]
+    PasswordFile(#[from] crate::session::auth::passwordfile::LoadError),
+    /// A log destination cannot be opened.
+    #[error("log output: {0}")]
+    Log(std::io::Error),
+}
+
+/// Why a host of the config has no address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// An interface without an address.
+    #[error("interface {0} has no address")]
+    NoAddress(String),
+    /// Neither an interface nor a name that resolves.
+    #[error("{0} is neither an interface nor a resolvable host name")]
+    Unresolvable(String),
+}
+
+/// Why no source address fits an outgoing connection or socket.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// `same-same` with a target of the other family.
+    #[error("external.rotation same-same: {internal} and {target} differ in family")]
+    Family {
+        /// The address the client reached.
+        internal: IpAddr,
+        /// The target.
+        target: IpAddr,
+    },
+    /// No `external:` address of the target's family.
+    #[error("no external address of the family of {0}")]
+    NoExternal(IpAddr),
+    /// The kernel has no route (`route`, or a BIND without externals).
+    #[error("external.rotation route: no route to {dst}: {source}")]
+    NoRoute {
+        /// The destination.
+        dst: IpAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
 /// Resolves an `internal:`/`external:` host: an interface's addresses, an IP, or a host name.
-pub fn resolve_host(spec: &HostSpec) -> Result<Vec<IpAddr>, String> {
+pub fn resolve_host(spec: &HostSpec) -> Result<Vec<IpAddr>, ResolveError> {
     match spec {
         HostSpec::Ip(ip) => Ok(vec![*ip]),
         HostSpec::Name(name) => {
             if let Ok(Some(addrs)) = net::sock::interface_addrs(name) {
                 if addrs.is_empty() {
-                    return Err(format!("interface {name} has no address"));
+                    return Err(ResolveError::NoAddress(name.clone()));
                 }
                 return Ok(addrs);
             }
-            resolve_name(name)
-                .ok_or_else(|| format!("{name} is neither an interface nor a resolvable host name"))
+            resolve_name(name).ok_or_else(|| ResolveError::Unresolvable(name.clone()))
         }
     }
 }
@@ -91,9 +144,9 @@ fn resolve_rule_name(name: &str) -> Vec<IpAddr> {
     }
 }
 
-impl Runtime {
+impl Generation {
     /// Builds the working state with fresh long-lived state. Blocking (name resolution).
-    pub fn build(cfg: &SockdConfig, logger: Arc<Logger>) -> Result<Self, String> {
+    pub fn build(cfg: &SockdConfig, logger: Arc<Logger>) -> Result<Self, GenerationError> {
         Self::build_with(cfg, logger, &Arc::default())
     }
 
@@ -104,10 +157,13 @@ impl Runtime {
         cfg: &SockdConfig,
         logger: Arc<Logger>,
         shared: &Arc<Shared>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, GenerationError> {
         let mut externals = Vec::new();
         for e in &cfg.externals {
-            externals.extend(resolve_host(e).map_err(|m| format!("external: {m}"))?);
+            externals.extend(resolve_host(e).map_err(|source| GenerationError::Resolve {
+                keyword: "external",
+                source,
+            })?);
         }
         let password_file = match &cfg.password_file {
             Some(p) => Some(shared.load_password_file(p, &logger)?),
@@ -199,17 +255,17 @@ impl Runtime {
         &self,
         target: IpAddr,
         internal: SocketAddr,
-    ) -> Result<Option<IpAddr>, String> {
+    ) -> Result<Option<IpAddr>, SourceError> {
         match self.rotation {
             Rotation::Route => Ok(None),
             Rotation::SameSame => {
                 if internal.ip().is_ipv4() == target.is_ipv4() {
                     Ok(Some(internal.ip()))
                 } else {
-                    Err(format!(
-                        "external.rotation same-same: {} and {target} differ in family",
-                        internal.ip()
-                    ))
+                    Err(SourceError::Family {
+                        internal: internal.ip(),
+                        target,
+                    })
                 }
             }
             Rotation::None => {
@@ -220,7 +276,7 @@ impl Runtime {
                     .iter()
                     .find(|e| e.is_ipv4() == target.is_ipv4())
                     .map(|e| Some(*e))
-                    .ok_or_else(|| format!("no external address of the family of {target}"))
+                    .ok_or(SourceError::NoExternal(target))
             }
         }
     }
@@ -230,13 +286,12 @@ impl Runtime {
     /// reached; route: the kernel's source towards `dst`). An unspecified `dst` (the client
     /// did not name its peer) and a `none` config without externals fall back to the route
     /// source, then to the internal address, so the reply never names 0.0.0.0.
-    pub fn bind_source(&self, dst: IpAddr, internal: SocketAddr) -> Result<IpAddr, String> {
+    pub fn bind_source(&self, dst: IpAddr, internal: SocketAddr) -> Result<IpAddr, SourceError> {
         let route = || {
             if dst.is_unspecified() {
                 return Ok(internal.ip());
             }
-            net::sock::route_source(dst)
-                .map_err(|e| format!("external.rotation route: no route to {dst}: {e}"))
+            net::sock::route_source(dst).map_err(|source| SourceError::NoRoute { dst, source })
         };
         match self.rotation {
             Rotation::Route => route(),
@@ -249,7 +304,7 @@ impl Runtime {
 
     /// The address to bind an outgoing UDP socket of `dst`'s family to, per
     /// `external.rotation`; unspecified lets the kernel pick the source per datagram (route).
-    pub fn udp_source(&self, dst: IpAddr, internal: SocketAddr) -> Result<IpAddr, String> {
+    pub fn udp_source(&self, dst: IpAddr, internal: SocketAddr) -> Result<IpAddr, SourceError> {
         let any = match dst {
             IpAddr::V4(_) => IpAddr::from([0u8; 4]),
             IpAddr::V6(_) => IpAddr::from([0u16; 8]),
@@ -292,7 +347,7 @@ impl Shared {
         &self,
         path: &std::path::Path,
         logger: &Logger,
-    ) -> Result<Arc<PasswordFile>, String> {
+    ) -> Result<Arc<PasswordFile>, GenerationError> {
         let mut last = self.password_file.lock().unwrap_or_else(|p| p.into_inner());
         match PasswordFile::load(path) {
             Ok(f) => {
@@ -311,7 +366,7 @@ impl Shared {
                     );
                     Ok(old.clone())
                 }
-                None => Err(e.to_string()),
+                None => Err(e.into()),
             },
         }
     }
