@@ -17,7 +17,10 @@ th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;white-space:nowra
 th{background:#eee;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 .up{background:#c8f0c8}.down{background:#f7c1c1}.unknown{background:#eee}\
 .disabled{background:#ddd;color:#666}.draining{background:#fde7a9}\
-.bad{color:#a00}.ok{color:#060}";
+.bad{color:#a00}.ok{color:#060}\
+.charts{display:flex;flex-wrap:wrap;gap:.6em 1.2em}\
+svg.chart{background:#fff;border:1px solid #ddd;max-width:100%;height:auto;margin:.3em 0}\
+svg.chart text{font:11px system-ui,sans-serif;fill:#333}svg.chart text.axis{fill:#777}";
 
 /// A whole page: `title`, a line under it, then `body` (already HTML).
 pub fn page(title: &str, meta: &str, body: &str) -> String {

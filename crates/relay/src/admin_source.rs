@@ -1,5 +1,6 @@
 //! What the relay shows on its admin listener (`hasocks.admin listen on ...`): Prometheus
-//! metrics per host, table and relay; the HTML status page; `/status.json`; readiness.
+//! metrics per host, table and relay; the HTML status page with its charts; `/status.json`;
+//! readiness; the once-a-second sample behind the charts.
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,13 +8,13 @@ use std::time::SystemTime;
 
 use admin::html::{self, num, td, td_class};
 use admin::metrics::{counters, gauges, histograms, state_set, Labels};
-use admin::{Readiness, Source};
+use admin::{History, HostSample, HostState as ChartState, Readiness, Sample, Source};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
 use crate::handle::RelayHandle;
-use hasocks_ctl_proto::relay::{HostStatus, Status, TableStatus};
+use hasocks_ctl_proto::relay::{HostState, HostStatus, Status, TableStatus};
 use hasocks_ctl_proto::render::host_name;
 
 /// The states a host's `relay_host_state` series cover.
@@ -37,8 +38,8 @@ impl Source for RelayAdmin {
         Box::new(RelayCollector(self.handle.clone()))
     }
 
-    fn status_html(&self) -> String {
-        page(&self.handle.snapshot(), SystemTime::now())
+    fn status_html(&self, history: &History) -> String {
+        page(&self.handle.snapshot(), history, SystemTime::now())
     }
 
     fn status_json(&self) -> String {
@@ -50,6 +51,39 @@ impl Source for RelayAdmin {
             Ok(()) => Readiness::Ready,
             Err(why) => Readiness::NotReady(why),
         }
+    }
+
+    /// The snapshot a scrape reads (counters and each host's bytes, open sessions included).
+    fn sample(&self) -> Sample {
+        sample_of(&self.handle.snapshot())
+    }
+}
+
+/// The charts' totals of `s`: sessions accepted by every relay; errors are sessions that
+/// failed plus connects to hosts that failed (a dead host shows before its check notices);
+/// bytes summed over the hosts; every host as `table:port host` with its state.
+fn sample_of(s: &Status) -> Sample {
+    let hosts = || s.tables.iter().flat_map(|t| t.hosts.iter());
+    let sum = |f: &dyn Fn(&HostStatus) -> u64| hosts().map(f).fold(0u64, u64::saturating_add);
+    let relays = |f: &dyn Fn(&crate::RelayStatus) -> u64| {
+        s.relays.iter().map(f).fold(0u64, u64::saturating_add)
+    };
+    Sample {
+        sessions: relays(&|r| r.sessions_total),
+        errors: relays(&|r| r.sessions_failed).saturating_add(sum(&|h| h.connect_failures)),
+        bytes_up: sum(&|h| h.bytes_out),
+        bytes_down: sum(&|h| h.bytes_in),
+        hosts: s
+            .tables
+            .iter()
+            .flat_map(|t| {
+                let port = table_port(t);
+                t.hosts.iter().map(move |h| HostSample {
+                    name: format!("{} {}", t.name, host_name(h, port)),
+                    state: chart_state(h),
+                })
+            })
+            .collect(),
     }
 }
 
@@ -70,6 +104,17 @@ fn hosts(s: &Status) -> Vec<(Labels, &HostStatus)> {
             })
         })
         .collect()
+}
+
+/// A host's state as the strips colour it (draining is a kind of up).
+fn chart_state(h: &HostStatus) -> ChartState {
+    match h.state {
+        HostState::Up if h.draining => ChartState::Draining,
+        HostState::Up => ChartState::Up,
+        HostState::Down => ChartState::Down,
+        HostState::Unknown => ChartState::Unknown,
+        HostState::Disabled => ChartState::Disabled,
+    }
 }
 
 fn table_port(t: &TableStatus) -> Option<u16> {
@@ -280,8 +325,8 @@ impl Collector for RelayCollector {
     }
 }
 
-/// The status page: every relay, its tables and their hosts.
-pub fn page(s: &Status, now: SystemTime) -> String {
+/// The status page: the charts of `history`, then every relay, its tables and their hosts.
+pub fn page(s: &Status, history: &History, now: SystemTime) -> String {
     let up = now
         .duration_since(std::time::UNIX_EPOCH + std::time::Duration::from_millis(s.started_at_ms))
         .unwrap_or_default();
@@ -292,7 +337,7 @@ pub fn page(s: &Status, now: SystemTime) -> String {
         s.generation,
         net::clock::utc(now)
     );
-    let mut body = String::new();
+    let mut body = history.section_html();
     for r in &s.relays {
         let st = if r.disabled { "disabled" } else { "active" };
         let listens: Vec<String> = r.listens.iter().map(|a| a.to_string()).collect();
@@ -405,4 +450,99 @@ fn host_row(h: &HostStatus, port: Option<u16>, now: SystemTime) -> Vec<String> {
         num(h.retries),
         num(h.connect_failures),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RelayStatus;
+
+    fn host(id: u32, port: u16, state: HostState, draining: bool) -> HostStatus {
+        HostStatus {
+            id,
+            name: format!("10.0.0.{id}"),
+            addr: std::net::SocketAddr::from(([10, 0, 0, id as u8], port)),
+            state,
+            draining,
+            checks: 0,
+            ups: 0,
+            failed_in_row: 0,
+            retry: 0,
+            last_result: None,
+            last_check_ok: None,
+            last_check_us: None,
+            last_check_at_ms: None,
+            last_change_at_ms: None,
+            local_errors: 0,
+            open: 0,
+            sessions: 0,
+            connect_failures: u64::from(id),
+            retries: 0,
+            bytes_out: 100 * u64::from(id),
+            bytes_in: 1000 * u64::from(id),
+        }
+    }
+
+    fn relay(total: u64, failed: u64) -> RelayStatus {
+        RelayStatus {
+            id: 1,
+            name: "socks".into(),
+            listens: Vec::new(),
+            disabled: false,
+            tables: vec!["pool:1080".into()],
+            sessions_open: 0,
+            sessions_total: total,
+            sessions_failed: failed,
+            no_host: 0,
+            retries: 0,
+            first_byte_timeouts: 0,
+            silent_closed: 0,
+            rates: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_sample_sums_relays_and_hosts_and_names_each_host_by_its_table() {
+        let s = Status {
+            generation: 1,
+            pid: 1,
+            started_at_ms: 0,
+            admission: Default::default(),
+            relays: vec![relay(10, 1), relay(5, 0)],
+            tables: vec![TableStatus {
+                id: 1,
+                name: "pool:1080".into(),
+                disabled: false,
+                check: None,
+                interval_ms: 0,
+                timeout_ms: 0,
+                hosts: vec![
+                    host(1, 1080, HostState::Up, false),
+                    host(2, 1081, HostState::Up, true),
+                    host(3, 1080, HostState::Down, false),
+                ],
+            }],
+        };
+        let got = sample_of(&s);
+        assert_eq!(got.sessions, 15);
+        assert_eq!(
+            got.errors,
+            1 + (1 + 2 + 3),
+            "failed sessions and failed connects"
+        );
+        assert_eq!((got.bytes_up, got.bytes_down), (600, 6000));
+        let hosts: Vec<(&str, ChartState)> = got
+            .hosts
+            .iter()
+            .map(|h| (h.name.as_str(), h.state))
+            .collect();
+        assert_eq!(
+            hosts,
+            vec![
+                ("pool:1080 10.0.0.1", ChartState::Up),
+                ("pool:1080 10.0.0.2:1081", ChartState::Draining),
+                ("pool:1080 10.0.0.3", ChartState::Down),
+            ]
+        );
+    }
 }

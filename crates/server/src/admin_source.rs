@@ -1,6 +1,7 @@
 //! What the server shows on its admin listener (`hasocks.admin: ADDR port = N`): Prometheus
 //! metrics (sessions by version and command, blocks by rule, negotiation and connect
-//! failures, bytes, UDP, authentication), the HTML status page, `/status.json`, readiness.
+//! failures, bytes, UDP, authentication), the HTML status page with its charts,
+//! `/status.json`, readiness, and the once-a-second sample behind the charts.
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::SystemTime;
 
 use admin::html::{self, num, td};
 use admin::metrics::{counters, gauges, Labels};
-use admin::{Readiness, Source};
+use admin::{History, Readiness, Sample, Source};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
@@ -58,13 +59,21 @@ impl Source for ServerAdmin {
         Box::new(ServerCollector(self.handle.clone()))
     }
 
-    fn status_html(&self) -> String {
+    fn status_html(&self, history: &History) -> String {
         page(
             &self.handle,
             &self.handle.stats().snapshot(),
+            history,
             self.started,
             SystemTime::now(),
         )
+    }
+
+    /// The counters' snapshot (atomics): sessions that passed the rules; errors are failed
+    /// negotiations and failed connects; bytes of TCP sessions and UDP associations, counted
+    /// when they end.
+    fn sample(&self) -> Sample {
+        sample_of(&self.handle.stats().snapshot())
     }
 
     fn status_json(&self) -> String {
@@ -315,8 +324,28 @@ fn admission_metrics(
     )
 }
 
-/// The status page: listeners, sessions by command, authentication, failures, recent blocks.
-fn page(h: &ServerHandle, s: &StatsSnapshot, started: SystemTime, now: SystemTime) -> String {
+/// The charts' totals of `s` (see [`ServerAdmin::sample`]).
+fn sample_of(s: &StatsSnapshot) -> Sample {
+    let add = |a: u64, n: &u64| a.saturating_add(*n);
+    let connects = s.connect_failures.iter().map(|(_, n)| n);
+    Sample {
+        sessions: s.sessions_total.iter().flatten().fold(0, add),
+        errors: s.negotiation_failures.iter().chain(connects).fold(0, add),
+        bytes_up: s.bytes_up.saturating_add(s.udp[1]),
+        bytes_down: s.bytes_down.saturating_add(s.udp[3]),
+        hosts: Vec::new(),
+    }
+}
+
+/// The status page: the charts of `history`, then listeners, sessions by command,
+/// authentication, failures, recent blocks.
+fn page(
+    h: &ServerHandle,
+    s: &StatsSnapshot,
+    history: &History,
+    started: SystemTime,
+    now: SystemTime,
+) -> String {
     let meta = format!(
         "pid {}, up {}, {} sessions open, {}",
         std::process::id(),
@@ -324,7 +353,8 @@ fn page(h: &ServerHandle, s: &StatsSnapshot, started: SystemTime, now: SystemTim
         h.active_sessions(),
         net::clock::utc(now)
     );
-    let mut body = String::from("<h2>listeners</h2>\n");
+    let mut body = history.section_html();
+    body.push_str("<h2>listeners</h2>\n");
     let rows: Vec<Vec<String>> = h
         .local_addrs()
         .iter()

@@ -184,3 +184,63 @@ async fn metrics_count_what_the_clients_did_and_pass_promtool_under_load() {
         Some(200)
     );
 }
+
+/// The legend's peak of `series` on `page` (0 when it is not drawn).
+fn peak(page: &str, series: &str) -> f64 {
+    let tag = format!("data-series=\"{series}\" data-peak=\"");
+    page.split(&tag)
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_charts_sessions_errors_and_bytes_after_a_short_load() {
+    let text = "internal: 127.0.0.1 port = 0\nexternal: 127.0.0.1\nsocksmethod: none\n\
+                client pass { from: 0/0 to: 0/0 }\nsocks pass { from: 0/0 to: 0/0 }\n";
+    let (h, proxy) = start(text).await;
+    let h = Arc::new(h);
+    let every = std::time::Duration::from_millis(20);
+    let a = admin::start_sampling_every(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(ServerAdmin::new(h.clone())),
+        admin::Limits::default(),
+        every,
+    )
+    .expect("admin");
+    let target = echo_server("127.0.0.1").await;
+    let dead = closed_port().await;
+
+    let (_, before) = http_get(a.local_addr(), "/").await.expect("page");
+    assert!(before.contains("<h2>last 18 seconds</h2>"), "{before}");
+    assert!(
+        !before.contains("data-chart=\"hosts\""),
+        "a server has no host strips"
+    );
+
+    let end = tokio::time::Instant::now() + DEADLINE;
+    let page = loop {
+        // Sessions that move bytes, and a connect that fails (an error).
+        for _ in 0..5 {
+            connect_echo(proxy, target, 2000).await;
+        }
+        let (_, rep, _) = socks5(proxy, &request_ip(1, dead)).await;
+        assert_eq!(rep, 5);
+        let (_, page) = http_get(a.local_addr(), "/").await.expect("page");
+        if ["sessions", "errors", "up", "down"]
+            .iter()
+            .all(|s| peak(&page, s) > 0.0)
+        {
+            break page;
+        }
+        assert!(tokio::time::Instant::now() < end, "no data charted: {page}");
+        tokio::time::sleep(every).await;
+    };
+    assert!(page.contains("<polyline class=\"series\" data-series=\"sessions\""));
+    assert!(
+        page.find("data-chart=\"sessions\"") < page.find("<h2>listeners</h2>"),
+        "the charts come first"
+    );
+    assert!(!page.contains("<script"));
+}

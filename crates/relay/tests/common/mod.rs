@@ -27,6 +27,14 @@ pub fn state(h: &RelayHandle, table: &str, i: usize) -> HostState {
 
 /// A relay over `backends` (round robin, TCP check) with an admin listener.
 pub async fn relay_with_admin(ports: &[u16]) -> (Arc<RelayHandle>, admin::AdminHandle) {
+    relay_with_admin_sampling(ports, admin::history::SAMPLE_INTERVAL).await
+}
+
+/// [`relay_with_admin`] whose admin listener samples the relay every `every`.
+pub async fn relay_with_admin_sampling(
+    ports: &[u16],
+    every: std::time::Duration,
+) -> (Arc<RelayHandle>, admin::AdminHandle) {
     let cfg = config(
         vec![table("pool", ports)],
         vec![relay(vec![forward(
@@ -37,10 +45,11 @@ pub async fn relay_with_admin(ports: &[u16]) -> (Arc<RelayHandle>, admin::AdminH
     );
     let h = Arc::new(RelayHandle::start(cfg).await.expect("relay"));
     assert!(h.wait_ready(DEADLINE).await);
-    let a = admin::start(
+    let a = admin::start_sampling_every(
         "127.0.0.1:0".parse().unwrap(),
         Arc::new(RelayAdmin::new(h.clone())),
         admin::Limits::default(),
+        every,
     )
     .expect("admin listener");
     (h, a)
