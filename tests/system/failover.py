@@ -2,7 +2,7 @@
 """System test: a keepalived pair of hasocks relays loses its master under load, three ways.
 
 For each fault (kill -9 the master relay; stop the master's keepalived; take the master's
-link down; and the master relay losing its servers while its partner keeps them) it builds the lab (examples/keepalived/lab.sh), takes a census of which server 30
+link down; and the master relay losing its servers while its partner keeps them) it builds the lab (labs/keepalived/lab.sh), takes a census of which server 30
 client addresses egress through, runs 50 clients for 30 s (5 in long sessions) and a UDP
 association, injects the fault at 10 s, brings the old master back at 20 s, and measures:
 time from the fault to the first successful new session, which sessions failed and why, the
@@ -21,7 +21,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAB = os.path.join(ROOT, "examples", "keepalived", "lab.sh")
+LAB = os.path.join(ROOT, "labs", "keepalived", "lab.sh")
 CLIENT = os.path.join(ROOT, "tests", "system", "client.py")
 LOAD_SECONDS, FAULT_AT, RESTORE_AT = 30.0, 10.0, 20.0
 FIRST_SUCCESS_GOAL = 3.0

@@ -49,6 +49,20 @@ impl Collector for BuildInfo {
     }
 }
 
+/// Encodes one family: its descriptor, then each sample with `put`.
+fn family<T>(
+    enc: &mut DescriptorEncoder<'_>,
+    (name, help, unit, kind): (&str, &str, Option<Unit>, MetricType),
+    samples: impl IntoIterator<Item = (Labels, T)>,
+    mut put: impl FnMut(prometheus_client::encoding::MetricEncoder<'_>, &T) -> fmt::Result,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, unit.as_ref(), kind)?;
+    for (labels, v) in samples {
+        put(m.encode_family(&labels)?, &v)?;
+    }
+    Ok(())
+}
+
 /// A counter family: one sample per label set. `name` is without `_total` and without the
 /// unit (both are appended).
 pub fn counters(
@@ -58,12 +72,17 @@ pub fn counters(
     unit: Option<Unit>,
     samples: impl IntoIterator<Item = (Labels, u64)>,
 ) -> fmt::Result {
-    let mut m = enc.encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?;
-    for (labels, v) in samples {
-        m.encode_family(&labels)?
-            .encode_counter::<NoLabelSet, u64, u64>(&v, None)?;
-    }
-    Ok(())
+    family(
+        enc,
+        (name, help, unit, MetricType::Counter),
+        samples,
+        |mut m, v| m.encode_counter::<NoLabelSet, u64, u64>(v, None),
+    )
+}
+
+/// One counter without labels.
+pub fn counter(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: u64) -> fmt::Result {
+    counters(enc, name, help, None, [(Vec::new(), value)])
 }
 
 /// A counter family of floating-point values (CPU seconds).
@@ -74,12 +93,12 @@ pub fn counters_f64(
     unit: Option<Unit>,
     samples: impl IntoIterator<Item = (Labels, f64)>,
 ) -> fmt::Result {
-    let mut m = enc.encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?;
-    for (labels, v) in samples {
-        m.encode_family(&labels)?
-            .encode_counter::<NoLabelSet, f64, u64>(&v, None)?;
-    }
-    Ok(())
+    family(
+        enc,
+        (name, help, unit, MetricType::Counter),
+        samples,
+        |mut m, v| m.encode_counter::<NoLabelSet, f64, u64>(v, None),
+    )
 }
 
 /// A gauge family: one sample per label set.
@@ -90,11 +109,27 @@ pub fn gauges(
     unit: Option<Unit>,
     samples: impl IntoIterator<Item = (Labels, f64)>,
 ) -> fmt::Result {
-    let mut m = enc.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
-    for (labels, v) in samples {
-        m.encode_family(&labels)?.encode_gauge(&v)?;
-    }
-    Ok(())
+    family(
+        enc,
+        (name, help, unit, MetricType::Gauge),
+        samples,
+        |mut m, v| m.encode_gauge(v),
+    )
+}
+
+/// One gauge without labels.
+pub fn gauge(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: f64) -> fmt::Result {
+    gauges(enc, name, help, None, [(Vec::new(), value)])
+}
+
+/// (labels, value) for each name of `names` with the value at the same place of `values`,
+/// under the label `label`: a family indexed by a fixed list of words.
+pub fn by_word<T: Copy>(label: &'static str, names: &[&str], values: &[T]) -> Vec<(Labels, T)> {
+    names
+        .iter()
+        .zip(values)
+        .map(|(n, v)| (vec![(label, (*n).to_string())], *v))
+        .collect()
 }
 
 /// A histogram's figures: per-bucket (not cumulative) counts by upper bound, sum and count.
@@ -116,12 +151,12 @@ pub fn histograms(
     unit: Option<Unit>,
     samples: impl IntoIterator<Item = (Labels, HistogramSample)>,
 ) -> fmt::Result {
-    let mut m = enc.encode_descriptor(name, help, unit.as_ref(), MetricType::Histogram)?;
-    for (labels, h) in samples {
-        m.encode_family(&labels)?
-            .encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)?;
-    }
-    Ok(())
+    family(
+        enc,
+        (name, help, unit, MetricType::Histogram),
+        samples,
+        |mut m, h| m.encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None),
+    )
 }
 
 /// One series per state, 1 for the current one and 0 for the others (HAProxy's

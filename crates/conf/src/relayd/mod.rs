@@ -7,7 +7,6 @@
 //! table not used by any relay is a warning (relayd refuses it).
 
 mod lexer;
-mod md5;
 mod parser;
 mod relay;
 mod stream;
@@ -66,7 +65,8 @@ pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<RelaydConfig,
 /// (RFC 1321) of the string's UTF-8 bytes, as relayd derives its key from a string. Stable
 /// across releases and machines, so two relays with the same key map clients alike.
 pub fn key_from_str(s: &str) -> HashKey {
-    md5::md5(s.as_bytes())
+    use md5::{Digest, Md5};
+    Md5::digest(s.as_bytes()).into()
 }
 
 #[cfg(test)]
@@ -78,7 +78,28 @@ mod tests {
     }
 
     #[test]
-    fn string_keys_are_the_md5_of_the_string() {
+    fn string_keys_are_the_md5_of_the_string_as_in_the_rfc_1321_test_suite() {
+        let cases = [
+            ("", "d41d8cd98f00b204e9800998ecf8427e"),
+            ("a", "0cc175b9c0f1b6a831c399e269772661"),
+            ("abc", "900150983cd24fb0d6963f7d28e17f72"),
+            ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
+            (
+                "abcdefghijklmnopqrstuvwxyz",
+                "c3fcd3d76192e4007dfb496cca67e13b",
+            ),
+            (
+                "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+                "57edf4a22be3c955ac49da2e2107b67a",
+            ),
+        ];
+        for (input, want) in cases {
+            let hex: String = key_from_str(input)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(hex, want, "md5({input:?})");
+        }
         assert_eq!(
             key_from_str("abc"),
             [

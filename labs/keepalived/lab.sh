@@ -25,6 +25,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# The configs it runs are the ones an operator copies: examples/keepalived.
+conf=$(cd "$here/../../examples/keepalived" && pwd)
 run=/run/hasocks-lab
 net=10.77.0
 vip=$net.100
@@ -103,23 +105,23 @@ cmd_up() {
     install -d -m 0755 "$run/$h"
   done
   # No "connection refused" from the shared address while a relay is down (hasocks-vip.nft).
-  for n in 1 2; do ip netns exec "hsl-relay$n" nft -f "$here/hasocks-vip.nft"; done
+  for n in 1 2; do ip netns exec "hsl-relay$n" nft -f "$conf/hasocks-vip.nft"; done
   ip -n hsl-client addr add "$net.20/24" dev eth0
   for i in $(seq 50 79); do ip -n hsl-client addr add "$net.$i/24" dev eth0; done
 
   start target hsl-client python3 "$here/lab-target.py" "$net.20" 8080
   for n in 1 2; do
     local s=server$n
-    sed "s/$net.11/${ip[$s]}/g" "$here/sockd.conf" >"$run/$s/sockd.conf"
+    sed "s/$net.11/${ip[$s]}/g" "$conf/sockd.conf" >"$run/$s/sockd.conf"
     start "$s" "hsl-$s" "$bin" server -f "$run/$s/sockd.conf"
   done
   for n in 1 2; do
     local d=$run/relay$n
-    sed "s|/run/hasocks/relay.sock|$d/relay.sock|" "$here/relayd.conf" >"$d/relayd.conf"
+    sed "s|/run/hasocks/relay.sock|$d/relay.sock|" "$conf/relayd.conf" >"$d/relayd.conf"
     # The shipped keepalived configs, with this lab's paths.
-    install -m 0755 "$here/hasocks-ready.sh" "$here/hasocks-notify.sh" "$d/"
+    install -m 0755 "$conf/hasocks-ready.sh" "$conf/hasocks-notify.sh" "$d/"
     sed -e "s|/etc/keepalived/|$d/|g" -e "s|/var/log/hasocks-vrrp.log|$d/vrrp.log|" \
-      "$here/keepalived-relay$n.conf" >"$d/keepalived.conf"
+      "$conf/keepalived-relay$n.conf" >"$d/keepalived.conf"
     relay_up "$n"
   done
   # Relay 1 first, so it becomes master: keepalived 2 starts once 1 holds the address.
