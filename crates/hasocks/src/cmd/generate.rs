@@ -109,6 +109,7 @@ fn page(cmd: clap::Command, see_also: &[String]) -> std::io::Result<Vec<u8>> {
     let has_commands = cmd.get_subcommands().any(|s| !s.is_hide_set());
     let man = Man::new(cmd)
         .section("8")
+        .date(env!("HASOCKS_COMMIT_DATE"))
         .source(format!("hasocks {}", env!("CARGO_PKG_VERSION")))
         .manual("hasocks");
     let mut out = Vec::new();
