@@ -262,6 +262,9 @@ mod tests {
                 th < text.find(".SH NAME").unwrap_or(0),
                 "{name}: no .TH first"
             );
+            // An empty .TH field written as nothing shifts the date into the source's place.
+            let th_line = text[th + 1..].lines().next().unwrap_or_default();
+            assert!(!th_line.contains("  "), "{name}: {th_line}");
             // mandb's whatis parser needs "NAME" followed by "name \- summary".
             let stem = name.trim_end_matches(".8").replace('-', "\\-");
             assert!(
