@@ -28,10 +28,13 @@ if [ -z "$bin" ]; then
   bin=target/release/hasocks
 fi
 out=target/deb
-stage=$(mktemp -d)
 work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# The package's tree sits where dpkg-shlibdeps expects a package's files: debian/PACKAGE in
+# a source tree (its debian/control is written below).
+stage="$work/src/debian/hasocks"
+mkdir -p "$stage"
 chmod 0755 "$stage"
-trap 'rm -rf "$stage" "$work"' EXIT
 umask 022
 
 install -D -m 0755 "$bin" "$stage/usr/bin/hasocks"
@@ -77,16 +80,15 @@ find "$doc/examples" -type f \( -name '*.sh' -o -name '*.py' -o -name '*.nft' \)
 install -d -m 0755 "$stage/etc/hasocks"
 install -D -m 0644 dist/deb/lintian-overrides "$stage/usr/share/lintian/overrides/hasocks"
 
-# Depends: what dpkg-shlibdeps finds for the binary (versioned, as debhelper would write it),
-# which wants a debian/control to stand in a source tree.
-install -d "$work/src/debian"
+# Depends: what dpkg-shlibdeps finds for the binary (versioned, as debhelper would write it);
+# it knows the package's root by its DEBIAN folder.
+install -d "$stage/DEBIAN"
 printf 'Source: hasocks\n\nPackage: hasocks\nArchitecture: any\n' > "$work/src/debian/control"
-shlibs=$(cd "$work/src" && dpkg-shlibdeps -O -e"$stage/usr/bin/hasocks" 2>/dev/null |
+shlibs=$(cd "$work/src" && dpkg-shlibdeps -O -edebian/hasocks/usr/bin/hasocks |
   sed -n 's/^shlibs:Depends=//p')
 depends="adduser${shlibs:+, $shlibs}"
 size=$(du -sk --apparent-size "$stage" | cut -f1)
 
-install -d "$stage/DEBIAN"
 cat > "$stage/DEBIAN/control" <<TXT
 Package: hasocks
 Version: ${debversion}
