@@ -141,7 +141,7 @@ DVER=$(dante_version)
     echo "- hasocks: $("$BIN" --version 2>/dev/null), run as root with \`user.unprivileged: nobody\` (shadow checks go through its root auth helper); statuses: user $STATUS_hasocks_user, file $STATUS_hasocks_file, user/no cache $STATUS_hasocks_user_nocache, file/no cache $STATUS_hasocks_file_nocache"
     echo "- account: one system account, \`chpasswd -c $HASH\` (hash \`$(echo "$SHADOW_HASH" | cut -c1-7)...\`); the password file holds the same hash; every session logs in as that user with the right password"
     echo "- load: \`hasocks bench --mode sessions -U USER:PASS --concurrency $CONCURRENCY --duration $DURATION --payload $PAYLOAD\`: connect + greeting + RFC 1929 + CONNECT + ${PAYLOAD}-byte echo + close"
-    echo "- cache: as shipped hasocks remembers a success for 30 s (keyed hash of the password, see README); \"no cache\" rows set \`hasocks.auth.cache: 0\`, so each session verifies the hash, like Dante"
+    echo "- cache: as shipped hasocks remembers a success for 30 s (keyed hash of the password, see docs/authentication.md); \"no cache\" rows set \`hasocks.auth.cache: 0\`, so each session verifies the hash, like Dante"
     echo "- server CPU per session: $CPU_NOTE; divided by the sessions completed"
     echo
     echo "| server | sessions/s | vs Dante | p50, ms | p99, ms | server CPU per session, us | errors |"

@@ -1,5 +1,6 @@
-//! Records the git commit the binary is built from, for `hasocks --version`.
-//! `HASOCKS_COMMIT` overrides it (a package built from a tarball); outside git it is "unknown".
+//! Records the git commit the binary is built from, for `hasocks --version`, and its date, for
+//! the man pages. `HASOCKS_COMMIT` and `HASOCKS_COMMIT_DATE` override them (a package built
+//! from a tarball); outside git they are "unknown".
 
 use std::path::Path;
 use std::process::Command;
@@ -19,16 +20,29 @@ fn main() {
         "cargo:rerun-if-changed={}",
         git.join("packed-refs").display()
     );
-    let commit = std::env::var("HASOCKS_COMMIT").ok().or_else(|| {
+    let git_out = |args: &[&str]| {
         let out = Command::new("git")
-            .args(["rev-parse", "--short=12", "HEAD"])
+            .args(args)
             .current_dir(&root)
             .output()
             .ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    });
+    };
+    let commit = std::env::var("HASOCKS_COMMIT")
+        .ok()
+        .or_else(|| git_out(&["rev-parse", "--short=12", "HEAD"]));
+    // The man pages' date: the commit's, so a rebuild of the same source gives the same pages.
+    println!("cargo:rerun-if-env-changed=HASOCKS_COMMIT_DATE");
+    let date = std::env::var("HASOCKS_COMMIT_DATE")
+        .ok()
+        .or_else(|| git_out(&["log", "-1", "--format=%cs"]));
+    println!(
+        "cargo:rustc-env=HASOCKS_COMMIT_DATE={}",
+        date.filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "unknown".into())
+    );
     println!(
         "cargo:rustc-env=HASOCKS_COMMIT={}",
         commit

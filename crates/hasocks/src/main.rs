@@ -6,6 +6,14 @@ mod cmd;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// High-availability SOCKS: a Dante-compatible server and a relayd-compatible relay.
+///
+/// hasocks server is a SOCKS 4, 4a and 5 server that reads Dante's sockd.conf. hasocks relay
+/// is a layer-4 relay that reads OpenBSD relayd's relayd.conf and spreads clients over a pool
+/// of SOCKS servers by client address, with health checks that speak SOCKS. hasocks ctl
+/// controls a running relay as relayctl does, hasocks check probes one SOCKS server end to
+/// end, hasocks bench loads a SOCKS server or relay, and hasocks up runs a whole cluster on
+/// loopback. Both daemons reload on SIGHUP, stop on SIGTERM or SIGINT after a grace time, and
+/// hand their listening sockets to a new binary on SIGUSR2 or --upgrade.
 #[derive(Parser)]
 #[command(name = "hasocks", version, about)]
 struct Cli {
@@ -30,6 +38,9 @@ enum Command {
     /// The server's privileged password-check helper (started by `hasocks server` itself).
     #[command(name = "auth-helper", hide = true)]
     AuthHelper,
+    /// Man pages and shell completions from this CLI definition (for packaging).
+    #[command(hide = true)]
+    Generate(cmd::generate::GenerateArgs),
 }
 
 /// `-V`: the version and the commit it was built from.
@@ -78,6 +89,15 @@ fn main() -> std::process::ExitCode {
             u8::try_from(server::privs::run_auth_helper()).unwrap_or(1),
         );
     }
+    if let Command::Generate(a) = cli.command {
+        return match cmd::generate::run(a, Cli::command()) {
+            Ok(_) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hasocks: {}", cmd::error_text(&e));
+                std::process::ExitCode::from(1)
+            }
+        };
+    }
     cmd::init_tracing();
     // Socket activation changes the environment: before any other thread exists.
     let activated = match hasocks_lifecycle::systemd::take_listen_fds() {
@@ -109,7 +129,7 @@ fn main() -> std::process::ExitCode {
             Command::Ctl(a) => cmd::ctl::run(a).await,
             Command::Check(a) => cmd::check::run(a).await,
             Command::Bench(a) => cmd::bench::run(a).await,
-            Command::AuthHelper => Ok(0),
+            Command::AuthHelper | Command::Generate(_) => Ok(0),
         }
     });
     match result {

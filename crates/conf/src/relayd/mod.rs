@@ -6,6 +6,7 @@
 //! check interval is a warning (relayd refuses it), unquoted words may contain `/`, and a
 //! table not used by any relay is a warning (relayd refuses it).
 
+pub mod keywords;
 mod lexer;
 mod parser;
 mod relay;

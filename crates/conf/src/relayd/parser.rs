@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use super::keywords;
 use super::lexer::{TokKind, Token};
 use super::stream::Stream;
 use super::words::{self, is_reserved, is_unsupported, not_supported};
@@ -218,6 +219,14 @@ impl Parser {
     /// One top-level statement starting with the word `w`.
     fn statement(&mut self, w: &str) -> Res<()> {
         let kw = self.s.next()?;
+        if !keywords::GLOBAL.contains(&w) {
+            let msg = if is_unsupported(w) || w == "load" {
+                not_supported(w)
+            } else {
+                format!("unknown keyword \"{w}\"")
+            };
+            return Err(self.s.err(&kw, msg));
+        }
         match w {
             "interval" => self.cfg.interval_s = self.number("interval", 1, 2_147_483)?.0,
             "timeout" => {
@@ -266,7 +275,6 @@ impl Parser {
             }
             "table" => self.table(&kw)?,
             "relay" => self.relay(&kw)?,
-            _ if is_unsupported(w) || w == "load" => return Err(self.s.err(&kw, not_supported(w))),
             _ => return Err(self.s.err(&kw, format!("unknown keyword \"{w}\""))),
         }
         Ok(())
@@ -275,7 +283,8 @@ impl Parser {
     /// `log state changes | host checks | connection [errors]` (and the older `updates | all`).
     fn log(&mut self) -> Res<()> {
         let t = self.s.next()?;
-        match t.word().unwrap_or_default() {
+        let w = t.word().filter(|w| keywords::LOG.contains(w));
+        match w.unwrap_or_default() {
             "state" => {
                 self.expect_word("changes", "log state")?;
                 self.cfg.log_host_checks = false;
@@ -438,7 +447,15 @@ impl Parser {
     fn host_options(&mut self, entry: &mut HostEntry) -> Res<()> {
         loop {
             let t = self.s.peek()?;
-            match t.word().unwrap_or_default() {
+            let w = t.word().unwrap_or_default();
+            if !keywords::HOST_OPTIONS.contains(&w) {
+                return match w {
+                    "parent" | "priority" => Err(self.s.err(&t, not_supported(w))),
+                    "ip" => Err(self.s.err(&t, not_supported("ip ttl"))),
+                    _ => Ok(()),
+                };
+            }
+            match w {
                 "retry" => {
                     self.s.next()?;
                     entry.retry = self.number("retry", 0, 2_147_483_647)?.0;
@@ -447,8 +464,6 @@ impl Parser {
                     self.s.next()?;
                     entry.port = Some(self.port()?);
                 }
-                w @ ("parent" | "priority") => return Err(self.s.err(&t, not_supported(w))),
-                "ip" => return Err(self.s.err(&t, not_supported("ip ttl"))),
                 _ => return Ok(()),
             }
         }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use super::keywords;
 use super::lexer::{TokKind, Token};
 use super::parser::{Parser, Res};
 use super::words::{self, is_reserved, is_unsupported, not_supported};
@@ -79,6 +80,14 @@ impl Parser {
                     ))
                 }
             };
+            if !keywords::RELAY.contains(&w.as_str()) {
+                let msg = if is_unsupported(&w) {
+                    not_supported(&w)
+                } else {
+                    format!("unknown keyword \"{w}\"")
+                };
+                return Err(self.s.err(&t, msg));
+            }
             match w.as_str() {
                 "listen" => relay.listens.push(self.listen()?),
                 "forward" => {
@@ -100,7 +109,6 @@ impl Parser {
                     self.expect_word("proxy-v2", "send")?;
                     relay.send_proxy_v2 = true;
                 }
-                _ if is_unsupported(&w) => return Err(self.s.err(&t, not_supported(&w))),
                 _ => return Err(self.s.err(&t, format!("unknown keyword \"{w}\""))),
             }
             let end = self.s.peek()?;
@@ -215,6 +223,19 @@ impl Parser {
                         .err(&t, format!("unexpected {} in a forward line", t.describe())))
                 }
             };
+            if !keywords::FORWARD.contains(&w.as_str()) {
+                let msg = if w == "retry" {
+                    format!(
+                        "{} on a forward line; write \"retry N\" after the hosts of the table",
+                        not_supported("retry")
+                    )
+                } else if is_unsupported(&w) {
+                    not_supported(&w)
+                } else {
+                    format!("unknown keyword \"{w}\"")
+                };
+                return Err(self.s.err(&t, msg));
+            }
             let seen = match w.as_str() {
                 "port" => std::mem::replace(&mut port_given, true),
                 "mode" => std::mem::replace(&mut mode_given, true),
@@ -248,16 +269,6 @@ impl Parser {
                     }
                     fwd.interval_s = Some(n);
                 }
-                "retry" => {
-                    return Err(self.s.err(
-                        &t,
-                        format!(
-                            "{} on a forward line; write \"retry N\" after the hosts of the table",
-                            not_supported("retry")
-                        ),
-                    ))
-                }
-                _ if is_unsupported(&w) => return Err(self.s.err(&t, not_supported(&w))),
                 _ => return Err(self.s.err(&t, format!("unknown keyword \"{w}\""))),
             }
         }
@@ -276,7 +287,8 @@ impl Parser {
     /// The scheduling mode after `mode`.
     fn mode(&mut self) -> Res<Mode> {
         let t = self.s.next()?;
-        let mode = match t.word().unwrap_or_default() {
+        let w = t.word().filter(|w| keywords::MODES.contains(w));
+        let mode = match w.unwrap_or_default() {
             "roundrobin" => Mode::RoundRobin,
             "random" => Mode::Random,
             "least-states" => Mode::LeastStates,
@@ -312,7 +324,10 @@ impl Parser {
     fn check(&mut self) -> Res<Check> {
         let t = self.s.next()?;
         let w = t.word().unwrap_or_default().to_string();
-        let check = match w.as_str() {
+        // Only the table's checks are dispatched; relayd's others are named as unsupported.
+        let unsupported = matches!(w.as_str(), "icmp" | "tls" | "http" | "https" | "ssl");
+        let known = unsupported || keywords::CHECKS.contains(&w.as_str());
+        let check = match if known { w.as_str() } else { "" } {
             "tcp" => Check::Tcp,
             "send" => {
                 let send = self.send_data()?.0.into_bytes();

@@ -17,13 +17,6 @@ const RESERVED: &str = "\
     style table tag tagged tcp timeout tls to transparent trap ttl updates url value virtual \
     websockets with";
 
-/// relayd keywords that start a statement or option hasocks does not implement (layer 3
-/// redirections, layer 7 protocols, routers, TLS, SNMP, carp demotion...).
-const UNSUPPORTED: &str = "\
-    redirect protocol http https tls dns tcp router route rtable rtlabel snmp agentx demote \
-    transparent ssl sticky-address match pass block label tag tagged interface inet inet6 ca \
-    cert keypair ciphers ecdhe edh backlog buffer nodelay sack splice priority parent";
-
 /// True for a word that cannot be a macro name, host or bare key.
 pub(crate) fn is_reserved(w: &str) -> bool {
     RESERVED.split_ascii_whitespace().any(|r| r == w)
@@ -31,7 +24,7 @@ pub(crate) fn is_reserved(w: &str) -> bool {
 
 /// True for a relayd keyword that hasocks refuses with "not supported".
 pub(crate) fn is_unsupported(w: &str) -> bool {
-    UNSUPPORTED.split_ascii_whitespace().any(|r| r == w)
+    super::keywords::UNSUPPORTED.contains(&w)
 }
 
 pub(crate) use crate::error::not_supported;

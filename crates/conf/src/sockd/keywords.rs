@@ -1,8 +1,95 @@
-//! Keyword tables: what Dante has that hasocks refuses, service names, syslog facilities.
+//! Keyword tables of sockd.conf as hasocks reads it: the settings, the rule items, the
+//! authentication methods, and what Dante has that hasocks refuses.
+//!
+//! The parser dispatches on these tables (a word outside them is never accepted), so they are
+//! the one list of what hasocks understands; the documentation test walks them to prove every
+//! keyword is described in `docs/sockd.conf.md` and in hasocks-sockd.conf(5).
+
+use super::Method;
+
+/// Server settings (the part before the rules): Dante's and the `hasocks.*` additions,
+/// including the Dante settings that are accepted only with a warning (`user.libwrap`,
+/// `compatibility`, `srchost`, `udp.connectdst`, `timeout.tcp_fin_wait`).
+pub const SETTINGS: &[&str] = &[
+    "internal",
+    "external",
+    "external.rotation",
+    "logoutput",
+    "errorlog",
+    "socksmethod",
+    "clientmethod",
+    "user.privileged",
+    "user.unprivileged",
+    "user.notprivileged",
+    "user.libwrap",
+    "timeout.negotiate",
+    "timeout.connect",
+    "timeout.io",
+    "timeout.io.tcp",
+    "timeout.io.udp",
+    "timeout.tcp_fin_wait",
+    "debug",
+    "compatibility",
+    "srchost",
+    "udp.connectdst",
+    "hasocks.udp.advertise",
+    "hasocks.admin",
+    "hasocks.proxyprotocol.from",
+    "pam.servicename",
+    "hasocks.passwordfile",
+    "hasocks.auth.cache",
+    "hasocks.socket",
+    "hasocks.maxconn",
+    "hasocks.maxconn.negotiating",
+    "hasocks.maxconn.negotiating.source",
+];
+
+/// Items valid inside a `client pass|block { }` or `socks pass|block { }` rule.
+pub const RULE_ITEMS: &[&str] = &[
+    "from",
+    "to",
+    "command",
+    "protocol",
+    "proxyprotocol",
+    "socksmethod",
+    "clientmethod",
+    "log",
+    "timeout.negotiate",
+    "timeout.connect",
+    "timeout.io",
+    "timeout.io.tcp",
+    "timeout.io.udp",
+    "timeout.tcp_fin_wait",
+    "udp.portrange",
+    "user",
+    "group",
+    "pam.servicename",
+    "session.max",
+    "session.throttle",
+    "session.state.key",
+    "session.state.max",
+    "session.state.throttle",
+    "bandwidth",
+];
+
+/// The authentication methods `socksmethod:` and `clientmethod:` accept, by their word
+/// ([`Method::word`]).
+pub const METHODS: &[Method] = &[
+    Method::None,
+    Method::Username,
+    Method::PamAny,
+    Method::PamAddress,
+    Method::PamUsername,
+    Method::PasswordFile,
+    Method::Socks4UserId,
+];
+
+/// Dante methods hasocks refuses with "not supported" (not "unknown").
+pub const UNSUPPORTED_METHODS: &[&str] = &["gssapi", "rfc931", "bsdauth", "ldapauth"];
 
 /// Dante 1.4 keywords (settings, rule items or rule kinds) that hasocks does not implement.
 /// Naming them gives "not supported by hasocks" instead of "unknown keyword".
-const UNSUPPORTED: &[&str] = &[
+pub const UNSUPPORTED: &[&str] = &[
     "route",
     "hostid",
     "hostindex",
@@ -28,8 +115,9 @@ const UNSUPPORTED: &[&str] = &[
     "proxyprotocol.from",
 ];
 
-/// Prefixes of Dante keyword families hasocks does not implement.
-const UNSUPPORTED_PREFIXES: &[&str] = &[
+/// Prefixes of Dante keyword families hasocks does not implement (a keyword of such a family
+/// that is not in [`SETTINGS`] or [`RULE_ITEMS`] is refused as "not supported").
+pub const UNSUPPORTED_PREFIXES: &[&str] = &[
     "session.",
     "cpu.",
     "socket.",
@@ -44,16 +132,31 @@ const UNSUPPORTED_PREFIXES: &[&str] = &[
     "monitor.",
 ];
 
+/// Syslog facilities accepted after `syslog/` in `logoutput:` and `errorlog:`.
+pub const FACILITIES: &[&str] = &[
+    "auth", "authpriv", "cron", "daemon", "kern", "lpr", "mail", "news", "syslog", "user", "uucp",
+    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+];
+
+/// Whether `word` names a server setting.
+pub(super) fn is_setting(word: &str) -> bool {
+    SETTINGS.contains(&word)
+}
+
+/// Whether `word` is a rule item.
+pub(super) fn is_rule_item(word: &str) -> bool {
+    RULE_ITEMS.contains(&word)
+}
+
+/// The method a `socksmethod:`/`clientmethod:` word names.
+pub(super) fn method(word: &str) -> Option<Method> {
+    METHODS.iter().copied().find(|m| m.word() == word)
+}
+
 /// Whether `word` is a Dante keyword that hasocks refuses.
 pub(super) fn is_unsupported(word: &str) -> bool {
     UNSUPPORTED.contains(&word) || UNSUPPORTED_PREFIXES.iter().any(|p| word.starts_with(p))
 }
-
-/// Syslog facilities accepted after `syslog/`.
-pub(super) const FACILITIES: &[&str] = &[
-    "auth", "authpriv", "cron", "daemon", "kern", "lpr", "mail", "news", "syslog", "user", "uucp",
-    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
-];
 
 #[cfg(test)]
 mod tests {
@@ -65,5 +168,38 @@ mod tests {
         assert!(is_unsupported("redirect"));
         assert!(!is_unsupported("from"));
         assert!(!is_unsupported("sessionx"));
+    }
+
+    #[test]
+    fn every_method_word_names_its_method() {
+        for m in METHODS {
+            assert_eq!(method(m.word()), Some(*m));
+        }
+        assert_eq!(method("gssapi"), None);
+    }
+
+    #[test]
+    fn every_setting_is_accepted_before_the_rules() {
+        // A setting the parser did not know would be "unknown keyword"; a value error is fine.
+        for kw in SETTINGS {
+            let text = format!("internal: 127.0.0.1\n{kw}: x\n");
+            if let Err(e) = super::super::parse(&text, std::path::Path::new("t")) {
+                assert!(!e.message.contains("unknown keyword"), "{kw}: {e}");
+                assert!(!e.message.contains("not supported"), "{kw}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_rule_item_is_accepted_inside_a_rule() {
+        for kw in RULE_ITEMS {
+            let text =
+                format!("internal: 127.0.0.1\nsocksmethod: none\nsocks pass {{\n{kw}: x\n}}\n");
+            if let Err(e) = super::super::parse(&text, std::path::Path::new("t")) {
+                assert!(!e.message.contains("unknown keyword"), "{kw}: {e}");
+                assert!(!e.message.contains("not supported"), "{kw}: {e}");
+                assert!(!e.message.contains("only valid"), "{kw}: {e}");
+            }
+        }
     }
 }

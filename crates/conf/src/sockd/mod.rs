@@ -7,7 +7,7 @@
 mod addr;
 mod cursor;
 mod display;
-mod keywords;
+pub mod keywords;
 mod lexer;
 mod parser;
 mod rule;

@@ -2,51 +2,11 @@
 
 use super::addr::{parse_hostspec, parse_net, parse_port, parse_u32};
 use super::cursor::{show, Cursor, Word};
-use super::keywords::{is_unsupported, FACILITIES};
+use super::keywords::{is_rule_item, is_setting, is_unsupported, FACILITIES};
 use super::lexer::{Sym, Tok, Token};
-use super::rule::{client_methods, is_rule_item, methods, rule};
+use super::rule::{client_methods, methods, rule};
 use super::{Internal, LogTarget, Method, Rotation, SockdConfig, Timeouts};
 use crate::ConfError;
-
-/// Server settings we know (including the ones accepted only with a warning).
-const SETTINGS: &[&str] = &[
-    "internal",
-    "external",
-    "external.rotation",
-    "logoutput",
-    "errorlog",
-    "socksmethod",
-    "clientmethod",
-    "user.privileged",
-    "user.unprivileged",
-    "user.notprivileged",
-    "user.libwrap",
-    "timeout.negotiate",
-    "timeout.connect",
-    "timeout.io",
-    "timeout.io.tcp",
-    "timeout.io.udp",
-    "timeout.tcp_fin_wait",
-    "debug",
-    "compatibility",
-    "srchost",
-    "udp.connectdst",
-    "hasocks.udp.advertise",
-    "hasocks.admin",
-    "hasocks.proxyprotocol.from",
-    "pam.servicename",
-    "hasocks.passwordfile",
-    "hasocks.auth.cache",
-    "hasocks.socket",
-    "hasocks.maxconn",
-    "hasocks.maxconn.negotiating",
-    "hasocks.maxconn.negotiating.source",
-];
-
-/// Whether `word` names a server setting.
-pub(super) fn is_setting(word: &str) -> bool {
-    SETTINGS.contains(&word)
-}
 
 /// A count that must be at least 1.
 fn at_least_one(v: &str) -> Result<u32, String> {

@@ -2,47 +2,13 @@
 
 use super::addr::{parse_addr_spec, parse_port, parse_u32};
 use super::cursor::{show, Cursor, Word};
-use super::keywords::is_unsupported;
+use super::keywords::{self, is_rule_item, is_setting, is_unsupported};
 use super::lexer::{Sym, Tok, Token};
-use super::parser::is_setting;
 use super::{
     Command, Endpoint, Limits, LogFlags, Method, MethodUse, PortOp, PortSpec, Protocol, Rule,
     RuleAuth, RuleTimeouts, SockdConfig, SocksVersion, StateKey, Throttle, Verdict,
 };
 use crate::ConfError;
-
-/// Items valid inside a rule.
-const RULE_ITEMS: &[&str] = &[
-    "from",
-    "to",
-    "command",
-    "protocol",
-    "proxyprotocol",
-    "socksmethod",
-    "clientmethod",
-    "log",
-    "timeout.negotiate",
-    "timeout.connect",
-    "timeout.io",
-    "timeout.io.tcp",
-    "timeout.io.udp",
-    "timeout.tcp_fin_wait",
-    "udp.portrange",
-    "user",
-    "group",
-    "pam.servicename",
-    "session.max",
-    "session.throttle",
-    "session.state.key",
-    "session.state.max",
-    "session.state.throttle",
-    "bandwidth",
-];
-
-/// Whether `word` is a rule item.
-pub(super) fn is_rule_item(word: &str) -> bool {
-    RULE_ITEMS.contains(&word)
-}
 
 /// Parses a rule starting at its `client`/`socks` keyword; returns whether it is a client rule.
 /// `globals` holds the settings (which all come before the rules): a rule's methods must be
@@ -439,21 +405,15 @@ fn set_log_flag(f: &mut LogFlags, v: &str) -> Result<(), String> {
 pub(super) fn methods(c: &mut Cursor<'_>, kw: &Word) -> Result<Vec<(Method, Word)>, ConfError> {
     let mut out = Vec::new();
     for w in c.values(kw)? {
-        let m = match w.text.as_str() {
-            "none" => Method::None,
-            "username" => Method::Username,
-            "pam.any" => Method::PamAny,
-            "pam.address" => Method::PamAddress,
-            "pam.username" => Method::PamUsername,
-            "hasocks.passwordfile" => Method::PasswordFile,
-            "hasocks.socks4userid" => Method::Socks4UserId,
-            "gssapi" | "rfc931" | "bsdauth" | "ldapauth" => {
+        let m = match keywords::method(&w.text) {
+            Some(m) => m,
+            None if keywords::UNSUPPORTED_METHODS.contains(&w.text.as_str()) => {
                 return Err(c.err_word(
                     &w,
                     format!("{} \"{}\" is not supported by hasocks", kw.text, w.text),
                 ));
             }
-            other => return Err(c.err_word(&w, format!("unknown {} \"{other}\"", kw.text))),
+            None => return Err(c.err_word(&w, format!("unknown {} \"{}\"", kw.text, w.text))),
         };
         c.method_uses.push(MethodUse {
             method: m,

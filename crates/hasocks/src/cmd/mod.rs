@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod check;
 pub mod ctl;
+pub mod generate;
 pub mod relay;
 pub mod server;
 pub mod up;
