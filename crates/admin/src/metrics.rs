@@ -5,7 +5,7 @@
 use std::fmt;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeCounterValue, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -63,42 +63,26 @@ fn family<T>(
     Ok(())
 }
 
-/// A counter family: one sample per label set. `name` is without `_total` and without the
-/// unit (both are appended).
-pub fn counters(
+/// A counter family: one sample per label set, of whole (`u64`) or fractional (`f64`, CPU
+/// seconds) values. `name` is without `_total` and without the unit (both are appended).
+pub fn counters<V: EncodeCounterValue>(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
     unit: Option<Unit>,
-    samples: impl IntoIterator<Item = (Labels, u64)>,
+    samples: impl IntoIterator<Item = (Labels, V)>,
 ) -> fmt::Result {
     family(
         enc,
         (name, help, unit, MetricType::Counter),
         samples,
-        |mut m, v| m.encode_counter::<NoLabelSet, u64, u64>(v, None),
+        |mut m, v| m.encode_counter::<NoLabelSet, V, u64>(v, None),
     )
 }
 
 /// One counter without labels.
 pub fn counter(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: u64) -> fmt::Result {
     counters(enc, name, help, None, [(Vec::new(), value)])
-}
-
-/// A counter family of floating-point values (CPU seconds).
-pub fn counters_f64(
-    enc: &mut DescriptorEncoder<'_>,
-    name: &str,
-    help: &str,
-    unit: Option<Unit>,
-    samples: impl IntoIterator<Item = (Labels, f64)>,
-) -> fmt::Result {
-    family(
-        enc,
-        (name, help, unit, MetricType::Counter),
-        samples,
-        |mut m, v| m.encode_counter::<NoLabelSet, f64, u64>(v, None),
-    )
 }
 
 /// A gauge family: one sample per label set.

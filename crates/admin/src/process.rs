@@ -8,7 +8,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
-use crate::metrics::{counters_f64, gauges};
+use crate::metrics::{counters, gauges};
 
 /// The process's figures.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,7 +70,7 @@ impl Collector for ProcessCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         let Some(p) = read() else { return Ok(()) };
         let one = |v: f64| [(Vec::new(), v)];
-        counters_f64(
+        counters(
             &mut enc,
             "process_cpu_seconds",
             "Total user and system CPU time spent in seconds",

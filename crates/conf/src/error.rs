@@ -28,16 +28,24 @@ impl ConfError {
     }
 }
 
+/// `file:line:col: message`, or `file: message` for line 0 (the whole file).
+fn positioned(
+    f: &mut fmt::Formatter<'_>,
+    file: &std::path::Path,
+    (line, col): (u32, u32),
+    message: &str,
+) -> fmt::Result {
+    if line == 0 && col == 0 {
+        return write!(f, "{}: {message}", file.display());
+    }
+    write!(f, "{}:{line}:{col}: {message}", file.display())
+}
+
 impl fmt::Display for ConfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.col,
-            self.message
-        )
+        // An error always names its position, 0:0 included (the whole file).
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.col)?;
+        f.write_str(&self.message)
     }
 }
 
@@ -56,18 +64,7 @@ pub struct ConfWarning {
 
 impl fmt::Display for ConfWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.col,
-                self.message
-            )
-        }
+        positioned(f, &self.file, (self.line, self.col), &self.message)
     }
 }
 

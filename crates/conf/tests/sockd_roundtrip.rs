@@ -263,15 +263,8 @@ fn config() -> impl Strategy<Value = SockdConfig> {
 }
 
 /// Drops what printing cannot keep: source lines, warnings and method positions.
-fn normalized(mut c: SockdConfig) -> SockdConfig {
-    c.warnings.clear();
-    c.method_uses.clear();
-    c.internals.iter_mut().for_each(|i| i.line = 0);
-    c.client_rules
-        .iter_mut()
-        .chain(c.socks_rules.iter_mut())
-        .for_each(|r| r.line = 0);
-    c
+fn normalized(c: SockdConfig) -> SockdConfig {
+    c.without_positions()
 }
 
 proptest! {

@@ -222,6 +222,27 @@ pub async fn take_over(
     .map_err(|e| io::Error::other(e.to_string()))?
 }
 
+/// Reads a daemon's hand-over description (JSON with its version in `v`), refusing another
+/// version before looking at the rest.
+pub fn read_description<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    version: u32,
+) -> Result<T, HandoverError> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        v: u32,
+    }
+    let desc = |e: serde_json::Error| HandoverError::Description(e.to_string());
+    let got = serde_json::from_slice::<Versioned>(bytes).map_err(desc)?.v;
+    if got != version {
+        return Err(HandoverError::Version {
+            got,
+            reads: version,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(desc)
+}
+
 /// Why a hand-over's description or descriptors cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandoverError {

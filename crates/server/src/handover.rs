@@ -20,15 +20,7 @@ struct Meta {
 }
 
 fn meta(bytes: &[u8]) -> Result<Meta, HandoverError> {
-    let m: Meta =
-        serde_json::from_slice(bytes).map_err(|e| HandoverError::Description(e.to_string()))?;
-    if m.v != VERSION {
-        return Err(HandoverError::Version {
-            got: m.v,
-            reads: VERSION,
-        });
-    }
-    Ok(m)
+    hasocks_lifecycle::handover::read_description(bytes, VERSION)
 }
 
 /// How many descriptors a description says follow it.

@@ -23,6 +23,20 @@ pub(super) struct Word {
     pub col: u32,
 }
 
+impl Token {
+    /// The token as a word with its position, when it is one.
+    pub fn as_word(&self) -> Option<Word> {
+        match &self.tok {
+            Tok::Word(text) => Some(Word {
+                text: text.clone(),
+                line: self.line,
+                col: self.col,
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl<'a> Cursor<'a> {
     /// Starts at the first token.
     pub fn new(toks: Vec<Token>, file: &'a Path) -> Self {

@@ -9,22 +9,9 @@ use std::path::Path;
 
 use crate::ConfError;
 
-/// Port comparison operators written as symbols.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Sym {
-    /// `=`
-    Eq,
-    /// `!=`
-    Neq,
-    /// `>=`
-    Ge,
-    /// `<=`
-    Le,
-    /// `>`
-    Gt,
-    /// `<`
-    Lt,
-}
+/// Port comparison operators written as symbols (`=` `!=` `>=` `<=` `>` `<`) are the
+/// [`PortOp`]s they stand for.
+pub(super) use super::PortOp as Sym;
 
 /// What a token is.
 #[derive(Debug, Clone, PartialEq, Eq)]

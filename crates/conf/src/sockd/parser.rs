@@ -51,15 +51,9 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
     let mut passwordfile_method: Option<Word> = None;
     let mut first_rule: Option<u32> = None;
     while let Some(t) = c.peek().cloned() {
-        let Token {
-            tok: Tok::Word(text),
-            line,
-            col,
-        } = t
-        else {
+        let Some(kw) = t.as_word() else {
             return Err(c.err_here(format!("unexpected {}", show(&t.tok))));
         };
-        let kw = Word { text, line, col };
         let next = c.peek_at(1).map(|t| t.tok.clone());
         let next_is_verdict = matches!(&next, Some(Tok::Word(n)) if n == "pass" || n == "block");
         if matches!(kw.text.as_str(), "client" | "socks") && next != Some(Tok::Colon) {
@@ -411,18 +405,8 @@ mod tests {
                    hasocks.passwordfile: /etc/hasocks.htpasswd\nhasocks.auth.cache: 0",
         )
         .unwrap();
-        assert_eq!(
-            c.socksmethods,
-            vec![
-                Method::None,
-                Method::Username,
-                Method::PamAny,
-                Method::PamAddress,
-                Method::PamUsername,
-                Method::PasswordFile,
-                Method::Socks4UserId
-            ]
-        );
+        // Every method, in the order written.
+        assert_eq!(c.socksmethods, super::super::keywords::METHODS.to_vec());
         assert_eq!(
             c.clientmethods,
             vec![Method::PamAddress, Method::None, Method::PamAny]

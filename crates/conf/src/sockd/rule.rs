@@ -3,7 +3,7 @@
 use super::addr::{parse_addr_spec, parse_port, parse_u32};
 use super::cursor::{show, Cursor, Word};
 use super::keywords::{self, is_rule_item, is_setting, is_unsupported};
-use super::lexer::{Sym, Tok, Token};
+use super::lexer::{Tok, Token};
 use super::{
     Command, Endpoint, Limits, LogFlags, Method, MethodUse, PortOp, PortSpec, Protocol, Rule,
     RuleAuth, RuleTimeouts, SockdConfig, SocksVersion, StateKey, Throttle, Verdict,
@@ -64,19 +64,13 @@ pub(super) fn rule(c: &mut Cursor<'_>, globals: &SockdConfig) -> Result<(bool, R
                 ),
             ));
         };
-        let Token {
-            tok: Tok::Word(text),
-            line,
-            col,
-        } = t
-        else {
+        let Some(kw) = t.as_word() else {
             if t.tok == Tok::RBrace {
                 c.bump();
                 break;
             }
             return Err(c.err_here(format!("unexpected {} in rule", show(&t.tok))));
         };
-        let kw = Word { text, line, col };
         let next = c.peek_at(1).map(|t| &t.tok);
         if matches!(kw.text.as_str(), "client" | "socks")
             && matches!(next, Some(Tok::Word(n)) if n == "pass" || n == "block")
@@ -455,14 +449,7 @@ fn endpoint(c: &mut Cursor<'_>, kw: &Word) -> Result<Endpoint, ConfError> {
     }
     c.bump();
     let op = match c.peek().map(|t| &t.tok) {
-        Some(Tok::Op(s)) => Some(match s {
-            Sym::Eq => PortOp::Eq,
-            Sym::Neq => PortOp::Neq,
-            Sym::Ge => PortOp::Ge,
-            Sym::Le => PortOp::Le,
-            Sym::Gt => PortOp::Gt,
-            Sym::Lt => PortOp::Lt,
-        }),
+        Some(Tok::Op(s)) => Some(*s),
         Some(Tok::Word(w)) => match w.as_str() {
             "eq" => Some(PortOp::Eq),
             "neq" => Some(PortOp::Neq),

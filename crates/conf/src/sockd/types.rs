@@ -68,6 +68,22 @@ pub struct SockdConfig {
     pub method_uses: Vec<MethodUse>,
 }
 
+impl SockdConfig {
+    /// The config as its printed form keeps it: source lines, warnings and method positions
+    /// dropped. A config and the parse of its printing are equal in this form (what the
+    /// round-trip tests and the fuzz target compare).
+    pub fn without_positions(mut self) -> SockdConfig {
+        self.warnings.clear();
+        self.method_uses.clear();
+        self.internals.iter_mut().for_each(|i| i.line = 0);
+        self.client_rules
+            .iter_mut()
+            .chain(self.socks_rules.iter_mut())
+            .for_each(|r| r.line = 0);
+        self
+    }
+}
+
 /// Ours: `hasocks.maxconn: N` (connections at most), `hasocks.maxconn.negotiating: N` (of
 /// those, still negotiating at most) and `hasocks.maxconn.negotiating.source: N` (still
 /// negotiating from one address at most; 0 = no limit). None = derived.

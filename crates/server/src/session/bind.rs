@@ -171,30 +171,14 @@ pub(crate) async fn run(
         sess.peer(),
         sess.internal
     );
-    if reply::send(&mut client, req.version, ReplyCode::Succeeded, peer)
-        .await
-        .is_err()
-    {
-        sess.log_if(rule.log.error, Level::Info, || {
-            format!("{prefix} -: {route}: client went away before the reply")
-        });
-        return;
-    }
-    sess.log_if(rule.log.connect, Level::Info, || {
-        format!("{prefix} [: {route}: peer connected")
-    });
-
-    super::relay_tcp(
-        sess,
-        rule,
-        &prefix,
-        &route,
-        client,
-        peer_stream,
-        &early,
-        "peer",
-    )
-    .await;
+    let leg = super::Leg {
+        prefix: &prefix,
+        route: &route,
+        other: "peer",
+        started: ": peer connected",
+    };
+    let client = (client, req.version, peer);
+    super::reply_and_relay(sess, rule, &leg, client, peer_stream, &early).await;
 }
 
 /// Opens the listening socket on the external address chosen by `external.rotation`.

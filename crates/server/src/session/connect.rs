@@ -68,27 +68,14 @@ pub(crate) async fn run(
         sess.peer(),
         sess.internal
     );
-    if let Err(e) = reply::send(&mut client, req.version, ReplyCode::Succeeded, external).await {
-        sess.log_if(rule.log.error, Level::Info, || {
-            format!("{prefix} -: {route}: client went away before the reply: {e}")
-        });
-        return;
-    }
-    sess.log_if(rule.log.connect, Level::Info, || {
-        format!("{prefix} [: {route}")
-    });
-
-    super::relay_tcp(
-        sess,
-        rule,
-        &prefix,
-        &route,
-        client,
-        upstream,
-        &req.pending,
-        "target",
-    )
-    .await;
+    let leg = super::Leg {
+        prefix: &prefix,
+        route: &route,
+        other: "target",
+        started: "",
+    };
+    let client = (client, req.version, external);
+    super::reply_and_relay(sess, rule, &leg, client, upstream, &req.pending).await;
 }
 
 /// Tries each address in turn until one connects or the deadline passes.

@@ -409,20 +409,41 @@ async fn match_socks<'a>(
     (&sess.rt.default_rule, resolved, identity)
 }
 
-/// Relays an established TCP session both ways (after first passing on `pending`, bytes the
-/// client sent early) and logs its end: `log: disconnect`, or `log: error` when it ended badly.
-/// `other` names the far side in messages ("target" for CONNECT, "peer" for BIND).
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn relay_tcp(
+/// How a TCP session's log lines name it: the rule's prefix, the route, the far side
+/// ("target" for CONNECT, "peer" for BIND) and what its start line adds.
+pub(crate) struct Leg<'a> {
+    pub prefix: &'a str,
+    pub route: &'a str,
+    pub other: &'a str,
+    pub started: &'a str,
+}
+
+/// Sends the success reply naming `bound`, logs the start (`log: connect`), relays the session
+/// both ways (after first passing on `pending`, bytes the client sent early) and logs its end:
+/// `log: disconnect`, or `log: error` when it ended badly.
+pub(crate) async fn reply_and_relay(
     sess: &Session,
     rule: &CompiledRule,
-    prefix: &str,
-    route: &str,
-    client: TcpStream,
+    leg: &Leg<'_>,
+    (mut client, version, bound): (TcpStream, Version, SocketAddr),
     mut far: TcpStream,
     pending: &[u8],
-    other: &str,
 ) {
+    let Leg {
+        prefix,
+        route,
+        other,
+        started,
+    } = leg;
+    if let Err(e) = reply::send(&mut client, version, ReplyCode::Succeeded, bound).await {
+        sess.log_if(rule.log.error, Level::Info, || {
+            format!("{prefix} -: {route}: client went away before the reply: {e}")
+        });
+        return;
+    }
+    sess.log_if(rule.log.connect, Level::Info, || {
+        format!("{prefix} [: {route}{started}")
+    });
     let mut early = pending.len() as u64;
     if !pending.is_empty() && far.write_all(pending).await.is_err() {
         early = 0;

@@ -112,20 +112,24 @@ impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} datagrams ({} bytes) up, {} datagrams ({} bytes) down; dropped: {} wrong source, \
-             {} malformed, {} fragmented, {} blocked, {} unresolvable, {} undeliverable, {} replies blocked",
-            self.up_dgrams,
-            self.up_bytes,
-            self.down_dgrams,
-            self.down_bytes,
-            self.wrong_source,
-            self.malformed,
-            self.fragmented,
-            self.blocked,
-            self.unresolved,
-            self.undeliverable,
-            self.reply_blocked
-        )
+            "{} datagrams ({} bytes) up, {} datagrams ({} bytes) down; dropped:",
+            self.up_dgrams, self.up_bytes, self.down_dgrams, self.down_bytes,
+        )?;
+        let words = [
+            "wrong source",
+            "malformed",
+            "fragmented",
+            "blocked",
+            "unresolvable",
+            "undeliverable",
+            "replies blocked",
+        ];
+        let drops = self.totals().drops;
+        for (i, (n, w)) in drops.iter().zip(words).enumerate() {
+            let sep = if i == 0 { " " } else { ", " };
+            write!(f, "{sep}{n} {w}")?;
+        }
+        Ok(())
     }
 }
 
