@@ -62,3 +62,26 @@ free_port_retry() {
   echo "no free port on 127.0.0.1 after 5 s" >&2
   return 1
 }
+
+# The seed's sockd.conf on loopback (Dante and hasocks read it alike): PORT, NAME (its log is
+# $WORK/NAME.log) and the socks rule's verdict (pass, the default, or block).
+seed_sockd_conf() { # PORT NAME [RULE]
+  cat <<CONF
+errorlog: stderr
+logoutput: $WORK/$2.log
+internal: 127.0.0.1 port = $1
+external: 127.0.0.1
+socksmethod: none
+clientmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass {
+        from: 0/0 to: 0/0
+        log: error connect disconnect
+}
+socks ${3:-pass} {
+        from: 0/0 to: 0/0
+        log: error connect disconnect
+}
+CONF
+}

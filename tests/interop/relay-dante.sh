@@ -17,32 +17,11 @@ mkdir -p "$WORK/www" && echo "$body" > "$WORK/www/index.txt"
 bg $PY -m http.server "$HTTP_PORT" --bind 127.0.0.1 --directory "$WORK/www" >/dev/null 2>&1
 wait_port 127.0.0.1 "$HTTP_PORT" || exit 1
 
-# The seed's sockd.conf on loopback; RULE = pass or block for the socks rule.
-dante_conf() { # PORT NAME RULE
-  cat <<CONF
-errorlog: stderr
-logoutput: $WORK/$2.log
-internal: 127.0.0.1 port = $1
-external: 127.0.0.1
-socksmethod: none
-user.privileged: root
-user.unprivileged: nobody
-client pass {
-        from: 0/0 to: 0/0
-        log: error connect disconnect
-}
-socks $3 {
-        from: 0/0 to: 0/0
-        log: error connect disconnect
-}
-CONF
-}
-
 # start_dante NAME RULE: sets PORT_<NAME> and PID_<NAME>.
 start_dante() {
   local port
   port=$(free_port_retry)
-  dante_conf "$port" "$1" "$2" > "$WORK/$1.conf"
+  seed_sockd_conf "$port" "$1" "$2" > "$WORK/$1.conf"
   /usr/sbin/danted -f "$WORK/$1.conf" -N 1 2>"$WORK/$1.err" &
   PIDS+=($!)
   eval "PORT_$1=$port PID_$1=$!"

@@ -11,33 +11,10 @@ mkdir -p "$WORK/www" && echo "$body" > "$WORK/www/index.txt"
 bg $PY -m http.server "$HTTP_PORT" --bind 127.0.0.1 --directory "$WORK/www" 2>/dev/null
 wait_port 127.0.0.1 "$HTTP_PORT" || exit 1
 
-# One sockd.conf for both; only the port differs (Dante refuses addresses that are not on an
-# interface, so each gets its own port on 127.0.0.1).
-conf() {
-  cat <<CONF
-errorlog: stderr
-logoutput: $WORK/$2.log
-internal: 127.0.0.1 port = $1
-external: 127.0.0.1
-socksmethod: none
-clientmethod: none
-user.privileged: root
-user.unprivileged: nobody
-client pass {
-        from: 0/0 to: 0/0
-        log: error connect disconnect
-}
-socks pass {
-        from: 0/0 to: 0/0
-        log: error connect disconnect
-}
-CONF
-}
-
 H_PORT=$(free_port)
 D_PORT=$(free_port)
-conf "$H_PORT" hasocks > "$WORK/hasocks.conf"
-conf "$D_PORT" dante > "$WORK/dante.conf"
+seed_sockd_conf "$H_PORT" hasocks > "$WORK/hasocks.conf"
+seed_sockd_conf "$D_PORT" dante > "$WORK/dante.conf"
 "$HASOCKS" server -V -f "$WORK/hasocks.conf" >/dev/null && ok "hasocks server -V accepts the config" || bad "hasocks server -V"
 bg "$HASOCKS" server -f "$WORK/hasocks.conf"
 bg /usr/sbin/danted -f "$WORK/dante.conf" -N 1

@@ -6,25 +6,12 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use conf::relayd::{Check, Mode};
+use conf::relayd::Mode;
 use relay::RelayHandle;
 
 #[tokio::test]
 async fn clients_keep_one_host_and_two_relays_agree() {
-    let backends = [
-        id_backend(1).await,
-        id_backend(2).await,
-        id_backend(3).await,
-    ];
-    let ports: Vec<u16> = backends.iter().map(|b| b.port()).collect();
-    let cfg = config(
-        vec![table("pool", &ports)],
-        vec![relay(vec![forward(
-            "pool",
-            Mode::LoadBalance(None),
-            Some(Check::Tcp),
-        )])],
-    );
+    let (_backends, cfg) = three_backends_loadbalanced().await;
     let a = RelayHandle::start(cfg.clone()).await.expect("relay a");
     let b = RelayHandle::start(cfg).await.expect("relay b");
     assert!(a.wait_ready(DEADLINE).await && b.wait_ready(DEADLINE).await);

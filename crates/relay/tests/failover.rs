@@ -7,26 +7,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use conf::relayd::{Check, Mode};
+
 use relay::{HostState, RelayHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn failed_host_moves_only_its_clients_without_a_failed_session() {
-    let mut backends = [
-        id_backend(1).await,
-        id_backend(2).await,
-        id_backend(3).await,
-    ];
-    let ports: Vec<u16> = backends.iter().map(|b| b.port()).collect();
-    let cfg = config(
-        vec![table("pool", &ports)],
-        vec![relay(vec![forward(
-            "pool",
-            Mode::LoadBalance(None),
-            Some(Check::Tcp),
-        )])],
-    );
+    let (mut backends, cfg) = three_backends_loadbalanced().await;
     let h = RelayHandle::start(cfg).await.expect("relay starts");
     assert!(h.wait_ready(DEADLINE).await);
     let relay_addr = addr_of(&h);

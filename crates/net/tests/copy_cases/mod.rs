@@ -42,37 +42,28 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// Sends `data` and half-closes while reading everything the other side sends.
+async fn send_all_and_read_all(mut s: TcpStream, data: Vec<u8>) -> Vec<u8> {
+    let (mut r, mut w) = s.split();
+    let send = async {
+        w.write_all(&data).await.unwrap();
+        w.shutdown().await.unwrap();
+    };
+    let mut got = Vec::new();
+    let recv = r.read_to_end(&mut got);
+    let (_, n) = tokio::join!(send, recv);
+    n.unwrap();
+    got
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pump_passes_data_both_ways_and_counts_bytes() {
     let (mut client, mut server, task) = relay(CopyOpts::default()).await;
     let up = pattern(1 << 20, 7);
     let down = pattern(300_000, 9);
 
-    let (up2, down2) = (up.clone(), down.clone());
-    let c = tokio::spawn(async move {
-        let (mut r, mut w) = client.split();
-        let send = async {
-            w.write_all(&up2).await.unwrap();
-            w.shutdown().await.unwrap();
-        };
-        let mut got = Vec::new();
-        let recv = r.read_to_end(&mut got);
-        let (_, n) = tokio::join!(send, recv);
-        n.unwrap();
-        got
-    });
-    let s = tokio::spawn(async move {
-        let (mut r, mut w) = server.split();
-        let send = async {
-            w.write_all(&down2).await.unwrap();
-            w.shutdown().await.unwrap();
-        };
-        let mut got = Vec::new();
-        let recv = r.read_to_end(&mut got);
-        let (_, n) = tokio::join!(send, recv);
-        n.unwrap();
-        got
-    });
+    let c = tokio::spawn(send_all_and_read_all(client, up.clone()));
+    let s = tokio::spawn(send_all_and_read_all(server, down.clone()));
     let report = finish(task).await;
     assert!(c.await.unwrap() == down, "client got the server's bytes");
     assert!(s.await.unwrap() == up, "server got the client's bytes");

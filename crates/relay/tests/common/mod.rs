@@ -9,6 +9,26 @@ use relay::admin_source::RelayAdmin;
 use relay::{HostState, RelayHandle};
 pub use test_support::*;
 
+/// Three id backends (ids 1 to 3) and a relay config that load-balances over them by
+/// client address (`mode loadbalance`, `check tcp`).
+pub async fn three_backends_loadbalanced() -> ([Backend; 3], conf::relayd::RelaydConfig) {
+    let backends = [
+        id_backend(1).await,
+        id_backend(2).await,
+        id_backend(3).await,
+    ];
+    let ports: Vec<u16> = backends.iter().map(|b| b.port()).collect();
+    let cfg = config(
+        vec![table("pool", &ports)],
+        vec![relay(vec![forward(
+            "pool",
+            Mode::LoadBalance(None),
+            Some(Check::Tcp),
+        )])],
+    );
+    (backends, cfg)
+}
+
 /// The relay's first listen address.
 pub fn addr_of(h: &RelayHandle) -> SocketAddr {
     h.listen_addrs()

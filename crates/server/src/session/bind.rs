@@ -113,11 +113,7 @@ pub(crate) async fn run(
     {
         return;
     }
-    let route = format!(
-        "client {} -> internal {} | bind {bound} <- target {target}",
-        sess.peer(),
-        sess.internal
-    );
+    let route = sess.route(format_args!("bind {bound} <- target {target}"));
     sess.log_if(rule.log.connect, Level::Info, || {
         format!("{prefix} [: {route}: listening")
     });
@@ -166,11 +162,7 @@ pub(crate) async fn run(
         }
     };
     drop(listener);
-    let route = format!(
-        "client {} -> internal {} | bind {bound} <- peer {peer}",
-        sess.peer(),
-        sess.internal
-    );
+    let route = sess.route(format_args!("bind {bound} <- peer {peer}"));
     let leg = super::Leg {
         prefix: &prefix,
         route: &route,

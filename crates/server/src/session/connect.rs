@@ -63,11 +63,7 @@ pub(crate) async fn run(
     let external = upstream
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let route = format!(
-        "client {} -> internal {} | external {external} -> target {target}",
-        sess.peer(),
-        sess.internal
-    );
+    let route = sess.route(format_args!("external {external} -> target {target}"));
     let leg = super::Leg {
         prefix: &prefix,
         route: &route,

@@ -75,6 +75,15 @@ impl Session {
         identity::Peer(self)
     }
 
+    /// The route part of a log line: `client C -> internal I | ` and what follows.
+    pub fn route(&self, rest: std::fmt::Arguments<'_>) -> String {
+        format!(
+            "client {} -> internal {} | {rest}",
+            self.peer(),
+            self.internal
+        )
+    }
+
     /// "socks5/connect"-style label for logs.
     pub fn what(&self, req: &Request) -> String {
         let v = match req.version {

@@ -60,11 +60,7 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut control: TcpStr
     } else {
         format!(" (advertised {advertised})")
     };
-    let route = format!(
-        "client {} -> internal {} | udp {local}{adv_note} <- expected {declared}",
-        sess.peer(),
-        sess.internal
-    );
+    let route = sess.route(format_args!("udp {local}{adv_note} <- expected {declared}"));
     sess.log_if(rule.log.connect, Level::Info, || {
         format!("{prefix} [: {route}")
     });
