@@ -58,7 +58,7 @@ async fn send_all_and_read_all(mut s: TcpStream, data: Vec<u8>) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pump_passes_data_both_ways_and_counts_bytes() {
-    let (mut client, mut server, task) = relay(CopyOpts::default()).await;
+    let (client, server, task) = relay(CopyOpts::default()).await;
     let up = pattern(1 << 20, 7);
     let down = pattern(300_000, 9);
 
