@@ -3,10 +3,13 @@
 //! promptly must still be served, sessions already admitted must go on, and the caps must
 //! hold (admission: per-source refusals, eviction of the oldest negotiating connections).
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::bin;
 use test_support::blocking::Running;
 use test_support::{
     connect_from, echo_server, echo_session_from, free_port, http_get, metric, socks5_connect_from,
@@ -17,10 +20,6 @@ use tokio::net::TcpStream;
 
 /// The floods of 10,000 take most of this process's descriptors: one at a time.
 static ONE_BIG_FLOOD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hasocks")
-}
 
 /// A running server binary (under `ulimit -n` when given) with its admin listener.
 struct Server {
