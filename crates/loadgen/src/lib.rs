@@ -1,6 +1,6 @@
-//! Load generators for SOCKS servers and relays, as a library: `hasocks bench` is [`bench`]
-//! wired to a command line, the failover and upgrade tests drive [`mix`], and the data path's
-//! own cost is measured by [`pump`].
+//! Load generators for SOCKS servers and relays, as a library: `hasocks bench` is
+//! [`bench`](mod@bench) wired to a command line, the failover and upgrade tests drive [`mix`],
+//! and the data path's own cost is measured by [`pump`].
 //!
 //! Data flow: [`bench::Options`] (the command line's values) become a [`Route`] (proxy or
 //! direct, target, credentials, source address) or a [`udp::UdpLoad`]; a load ([`tcp`],

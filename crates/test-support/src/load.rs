@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 
-pub use hasocks_loadgen::mix::{long_session, short_session, LongResult, Mix, Tally};
+pub use hasocks_loadgen::mix::{LongResult, Mix, Tally};
 
 /// A [`Mix`] whose pacing fails the test when the sessions stop flowing.
 pub struct Load(Mix);
