@@ -34,7 +34,7 @@ record_command() {
     local v
     COMMAND="$*"
     [ -n "$GIVEN_ENV" ] && COMMAND="${GIVEN_ENV# } $COMMAND"
-    for v in LOAD_BIN HASOCKS_BIN BASE_BIN CARGO_TARGET_DIR; do
+    for v in HASOCKS_BIN BASE_BIN CARGO_TARGET_DIR; do
         [ -n "${!v:-}" ] && COMMAND="$v=${!v} $COMMAND"
     done
 }
@@ -48,16 +48,6 @@ need_hasocks() {
         HASOCKS_BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/hasocks"
     fi
     [ -x "$HASOCKS_BIN" ] || { log "no hasocks binary at $HASOCKS_BIN"; exit 1; }
-}
-
-# need_example CRATE NAME: prints the path of a release example, built unless $LOAD_BIN is set.
-need_example() {
-    if [ -z "${LOAD_BIN:-}" ]; then
-        log "building the $2 example (release)..."
-        cargo build --release -p "$1" --example "$2" >&2 || { log "cargo build failed"; exit 1; }
-        LOAD_BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/examples/$2"
-    fi
-    [ -x "$LOAD_BIN" ] || { log "no $2 binary at $LOAD_BIN"; exit 1; }
 }
 
 # fit_idle WANT_NOFILE WHY: raises `ulimit -n` to WANT (else to the hard limit) and lowers

@@ -3,17 +3,18 @@
 #
 # For each server (hasocks server, release build; Debian's danted) and each case
 # (1 association / 50 concurrent associations) x (64-byte / 1400-byte payloads), runs
-# crates/server/examples/udp_load.rs for DURATION seconds: it opens the associations, keeps
-# WINDOW datagrams in flight on each towards its own UDP echo server on 127.0.0.1 (client side
-# and echo server receive up to BATCH datagrams per call and send equal ones in one GSO call;
-# BATCH=1 is one datagram per call), and counts
-# echoed datagrams (each one crossed the proxy twice). Then, against hasocks only, a flood of
-# wrong-source and malformed datagrams into one association, with the server's RSS and open
+# `hasocks bench --mode udp` (crates/loadgen/src/udp.rs) for DURATION seconds: it opens the
+# associations, keeps WINDOW datagrams in flight on each towards its own UDP echo server on
+# 127.0.0.1 (client side and echo server receive up to BATCH datagrams per call and send equal
+# ones in one GSO call; BATCH=1 is one datagram per call), and counts echoed datagrams (each
+# one crossed the proxy twice). Then, against hasocks only, a flood of wrong-source and
+# malformed datagrams into one association, with the server's RSS and open
 # descriptors before and after (memory must stay flat; the sockets go with the association).
 # Writes a markdown section to bench/results/udp.md (RESULTS=... to change), merged into
 # bench/RESULTS.md by bench/merge.sh.
 #
-# Usage: bench/udp/run.sh    Env: HASOCKS_BIN, LOAD_BIN (else built with cargo --release),
+# Usage: bench/udp/run.sh    Env: HASOCKS_BIN (else built with cargo --release; it is both the
+#        server under test and the load generator),
 #        DANTED=/usr/sbin/danted DURATION=5 WINDOW=32 BATCH=32 FLOOD_SECS=5
 # Run as root (Dante wants user.privileged: root). Loopback only.
 set -u
@@ -27,7 +28,6 @@ RESULTS=${RESULTS:-$REPO/bench/results/udp.md}
 record_command bench/udp/run.sh "$@"
 
 need_hasocks
-need_example server udp_load
 bench_tmp hasocks-udpbench
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
@@ -48,7 +48,7 @@ run_server() { # NAME
     for assoc in 1 50; do
         for size in 64 1400; do
             local out cpu
-            out=$(run_cpu "$TMP/cpu" "$pid" -- "$LOAD_BIN" "127.0.0.1:$port" --assoc "$assoc" --secs "$DURATION" --size "$size" --window "$WINDOW" --batch "$BATCH" 2>>"$TMP/load.err")
+            out=$(run_cpu "$TMP/cpu" "$pid" -- "$HASOCKS_BIN" bench --mode udp -s "127.0.0.1:$port" --concurrency "$assoc" --duration "$DURATION" --payload "$size" --window "$WINDOW" --batch "$BATCH" 2>>"$TMP/load.err")
             cpu=$(cat "$TMP/cpu")
             log "$name: $out server_cpu_s=$cpu"
             PERCPU[$name,$assoc,$size]=$(echo " $out" | awk -v c="$cpu" '{ for (i = 1; i <= NF; i++) if ($i ~ /^echoes=/) { split($i, kv, "="); if (c > 0) printf "%.0f", kv[2] / c; else print "n/a" } }')
@@ -114,7 +114,7 @@ run_server dante || exit 1
     echo "- command: \`$COMMAND\`"
     echo
     echo "hasocks: $HASOCKS_BIN (release). Dante: $("$DANTED" -v 2>&1 | head -n1 | sed 's/\. *Copyright.*//')."
-    echo "Load: crates/server/examples/udp_load.rs, ${DURATION} s per case, window ${WINDOW} datagrams"
+    echo "Load: \`hasocks bench --mode udp\`, ${DURATION} s per case, window ${WINDOW} datagrams"
     echo "per association, echo server on 127.0.0.1 in the load process; both ends receive up to"
     echo "${BATCH} datagrams per call and send a run of equal datagrams to one peer in one UDP GSO call"
     echo "(the kernel splits it before any socket sees it). A datagram/s = one echoed"

@@ -1,6 +1,6 @@
-//! Service names both config languages accept where a port goes (`port = http`,
-//! `listen on ... port socks`). A fixed table, so a config means the same on every machine
-//! whatever its /etc/services says.
+//! Service names, wherever hasocks takes a port: both config languages (`port = http`,
+//! `listen on ... port socks`) and the command line (`hasocks check -s host:socks`, through
+//! [`crate::hostport`]).
 
 const SERVICES: &[(&str, u16)] = &[
     ("ftp", 21),
@@ -22,6 +22,11 @@ const SERVICES: &[(&str, u16)] = &[
     ("http-alt", 8080),
 ];
 
+/// The one policy for service names: a port is a number or a name of this fixed table, in a
+/// config file and on the command line alike, and /etc/services is never read. A name then
+/// means the same port on every machine, and a config or a check script that works on one
+/// machine works on the next.
+///
 /// The port of a service name, if known.
 pub fn service_port(name: &str) -> Option<u16> {
     SERVICES.iter().find(|(n, _)| *n == name).map(|&(_, p)| p)

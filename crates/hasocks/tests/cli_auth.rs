@@ -3,11 +3,14 @@
 //! `username` and `pam.username` logins of real accounts, ignores SIGHUP and ends with the
 //! server. Needs root; skipped with a reason without.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::bin;
 use test_support::accounts::{root_or_skip, unique, Account, PamService};
 use test_support::blocking::Running;
 use test_support::{free_port, wait_blocking};
@@ -126,7 +129,7 @@ fn unprivileged_server_checks_real_accounts_through_the_root_helper() {
             ),
         )
         .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_hasocks"))
+        let child = Command::new(bin())
             .args(["server", "-f"])
             .arg(&file)
             .stderr(Stdio::null())

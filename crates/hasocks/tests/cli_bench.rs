@@ -1,9 +1,13 @@
 //! `hasocks bench` as a load generator: options that change what goes on the wire.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, TcpListener};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
+
+use common::bin;
 
 /// An echo server on 127.0.0.1 that records every peer's address.
 fn recording_echo() -> (std::net::SocketAddr, Arc<Mutex<Vec<IpAddr>>>) {
@@ -31,7 +35,7 @@ fn recording_echo() -> (std::net::SocketAddr, Arc<Mutex<Vec<IpAddr>>>) {
 #[test]
 fn source_option_sets_the_address_connections_come_from() {
     let (echo, seen) = recording_echo();
-    let out = Command::new(env!("CARGO_BIN_EXE_hasocks"))
+    let out = Command::new(bin())
         .args(["bench", "--direct", "--target", &echo.to_string()])
         .args(["--source", "127.0.0.7", "--mode", "sessions"])
         .args(["--concurrency", "2", "--duration", "0.3", "--json"])
@@ -50,7 +54,7 @@ fn source_option_sets_the_address_connections_come_from() {
 
 #[test]
 fn source_of_the_wrong_family_is_refused_before_any_load() {
-    let out = Command::new(env!("CARGO_BIN_EXE_hasocks"))
+    let out = Command::new(bin())
         .args([
             "bench",
             "-s",

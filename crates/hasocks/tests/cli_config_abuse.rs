@@ -2,16 +2,15 @@
 //! memory or crash them: a FIFO, a device, a huge file, an include fan-out. `relay -n` and
 //! `server -V` must each exit non-zero with a message naming the file and what is wrong.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::bin;
 use test_support::blocking::Running;
 use test_support::temp_dir;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hasocks")
-}
 
 /// Runs `hasocks ARGS FILE`; (exit code, stderr). A run still going after 20 s is a hang.
 fn check(args: &[&str], file: &Path) -> (Option<i32>, String) {

@@ -1,19 +1,18 @@
 //! `hasocks ctl` against a running `hasocks relay`: every command end to end over the control
 //! socket, relayctl's output formats line by line, exit codes, the socket's permissions.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{bin, relayd_conf, start_relay};
 use test_support::blocking::Running;
 use test_support::{free_port, id_backend, temp_dir, wait_for, Backend, DEADLINE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hasocks")
-}
 
 /// What a `hasocks ctl` run printed.
 struct Out {
@@ -61,14 +60,12 @@ struct Lab {
 }
 
 fn relay_conf(port: u16, socket: &Path, b: &[u16], mode: &str) -> String {
-    format!(
-        "interval 3600\ntimeout 1000\nsocket \"{}\"\nhasocks.timeout.firstbyte 0\n\
-         table <pool> {{ 127.0.0.1 port {}, 127.0.0.1 port {} }}\n\
-         relay \"socks\" {{\n listen on 127.0.0.1 port {port}\n\
-         forward to <pool> port 1080 mode {mode} check tcp\n}}\n",
-        socket.display(),
-        b[0],
-        b[1]
+    relayd_conf(
+        "interval 3600\ntimeout 1000\nhasocks.timeout.firstbyte 0",
+        socket,
+        &[("127.0.0.1", b[0]), ("127.0.0.1", b[1])],
+        port,
+        &format!("forward to <pool> port 1080 mode {mode} check tcp"),
     )
 }
 
@@ -80,14 +77,7 @@ async fn lab(tag: &str) -> Lab {
     let port = free_port("127.0.0.1");
     let ports = [backends[0].port(), backends[1].port()];
     std::fs::write(&conf, relay_conf(port, &socket, &ports, "roundrobin")).unwrap();
-    let proc = Running(
-        Command::new(bin())
-            .args(["relay", "-f"])
-            .arg(&conf)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the relay"),
-    );
+    let proc = start_relay(&conf);
     let l = Lab {
         dir,
         socket,

@@ -3,30 +3,20 @@
 //! The relay must keep serving other clients and never blame a healthy host for its own
 //! exhaustion.
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{bin, relayd_conf, socks_server, start_relay};
 use server::ServerHandle;
 use test_support::blocking::Running;
 use test_support::{
-    connect_from, echo_server, echo_session_from, free_port, sockd_conf_on, temp_dir, wait_for,
-    DEADLINE,
+    connect_from, echo_server, echo_session_from, free_port, temp_dir, wait_for, DEADLINE,
 };
 use tokio::io::AsyncReadExt;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hasocks")
-}
-
-async fn socks_server(ip: &str) -> (ServerHandle, u16) {
-    let cfg = conf::sockd::parse(&sockd_conf_on(ip, "pass", ""), Path::new("flood.conf"))
-        .expect("sockd.conf");
-    let h = ServerHandle::start(cfg).await.expect("server");
-    let port = h.local_addrs()[0].port();
-    (h, port)
-}
 
 /// The relay's hosts at `socket`: (state, last change) per host.
 fn host_states(socket: &Path) -> Vec<(String, u64)> {
@@ -39,21 +29,6 @@ fn host_states(socket: &Path) -> Vec<(String, u64)> {
             )
         })
         .collect()
-}
-
-fn relay_conf(port: u16, socket: &Path, hosts: &[(&str, u16)], extra: &str) -> String {
-    let list: Vec<String> = hosts
-        .iter()
-        .map(|(ip, p)| format!("{ip} port {p}"))
-        .collect();
-    format!(
-        "interval 1\ntimeout 800\nsocket \"{}\"\n{extra}\n\
-         table <pool> {{ {} }}\n\
-         relay \"socks\" {{\n listen on 127.0.0.1 port {port}\n\
-         forward to <pool> port 1080 mode loadbalance check socks\n}}\n",
-        socket.display(),
-        list.join(", ")
-    )
 }
 
 fn fd_count(pid: i32) -> usize {
@@ -93,12 +68,14 @@ impl Pool {
         let socket = dir.join("relay.sock");
         let port = free_port("127.0.0.1");
         let conf = dir.join("relayd.conf");
-        let extra = format!("hasocks.timeout.firstbyte {first_byte_s}");
-        std::fs::write(
-            &conf,
-            relay_conf(port, &socket, &[(ips[0], pa), (ips[1], pb)], &extra),
-        )
-        .unwrap();
+        let text = relayd_conf(
+            &format!("interval 1\ntimeout 800\nhasocks.timeout.firstbyte {first_byte_s}"),
+            &socket,
+            &[(ips[0], pa), (ips[1], pb)],
+            port,
+            "forward to <pool> port 1080 mode loadbalance check socks",
+        );
+        std::fs::write(&conf, text).unwrap();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         Pool {
             target,
@@ -129,14 +106,7 @@ async fn a_silent_flood_from_one_address_leaves_other_clients_served_and_every_h
     let _ = net::sock::raise_nofile_limit();
     let pool = Pool::new("flood-silent", ["127.0.0.2", "127.0.0.3"], 3).await;
     let (addr, target, socket) = (pool.addr, pool.target, &pool.socket);
-    let relay = Running(
-        Command::new(bin())
-            .args(["relay", "-f"])
-            .arg(&pool.conf)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("relay"),
-    );
+    let relay = start_relay(&pool.conf);
     let before = pool.hosts_up().await;
 
     // The flood: as many silent connections as this process may open, up to 10,000.

@@ -3,16 +3,15 @@
 //! and everything else works. The library is hidden in a private mount namespace
 //! (`unshare -m` with /dev/null bound over it), so the rest of the machine keeps it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use common::bin;
 use test_support::blocking::{echo_server, socks5_rep, Running};
 use test_support::{free_port, temp_dir, tool, wait_blocking};
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hasocks")
-}
 
 /// Where the dynamic loader finds libpam.so.0 (ldconfig's cache).
 fn libpam_path() -> PathBuf {

@@ -2,28 +2,15 @@
 //! through the relay process while it takes 10 reloads (by `hasocks ctl reload` and by
 //! SIGHUP), alternating a mode change and a host swap, with a broken file in the middle.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use server::ServerHandle;
-use test_support::blocking::Running;
+use common::{bin, relayd_conf, socks_server, start_relay};
 use test_support::load::Load;
-use test_support::{echo_server, free_port, sockd_conf_on, temp_dir};
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hasocks")
-}
-
-/// A SOCKS server on `ip`, port 0.
-async fn socks_server(ip: &str) -> (ServerHandle, u16) {
-    let text = sockd_conf_on(ip, "pass", "");
-    let cfg = conf::sockd::parse(&text, Path::new("load.conf")).expect("sockd.conf");
-    let h = ServerHandle::start(cfg).await.expect("server");
-    let port = h.local_addrs()[0].port();
-    (h, port)
-}
+use test_support::{echo_server, free_port, temp_dir};
 
 async fn ctl_json(socket: &Path, args: &[&str]) -> serde_json::Value {
     let out = tokio::process::Command::new(bin())
@@ -57,22 +44,6 @@ async fn hosts(socket: &Path) -> Vec<(String, String, u64)> {
         .unwrap_or_default()
 }
 
-/// The relay config: `hosts` (ip, port) in table <pool>, `mode`.
-fn conf(port: u16, socket: &Path, hosts: &[(&str, u16)], mode: &str) -> String {
-    let list: Vec<String> = hosts
-        .iter()
-        .map(|(ip, p)| format!("{ip} port {p}"))
-        .collect();
-    format!(
-        "interval 1\ntimeout 500\nlog state changes\nsocket \"{}\"\n\
-         table <pool> {{ {} }}\n\
-         relay \"socks\" {{\n listen on 127.0.0.1 port {port}\n session timeout 0\n\
-         forward to <pool> port 1080 mode {mode} check tcp\n}}\n",
-        socket.display(),
-        list.join(", ")
-    )
-}
-
 struct Lab {
     dir: PathBuf,
     socket: PathBuf,
@@ -81,8 +52,16 @@ struct Lab {
 }
 
 impl Lab {
+    /// The relay config: `hosts` (ip, port) in table <pool>, `mode`.
     fn write(&self, hosts: &[(&str, u16)], mode: &str) {
-        std::fs::write(&self.file, conf(self.port, &self.socket, hosts, mode)).unwrap();
+        let text = relayd_conf(
+            "interval 1\ntimeout 500\nlog state changes",
+            &self.socket,
+            hosts,
+            self.port,
+            &format!("session timeout 0\n forward to <pool> port 1080 mode {mode} check tcp"),
+        );
+        std::fs::write(&self.file, text).unwrap();
     }
 }
 
@@ -103,14 +82,7 @@ async fn ten_reloads_under_load_fail_no_session_refuse_no_connection_and_keep_ho
     let m = |lab: &Lab| lab.write(&[("127.0.0.2", pa), ("127.0.0.3", pb)], "roundrobin");
     let h = |lab: &Lab| lab.write(&[("127.0.0.2", pa), ("127.0.0.4", pc)], "loadbalance");
     lab.write(&[("127.0.0.2", pa), ("127.0.0.3", pb)], "loadbalance");
-    let proc = Running(
-        Command::new(bin())
-            .args(["relay", "-f"])
-            .arg(&lab.file)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("relay"),
-    );
+    let proc = start_relay(&lab.file);
     let relay = SocketAddr::from(([127, 0, 0, 1], lab.port));
     for _ in 0..200 {
         if hosts(&lab.socket).await.iter().all(|h| h.1 == "up")

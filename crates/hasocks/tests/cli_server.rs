@@ -1,6 +1,8 @@
 //! The `hasocks server` binary as an operator meets it: config errors, -V, SIGHUP reload,
 //! SIGTERM stop. Real process, real sockets on 127.0.0.1.
 
+mod common;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -8,15 +10,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::bin;
 use test_support::blocking::{socks5_rep, Running};
 use test_support::{free_port, temp_dir, wait_blocking};
 
 const HUP: i32 = 1;
 const TERM: i32 = 15;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hasocks")
-}
 
 /// `hasocks server -f FILE`, its stderr discarded.
 fn server_on(file: &Path) -> Running {

@@ -3,10 +3,13 @@
 //! promptly must still be served, sessions already admitted must go on, and the caps must
 //! hold (admission: per-source refusals, eviction of the oldest negotiating connections).
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::bin;
 use test_support::blocking::Running;
 use test_support::{
     connect_from, echo_server, echo_session_from, free_port, http_get, metric, socks5_connect_from,
@@ -17,10 +20,6 @@ use tokio::net::TcpStream;
 
 /// The floods of 10,000 take most of this process's descriptors: one at a time.
 static ONE_BIG_FLOOD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hasocks")
-}
 
 /// A running server binary (under `ulimit -n` when given) with its admin listener.
 struct Server {
@@ -90,14 +89,19 @@ impl Server {
 }
 
 /// `n` connections from `sources` (round robin) that never send a byte. Connections the
-/// server closes at once stay in the list too: the client side holds them all.
+/// server closes at once stay in the list too: the client side holds them all. A connect that
+/// times out (SYNs dropped while the machine is busy) is tried again; twenty in a row end it.
 async fn silent_flood(server: SocketAddr, sources: &[Ipv4Addr], n: usize) -> Vec<TcpStream> {
     let mut flood = Vec::with_capacity(n);
-    for i in 0..n {
-        let src = sources[i % sources.len()];
-        match tokio::time::timeout(Duration::from_secs(1), connect_from(src, server)).await {
-            Ok(Ok(s)) => flood.push(s),
-            _ => break,
+    let mut failed_in_row = 0;
+    while flood.len() < n && failed_in_row < 20 {
+        let src = sources[flood.len() % sources.len()];
+        match tokio::time::timeout(Duration::from_secs(5), connect_from(src, server)).await {
+            Ok(Ok(s)) => {
+                flood.push(s);
+                failed_in_row = 0;
+            }
+            _ => failed_in_row += 1,
         }
     }
     assert!(flood.len() >= n * 9 / 10, "opened {} of {n}", flood.len());

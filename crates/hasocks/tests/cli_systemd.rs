@@ -4,19 +4,18 @@
 //! activation with systemd's own `systemd-socket-activate`, then checks that they are the
 //! ones used.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::bin;
 use test_support::blocking::Running;
 use test_support::procs::KillOnDrop;
 use test_support::{free_port, sockd_conf_on, temp_dir, tool};
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hasocks")
-}
 
 /// The service manager's end of `NOTIFY_SOCKET`.
 struct Manager {

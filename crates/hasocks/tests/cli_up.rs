@@ -1,12 +1,15 @@
 //! `hasocks up`, the README's main job: a relay and two servers on loopback, reachable with a
 //! SOCKS client, stopped cleanly by Ctrl-C.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::bin;
 use test_support::blocking::{echo_round, echo_server, socks5_stream, Running};
 use test_support::{free_port, wait_blocking};
 
@@ -40,7 +43,7 @@ fn up_serves_socks_through_the_relay_and_drains_the_relay_on_ctrl_c() {
     );
     let dir = std::env::temp_dir().join(format!("hasocks-up-test-{}", std::process::id()));
     let mut child = Running(
-        Command::new(env!("CARGO_BIN_EXE_hasocks"))
+        Command::new(bin())
             .args([
                 "up",
                 "--port",

@@ -6,13 +6,15 @@
 //! which here takes a second). The same load through 5 plain stop-and-starts is the
 //! comparison: it must lose sessions, or this harness could not see a loss.
 
+mod common;
+
 use std::fs::OpenOptions;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use server::ServerHandle;
+use common::{bin, relayd_conf, socks_server};
 use test_support::blocking::Running;
 use test_support::load::Load;
 use test_support::procs::{live_with_arg, signal, KillOnDrop};
@@ -20,10 +22,6 @@ use test_support::{
     echo_server, free_port, script, sockd_conf_on, temp_dir, udp_associate, udp_echo_server,
     udp_recv_unwrap, udp_wrap, wait_for,
 };
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hasocks")
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
@@ -267,46 +265,26 @@ fn assert_lossy(what: &str, o: &Outcome) {
     );
 }
 
-/// An in-process SOCKS server on `ip` (the relay's backends); its port.
-async fn backend(ip: &str) -> (ServerHandle, u16) {
-    let text = sockd_conf_on(ip, "pass", "");
-    let cfg = conf::sockd::parse(&text, Path::new("backend.conf")).expect("sockd.conf");
-    let h = ServerHandle::start(cfg).await.expect("server");
-    let port = h.local_addrs()[0].port();
-    (h, port)
-}
-
-fn relay_conf(port: u16, socket: &Path, check: &Path, backends: &[(&str, u16)]) -> String {
-    let hosts: Vec<String> = backends
-        .iter()
-        .map(|(ip, p)| format!("{ip} port {p}"))
-        .collect();
-    format!(
-        "interval 2\ntimeout 1800\nsocket \"{}\"\ntable <pool> {{ {} }}\n\
-         relay \"socks\" {{\n listen on 127.0.0.1 port {port}\n\
-         forward to <pool> port 1080 mode loadbalance check script \"{}\"\n}}\n",
-        socket.display(),
-        hosts.join(", "),
-        check.display()
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_relay_upgrades_under_load_lose_nothing_where_stop_and_start_does() {
     let target = echo_server("127.0.0.1").await;
-    let (a, pa) = backend("127.0.0.2").await;
-    let (b, pb) = backend("127.0.0.3").await;
+    let (a, pa) = socks_server("127.0.0.2").await;
+    let (b, pb) = socks_server("127.0.0.3").await;
     // A check that takes a second (relayd: exit 1 = up): a relay starting afresh has no host up for that long.
     let check = script("slow-check", "#!/bin/sh\nsleep 1\nexit 1\n");
     for way in [Way::Upgrade, Way::StopStart] {
         let dir = temp_dir("cli-upgrade-relay");
         let port = free_port("127.0.0.1");
         let socket = dir.join("ctl.sock");
-        let text = relay_conf(
-            port,
+        let text = relayd_conf(
+            "interval 2\ntimeout 1800",
             &socket,
-            &check,
             &[("127.0.0.2", pa), ("127.0.0.3", pb)],
+            port,
+            &format!(
+                "forward to <pool> port 1080 mode loadbalance check script \"{}\"",
+                check.display()
+            ),
         );
         let mut d = Daemon::new(Kind::Relay, &dir, &text);
         let proxy = SocketAddr::from(([127, 0, 0, 1], port));

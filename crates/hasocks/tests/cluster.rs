@@ -2,12 +2,15 @@
 //! `relay::RelayHandle`, both started from config text as `hasocks` reads it, with SOCKS5
 //! clients talking through the relay to an echo target.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::start_server;
 use relay::{HostState, RelayHandle};
 use server::ServerHandle;
 use socks_wire::TargetAddr;
@@ -16,11 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A SOCKS server on `ip` (port 0) whose socks rule is `pass` or `block`.
 async fn socks_server(ip: &str, rule: &str) -> (ServerHandle, u16) {
-    let text = sockd_conf_on(ip, rule, "");
-    let cfg = conf::sockd::parse(&text, Path::new("cluster-sockd.conf")).expect("sockd.conf");
-    let h = ServerHandle::start(cfg).await.expect("server starts");
-    let port = h.local_addrs().first().expect("a listener").port();
-    (h, port)
+    start_server(&sockd_conf_on(ip, rule, "")).await
 }
 
 /// A relay started from relayd.conf text. relayd.conf forbids `port 0`, so the text says
@@ -295,9 +294,7 @@ async fn proxy_v2_relay_with_socks_and_tcp_checks_keeps_proxy_protocol_servers_u
              socks pass {{ from: 0/0 to: 0/0 log: error connect }}\n",
             log.display()
         );
-        let cfg = conf::sockd::parse(&text, Path::new("pp.conf")).expect("sockd.conf");
-        let h = ServerHandle::start(cfg).await.expect("server starts");
-        let port = h.local_addrs()[0].port();
+        let (h, port) = start_server(&text).await;
         servers.push((h, port, log));
     }
     let (p7, p8) = (servers[0].1, servers[1].1);

@@ -71,6 +71,18 @@ pub async fn socks5_over(
     deadline: Instant,
     tap: Option<Tap<'_>>,
 ) -> Result<(TcpStream, TargetAddr), ProbeError> {
+    socks5_command(stream, Command::Connect, target, auth, deadline, tap).await
+}
+
+/// [`socks5_over`] for any command: UDP ASSOCIATE (the UDP load generator's), BIND or CONNECT.
+pub async fn socks5_command(
+    stream: TcpStream,
+    command: Command,
+    target: &TargetAddr,
+    auth: Option<&Auth>,
+    deadline: Instant,
+    tap: Option<Tap<'_>>,
+) -> Result<(TcpStream, TargetAddr), ProbeError> {
     // Handshake messages are tiny and each waits for an answer: Nagle only adds delay.
     stream.set_nodelay(true).map_err(ProbeError::Io)?;
     let mut c = Conn {
@@ -80,7 +92,7 @@ pub async fn socks5_over(
         buf: Vec::with_capacity(64),
     };
     c.negotiate(auth).await?;
-    let bound = c.connect(target).await?;
+    let bound = c.request(command, target).await?;
     Ok((c.stream, bound))
 }
 
@@ -151,10 +163,14 @@ impl Conn<'_> {
         Ok(())
     }
 
-    async fn connect(&mut self, target: &TargetAddr) -> Result<TargetAddr, ProbeError> {
+    async fn request(
+        &mut self,
+        command: Command,
+        target: &TargetAddr,
+    ) -> Result<TargetAddr, ProbeError> {
         let mut out = Vec::with_capacity(3 + target.encoded_len());
         Request {
-            command: Command::Connect,
+            command,
             target: target.clone(),
         }
         .encode(&mut out);

@@ -1,6 +1,7 @@
 //! Test plumbing written once and used by every crate's tests: targets to connect to (echo,
 //! id, one-shot, stoppable backends), waiting on a condition with a deadline, free ports, raw
-//! SOCKS bytes, and config builders. Dev-only: no product crate depends on it.
+//! SOCKS bytes, config builders, and the operator-like load of `hasocks-loadgen` paced for
+//! tests. Dev-only: no product crate depends on it.
 #![forbid(unsafe_code)]
 
 pub mod accounts;

@@ -7,6 +7,26 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Why a hand-made SOCKS5 session failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SocksError {
+    /// The TCP connect to the proxy failed.
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    /// A read or write failed in the named phase.
+    #[error("{0}: {1}")]
+    Io(&'static str, std::io::Error),
+    /// The proxy chose another method than `none`.
+    #[error("method reply {0:?}")]
+    Method([u8; 2]),
+    /// The proxy refused the request with this REP.
+    #[error("REP {0:02x}")]
+    Rejected(u8),
+    /// The session took longer than its budget.
+    #[error("timed out")]
+    Timeout,
+}
+
 /// SOCKS5 greeting offering `none`; returns the selected method.
 pub async fn greet(s: &mut TcpStream) -> u8 {
     s.write_all(&[5, 1, 0]).await.unwrap();
@@ -74,11 +94,14 @@ pub async fn socks5(proxy: SocketAddr, req: &[u8]) -> (TcpStream, u8, SocketAddr
 }
 
 /// A SOCKS5 CONNECT to `target` through `proxy`: the stream after a success reply, or the
-/// error (connect, greeting, REP != 0) as text.
-pub async fn socks5_connect(proxy: SocketAddr, target: SocketAddr) -> Result<TcpStream, String> {
+/// error (connect, greeting, REP != 0).
+pub async fn socks5_connect(
+    proxy: SocketAddr,
+    target: SocketAddr,
+) -> Result<TcpStream, SocksError> {
     let s = TcpStream::connect(proxy)
         .await
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(SocksError::Connect)?;
     socks5_connect_on(s, target).await
 }
 
@@ -87,10 +110,10 @@ pub async fn socks5_connect_from(
     src: std::net::Ipv4Addr,
     proxy: SocketAddr,
     target: SocketAddr,
-) -> Result<TcpStream, String> {
+) -> Result<TcpStream, SocksError> {
     let s = crate::connect_from(src, proxy)
         .await
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(SocksError::Connect)?;
     socks5_connect_on(s, target).await
 }
 
@@ -100,40 +123,39 @@ pub async fn echo_session_from(
     src: std::net::Ipv4Addr,
     proxy: SocketAddr,
     target: SocketAddr,
-) -> Result<(), String> {
+) -> Result<(), SocksError> {
     let run = async {
         let mut s = socks5_connect_from(src, proxy, target).await?;
-        s.write_all(b"12345678").await.map_err(|e| e.to_string())?;
+        s.write_all(b"12345678")
+            .await
+            .map_err(|e| SocksError::Io("write", e))?;
         let mut back = [0u8; 8];
         s.read_exact(&mut back)
             .await
-            .map_err(|e| format!("echo: {e}"))?;
+            .map_err(|e| SocksError::Io("echo", e))?;
         Ok(())
     };
     tokio::time::timeout(std::time::Duration::from_secs(10), run)
         .await
-        .map_err(|_| "timed out".to_string())?
+        .map_err(|_| SocksError::Timeout)?
 }
 
 /// No authentication, then CONNECT to `target`, on a connection to a SOCKS5 server.
-async fn socks5_connect_on(mut s: TcpStream, target: SocketAddr) -> Result<TcpStream, String> {
-    s.write_all(&[5, 1, 0]).await.map_err(|e| e.to_string())?;
+async fn socks5_connect_on(mut s: TcpStream, target: SocketAddr) -> Result<TcpStream, SocksError> {
+    let io = |phase| move |e| SocksError::Io(phase, e);
+    s.write_all(&[5, 1, 0]).await.map_err(io("greeting"))?;
     let mut m = [0u8; 2];
-    s.read_exact(&mut m)
-        .await
-        .map_err(|e| format!("greeting: {e}"))?;
+    s.read_exact(&mut m).await.map_err(io("greeting"))?;
     if m != [5, 0] {
-        return Err(format!("method reply {m:?}"));
+        return Err(SocksError::Method(m));
     }
     s.write_all(&request_ip(1, target))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(io("request"))?;
     let mut h = [0u8; 10];
-    s.read_exact(&mut h)
-        .await
-        .map_err(|e| format!("reply: {e}"))?;
+    s.read_exact(&mut h).await.map_err(io("reply"))?;
     if h[1] != 0 {
-        return Err(format!("REP {:02x}", h[1]));
+        return Err(SocksError::Rejected(h[1]));
     }
     Ok(s)
 }

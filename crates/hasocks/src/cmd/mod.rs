@@ -7,7 +7,6 @@ pub mod generate;
 pub mod relay;
 pub mod server;
 pub mod up;
-pub mod zerocopy;
 
 /// How a daemon stops and hands over (shared by `relay` and `server`).
 #[derive(clap::Args)]

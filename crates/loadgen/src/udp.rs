@@ -1,16 +1,13 @@
-//! UDP load generator for any SOCKS5 server: opens N UDP associations (raw SOCKS bytes via
-//! socks_wire), keeps a window of datagrams in flight on each towards a local UDP echo
-//! server per association it runs itself, and reports echoed datagrams per second and Mbit/s.
-//!
-//! `udp_load PROXY_HOST:PORT [--assoc N] [--secs S] [--size BYTES] [--window W] [--batch B]`
-//! Output: one line `assoc=N size=B secs=S echoes=E dgram_per_s=D mbit_per_s=M unanswered=U`.
-//! Loopback only: the echo server binds 127.0.0.1.
+//! The UDP load: N UDP associations through a SOCKS5 server, each keeping a window of
+//! datagrams in flight towards a UDP echo server of its own on 127.0.0.1 (so one
+//! association's window never overflows another's receive queue), counting the echoes.
+//! Loopback only: the echo servers bind 127.0.0.1.
 //!
 //! The generator shares the CPUs with the proxy it measures, so it spends as little as it can
-//! per datagram: the client side and the echo server take up to B datagrams per recvmmsg(2)
-//! and answer a batch of equal datagrams to one peer with one UDP GSO sendmsg(2) (the kernel
-//! cuts it into separate datagrams before any socket sees it, so the proxy under test gets
-//! ordinary datagrams). `--batch 1` is the plain one-receive-one-send loop.
+//! per datagram: the client side and the echo server take up to `batch` datagrams per
+//! recvmmsg(2) and answer a batch of equal datagrams to one peer with one UDP GSO sendmsg(2)
+//! (the kernel cuts it into separate datagrams before any socket sees it, so the proxy under
+//! test gets ordinary datagrams). `batch` 1 is the plain one-receive-one-send loop.
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice, IoSliceMut};
@@ -23,49 +20,19 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{
     recvmmsg, sendmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
 };
+use probe::socks5_command;
 use socks_wire::udp::UdpHeader;
-use socks_wire::v5::{self, Command, Greeting, MethodSelection, Reply, Request};
+use socks_wire::v5::Command;
 use socks_wire::TargetAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::Interest;
 use tokio::net::{TcpStream, UdpSocket};
+use tokio::task::JoinSet;
 
-struct Opts {
-    proxy: SocketAddr,
-    assoc: usize,
-    secs: u64,
-    size: usize,
-    window: usize,
-    batch: usize,
-}
+use crate::report::{Errors, Udp};
+use crate::SessionError;
 
-fn parse_args() -> Result<Opts, String> {
-    let mut args = std::env::args().skip(1);
-    let proxy = args.next().ok_or(
-        "usage: udp_load PROXY:PORT [--assoc N] [--secs S] [--size B] [--window W] [--batch B]",
-    )?;
-    let proxy: SocketAddr = proxy.parse().map_err(|e| format!("proxy {proxy}: {e}"))?;
-    let mut o = Opts {
-        proxy,
-        assoc: 1,
-        secs: 5,
-        size: 512,
-        window: 32,
-        batch: 32,
-    };
-    while let Some(flag) = args.next() {
-        let v = args.next().ok_or(format!("{flag} needs a value"))?;
-        let n: u64 = v.parse().map_err(|e| format!("{flag} {v}: {e}"))?;
-        match flag.as_str() {
-            "--assoc" => o.assoc = n as usize,
-            "--secs" => o.secs = n,
-            "--size" => o.size = n as usize,
-            "--window" => o.window = n as usize,
-            "--batch" => o.batch = (n as usize).clamp(1, MAX_BATCH),
-            _ => return Err(format!("unknown option {flag}")),
-        }
-    }
-    Ok(o)
-}
+/// The budget of one association's handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// Most datagrams per receive or GSO send (the kernel's GSO limit is 64 segments).
 const MAX_BATCH: usize = 64;
@@ -179,56 +146,23 @@ async fn start_echo(batch: usize) -> std::io::Result<SocketAddr> {
     Ok(addr)
 }
 
-/// SOCKS5 UDP ASSOCIATE; returns the control connection and where to send datagrams.
-async fn associate(proxy: SocketAddr) -> Result<(TcpStream, SocketAddr), String> {
-    let mut s = TcpStream::connect(proxy)
+/// SOCKS5 UDP ASSOCIATE; returns the control connection (the association lives as long as
+/// it does) and where to send datagrams.
+async fn associate(proxy: SocketAddr) -> Result<(TcpStream, SocketAddr), SessionError> {
+    let deadline = tokio::time::Instant::now() + HANDSHAKE;
+    let s = tokio::time::timeout_at(deadline, TcpStream::connect(proxy))
         .await
-        .map_err(|e| format!("connect {proxy}: {e}"))?;
-    let mut out = Vec::new();
-    Greeting {
-        methods: vec![v5::method::NONE],
-    }
-    .encode(&mut out);
-    Request {
-        command: Command::UdpAssociate,
-        target: TargetAddr::unspecified_v4(),
-    }
-    .encode(&mut out);
-    s.write_all(&out).await.map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 512];
-    let mut method_done = false;
-    loop {
-        let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("proxy closed during negotiation".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if !method_done {
-            match MethodSelection::decode(&buf).map_err(|e| e.to_string())? {
-                Some((m, used)) if m.method == v5::method::NONE => {
-                    buf.drain(..used);
-                    method_done = true;
-                }
-                Some(_) => return Err("proxy refused method none".into()),
-                None => continue,
-            }
-        }
-        if let Some((r, _)) = Reply::decode(&buf).map_err(|e| e.to_string())? {
-            if !r.is_success() {
-                return Err(format!("UDP ASSOCIATE refused: reply {:#04x}", r.code));
-            }
-            let bnd = match r.bound {
-                // An unspecified BND means "the address you reached me on".
-                TargetAddr::Ip(a) if a.ip().is_unspecified() => {
-                    SocketAddr::new(proxy.ip(), a.port())
-                }
-                TargetAddr::Ip(a) => a,
-                TargetAddr::Domain(..) => return Err("BND is a name".into()),
-            };
-            return Ok((s, bnd));
-        }
-    }
+        .map_err(|_| SessionError::Timeout("connect"))?
+        .map_err(SessionError::Connect)?;
+    let any = TargetAddr::unspecified_v4();
+    let (s, bound) = socks5_command(s, Command::UdpAssociate, &any, None, deadline, None).await?;
+    let bnd = match bound {
+        // An unspecified BND means "the address you reached me on".
+        TargetAddr::Ip(a) if a.ip().is_unspecified() => SocketAddr::new(proxy.ip(), a.port()),
+        TargetAddr::Ip(a) => a,
+        TargetAddr::Domain(..) => return Err(SessionError::NamedRelay),
+    };
+    Ok((s, bnd))
 }
 
 #[derive(Default)]
@@ -238,15 +172,17 @@ struct Totals {
     sent: AtomicU64,
 }
 
-async fn blast(o: Arc<Opts>, totals: Arc<Totals>, stop: Arc<AtomicBool>) -> Result<(), String> {
-    let echo = start_echo(o.batch)
-        .await
-        .map_err(|e| format!("echo server: {e}"))?;
+/// One association's load until `stop`, added to `totals`.
+async fn blast(
+    o: Arc<UdpLoad>,
+    totals: Arc<Totals>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), SessionError> {
+    let local = |e| SessionError::Io("udp socket", e);
+    let echo = start_echo(o.batch).await.map_err(local)?;
     let (_ctl, bnd) = associate(o.proxy).await?;
-    let sock = UdpSocket::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    sock.connect(bnd).await.map_err(|e| e.to_string())?;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.map_err(local)?;
+    sock.connect(bnd).await.map_err(local)?;
     let mut dg = Vec::new();
     UdpHeader::new(TargetAddr::Ip(echo)).encode(&mut dg);
     let head = dg.len();
@@ -272,7 +208,7 @@ async fn blast(o: Arc<Opts>, totals: Arc<Totals>, stop: Arc<AtomicBool>) -> Resu
                 bytes += b;
                 sent += send_copies(&sock, &dg, n, o.batch).await;
             }
-            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Err(e)) => return Err(SessionError::Io("udp receive", e)),
             // Nothing for 200 ms: the window was lost; refill it.
             Err(_) => sent += send_copies(&sock, &dg, o.window, o.batch).await,
         }
@@ -283,52 +219,58 @@ async fn blast(o: Arc<Opts>, totals: Arc<Totals>, stop: Arc<AtomicBool>) -> Resu
     Ok(())
 }
 
-#[tokio::main]
-async fn main() {
-    let o = match parse_args() {
-        Ok(o) => Arc::new(o),
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
+/// A UDP load: where, how many associations, how long, what size, how many in flight.
+#[derive(Debug, Clone)]
+pub struct UdpLoad {
+    /// The SOCKS5 server.
+    pub proxy: SocketAddr,
+    /// Associations, each with its own echo server.
+    pub associations: usize,
+    /// How long to run.
+    pub duration: Duration,
+    /// Payload bytes per datagram.
+    pub size: usize,
+    /// Datagrams in flight per association.
+    pub window: usize,
+    /// Most datagrams per receive or send call (1 to 64).
+    pub batch: usize,
+}
+
+impl UdpLoad {
+    /// Runs the load; a failed association is counted in the report.
+    pub async fn run(&self) -> Udp {
+        let o = Arc::new(UdpLoad {
+            batch: self.batch.clamp(1, MAX_BATCH),
+            ..self.clone()
+        });
+        let totals = Arc::new(Totals::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = JoinSet::new();
+        for _ in 0..o.associations {
+            tasks.spawn(blast(o.clone(), totals.clone(), stop.clone()));
         }
-    };
-    let totals = Arc::new(Totals::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for _ in 0..o.assoc {
-        tasks.push(tokio::spawn(blast(o.clone(), totals.clone(), stop.clone())));
-    }
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(o.secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut failed = 0;
-    for t in tasks {
-        match t.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                failed += 1;
-                eprintln!("association failed: {e}");
-            }
-            Err(e) => {
-                failed += 1;
-                eprintln!("task failed: {e}");
+        let started = Instant::now();
+        tokio::time::sleep(o.duration).await;
+        stop.store(true, Ordering::Relaxed);
+        let seconds = started.elapsed().as_secs_f64();
+        let mut errors = Errors::default();
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => errors.add(e),
+                Err(e) => errors.add(e.into()),
             }
         }
-    }
-    let echoes = totals.echoes.load(Ordering::Relaxed);
-    let bytes = totals.bytes.load(Ordering::Relaxed);
-    let sent = totals.sent.load(Ordering::Relaxed);
-    println!(
-        "assoc={} size={} secs={:.1} echoes={echoes} dgram_per_s={:.0} mbit_per_s={:.1} unanswered={} failed_assoc={failed}",
-        o.assoc,
-        o.size,
-        elapsed,
-        echoes as f64 / elapsed,
-        bytes as f64 * 8.0 / elapsed / 1e6,
-        sent.saturating_sub(echoes),
-    );
-    if failed > 0 || echoes == 0 {
-        std::process::exit(1);
+        let echoes = totals.echoes.load(Ordering::Relaxed);
+        Udp {
+            via: format!("socks5 {}", o.proxy),
+            associations: o.associations,
+            size: o.size,
+            seconds,
+            echoes,
+            bytes: totals.bytes.load(Ordering::Relaxed),
+            unanswered: totals.sent.load(Ordering::Relaxed).saturating_sub(echoes),
+            errors,
+        }
     }
 }

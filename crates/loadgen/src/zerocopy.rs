@@ -1,4 +1,4 @@
-//! A load generator that costs little CPU, for `hasocks bench --mode throughput`: on a small
+//! The throughput load's two ends at little CPU cost: on a small
 //! machine the client and its target share the CPUs with the proxy under test, and a generator
 //! that copies every byte twice (write, then read) bounds what any proxy can show. The client
 //! sends with sendfile(2) from a memory file and the target discards with splice(2) through a
@@ -14,6 +14,8 @@ use rustix::pipe::{pipe_with, splice, PipeFlags, SpliceFlags};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
+
+use crate::SessionError;
 
 /// Bytes in the memory file the client sends from, over and over.
 const SOURCE_LEN: u64 = 1 << 20;
@@ -35,7 +37,11 @@ impl Source {
     }
 
     /// Sends until `end`; returns the bytes the kernel took, or the error and the count so far.
-    pub async fn send_until(&self, s: &TcpStream, end: Instant) -> Result<u64, (String, u64)> {
+    pub async fn send_until(
+        &self,
+        s: &TcpStream,
+        end: Instant,
+    ) -> Result<u64, (SessionError, u64)> {
         let mut sent = 0u64;
         let mut offset = 0u64;
         loop {
@@ -43,7 +49,7 @@ impl Source {
                 _ = sleep_until(end) => return Ok(sent),
                 r = s.writable() => {
                     if let Err(e) = r {
-                        return Err((format!("write: {e}"), sent));
+                        return Err((SessionError::Io("write", e), sent));
                     }
                 }
             }
@@ -52,10 +58,10 @@ impl Source {
                 sendfile(s, &self.file, Some(&mut offset), want).map_err(io::Error::from)
             });
             match r {
-                Ok(0) => return Err(("stream closed".to_owned(), sent)),
+                Ok(0) => return Err((SessionError::Closed, sent)),
                 Ok(k) => sent += k as u64,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err((format!("sendfile: {e}"), sent)),
+                Err(e) => return Err((SessionError::Io("sendfile", e), sent)),
             }
             if offset >= SOURCE_LEN {
                 offset = 0;
