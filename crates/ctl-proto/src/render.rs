@@ -216,6 +216,56 @@ pub fn reload(r: &ReloadReport) -> String {
     s
 }
 
+/// What `hasocks ctl` prints for a reply, and its exit status (1 when the command failed, as
+/// relayctl).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Printed {
+    /// For stdout.
+    pub out: String,
+    /// For stderr (the failure's message).
+    pub err: String,
+    /// The exit status.
+    pub code: i32,
+}
+
+/// A reply that does not answer the command that was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unexpected answer: {0}")]
+pub struct Unexpected(pub String);
+
+/// relayctl's text for the reply `body` to `cmd`.
+pub fn reply(cmd: &crate::Command, body: crate::Body) -> Result<Printed, Unexpected> {
+    use crate::{Body, Command};
+    let ok = |out: String| Printed {
+        out,
+        err: String::new(),
+        code: 0,
+    };
+    Ok(match (cmd, body) {
+        (Command::Show { what }, Body::Status { status }) => ok(self::status(&status, *what)),
+        (_, Body::Server { status }) => ok(server(&status)),
+        (_, Body::Sessions { pid, sessions }) => ok(self::sessions(pid, &sessions)),
+        (Command::Log { .. }, Body::Done { .. }) => ok("logging request sent.\n".into()),
+        (_, Body::Done { .. }) => ok("command succeeded\n".into()),
+        (_, Body::Reloaded { file, report }) => ok(format!(
+            "command succeeded\nreloaded {}: {}\n",
+            file.display(),
+            reload(&report)
+        )),
+        (_, Body::ServerReloaded { file, report }) => ok(format!(
+            "command succeeded\nreloaded {}: {}\n",
+            file.display(),
+            server_reload(&report)
+        )),
+        (_, Body::Error { message, .. }) => Printed {
+            out: "command failed\n".into(),
+            err: message,
+            code: 1,
+        },
+        (_, other) => return Err(Unexpected(format!("{other:?}"))),
+    })
+}
+
 /// A server's `show summary`: what it listens on, its sessions and its connection caps.
 pub fn server(s: &ServerStatus) -> String {
     let a = &s.admission;

@@ -54,15 +54,18 @@ fn short_version() -> String {
 
 /// `--version`: also which optional run-time libraries this machine has.
 fn long_version() -> String {
-    let mut s = short_version();
-    for lib in hasocks_syslib::optional() {
-        let state = match &lib.found {
-            Ok(()) => format!("{} found", lib.library),
-            Err(e) => format!("not available ({e})"),
-        };
-        s.push_str(&format!("\n{}: {state}", lib.feature));
+    format!("{}\n{}", short_version(), hasocks_syslib::describe())
+}
+
+/// The process's exit status for a command's outcome (errors printed with their causes).
+fn exit(result: anyhow::Result<i32>) -> std::process::ExitCode {
+    match result {
+        Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("hasocks: {}", cmd::error_text(&e));
+            std::process::ExitCode::from(1)
+        }
     }
-    s
 }
 
 fn main() -> std::process::ExitCode {
@@ -90,38 +93,21 @@ fn main() -> std::process::ExitCode {
         );
     }
     if let Command::Generate(a) = cli.command {
-        return match cmd::generate::run(a, Cli::command()) {
-            Ok(_) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hasocks: {}", cmd::error_text(&e));
-                std::process::ExitCode::from(1)
-            }
-        };
+        return exit(cmd::generate::run(a, Cli::command()));
     }
-    cmd::init_tracing();
+    hasocks_lifecycle::init_logging();
     // Socket activation changes the environment: before any other thread exists.
-    let activated = match hasocks_lifecycle::systemd::take_listen_fds() {
+    let activated = match hasocks_lifecycle::systemd::activated_listeners() {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("hasocks: socket activation: {e}");
-            return std::process::ExitCode::from(1);
-        }
+        Err(e) => return exit(Err(anyhow::anyhow!("socket activation: {e}"))),
     };
-    if !activated.is_empty() {
-        tracing::info!("socket activation: {} listening sockets", activated.len());
-    }
-    let activated: Vec<std::net::TcpListener> = activated.into_iter().map(|a| a.listener).collect();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("hasocks: cannot start the runtime: {e}");
-            return std::process::ExitCode::from(1);
-        }
+        .build();
+    let Ok(rt) = rt.map_err(|e| eprintln!("hasocks: cannot start the runtime: {e}")) else {
+        return std::process::ExitCode::from(1);
     };
-    let result = rt.block_on(async {
+    exit(rt.block_on(async {
         match cli.command {
             Command::Up(a) => cmd::up::run(a).await,
             Command::Server(a) => cmd::server::run(a, activated).await,
@@ -131,12 +117,5 @@ fn main() -> std::process::ExitCode {
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::AuthHelper | Command::Generate(_) => Ok(0),
         }
-    });
-    match result {
-        Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        Err(e) => {
-            eprintln!("hasocks: {}", cmd::error_text(&e));
-            std::process::ExitCode::from(1)
-        }
-    }
+    }))
 }

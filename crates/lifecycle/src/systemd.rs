@@ -135,6 +135,16 @@ pub fn take_listen_fds() -> io::Result<Vec<Activated>> {
     Ok(out)
 }
 
+/// The TCP listening sockets of socket activation ([`take_listen_fds`]), logged when there
+/// are any.
+pub fn activated_listeners() -> io::Result<Vec<std::net::TcpListener>> {
+    let got = take_listen_fds()?;
+    if !got.is_empty() {
+        tracing::info!("socket activation: {} listening sockets", got.len());
+    }
+    Ok(got.into_iter().map(|a| a.listener).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

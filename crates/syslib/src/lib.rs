@@ -34,3 +34,15 @@ pub fn optional() -> Vec<Optional> {
         found: pam::library().map(|_| ()),
     }]
 }
+
+/// One line per optional library: `PAM: libpam.so.0 found` or why it is not available.
+pub fn describe() -> String {
+    optional()
+        .iter()
+        .map(|lib| match &lib.found {
+            Ok(()) => format!("{}: {} found", lib.feature, lib.library),
+            Err(e) => format!("{}: not available ({e})", lib.feature),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

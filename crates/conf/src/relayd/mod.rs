@@ -62,6 +62,22 @@ pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<RelaydConfig,
     parse(&text, path, overrides)
 }
 
+/// A `-D name=value` argument that is not `name=value`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("-D {0}: expected name=value")]
+pub struct DefineError(pub String);
+
+/// Parses `-D name=value` arguments (relayd's macro overrides).
+pub fn parse_defines(defines: &[String]) -> Result<Vec<(String, String)>, DefineError> {
+    defines
+        .iter()
+        .map(|d| match d.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(DefineError(d.clone())),
+        })
+        .collect()
+}
+
 /// The 128-bit hash key for a string key (`mode loadbalance "secret"`): the MD5 digest
 /// (RFC 1321) of the string's UTF-8 bytes, as relayd derives its key from a string. Stable
 /// across releases and machines, so two relays with the same key map clients alike.

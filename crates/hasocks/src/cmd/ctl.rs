@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use hasocks_ctl_proto::{self as ctl, render, words, Body, Command, Show};
+use hasocks_ctl_proto::{self as ctl, render, words, Body, Command};
 
 /// Options of `hasocks ctl`.
 #[derive(clap::Args)]
@@ -25,10 +25,8 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<i32> {
     let cmd = match words::parse(&args.words) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!(
-                "hasocks ctl: {e}\nusage: hasocks ctl [-s SOCKET] [--json] COMMAND\n{}",
-                words::USAGE
-            );
+            let usage = words::USAGE;
+            eprintln!("hasocks ctl: {e}\nusage: hasocks ctl [-s SOCKET] [--json] COMMAND\n{usage}");
             return Ok(2);
         }
     };
@@ -40,65 +38,28 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string(&body)?);
         return Ok(i32::from(matches!(body, Body::Error { .. })));
     }
-    let out = std::io::stdout();
-    let mut out = out.lock();
-    match (&cmd, body) {
-        (Command::Show { what }, Body::Status { status }) => {
-            write!(out, "{}", render::status(&status, *what))?
-        }
-        (_, Body::Server { status }) => write!(out, "{}", render::server(&status))?,
-        (
-            Command::Show {
-                what: Show::Sessions,
-            },
-            Body::Sessions { pid, sessions },
-        ) => write!(out, "{}", render::sessions(pid, &sessions))?,
-        (Command::Log { .. }, Body::Done { .. }) => writeln!(out, "logging request sent.")?,
-        (_, Body::Done { .. }) => writeln!(out, "command succeeded")?,
-        (_, Body::Reloaded { file, report }) => {
-            writeln!(out, "command succeeded")?;
-            writeln!(
-                out,
-                "reloaded {}: {}",
-                file.display(),
-                render::reload(&report)
-            )?;
-        }
-        (_, Body::ServerReloaded { file, report }) => {
-            writeln!(out, "command succeeded")?;
-            let r = render::server_reload(&report);
-            writeln!(out, "reloaded {}: {r}", file.display())?;
-        }
-        (_, Body::Error { message, .. }) => {
-            writeln!(out, "command failed")?;
-            eprintln!("hasocks ctl: {message}");
-            return Ok(1);
-        }
-        (_, other) => anyhow::bail!("unexpected answer: {other:?}"),
+    let p = render::reply(&cmd, body)?;
+    print!("{}", p.out);
+    if !p.err.is_empty() {
+        eprintln!("hasocks ctl: {}", p.err);
     }
-    Ok(0)
+    Ok(p.code)
 }
 
 /// Prints every event until the daemon closes the stream or Ctrl-C.
 async fn monitor(args: &CtlArgs) -> anyhow::Result<i32> {
     let json = args.json;
     let stream = ctl::monitor(&args.socket, |e| {
-        let line = if json {
-            serde_json::to_string(&e).map(|mut s| {
-                s.push('\n');
-                s
-            })
-        } else {
-            Ok(render::event(&e))
+        let line = match json {
+            true => serde_json::to_string(&e)
+                .map(|s| s + "\n")
+                .unwrap_or_default(),
+            false => render::event(&e),
         };
         let mut out = std::io::stdout().lock();
-        match line {
-            Ok(l) => out
-                .write_all(l.as_bytes())
-                .and_then(|_| out.flush())
-                .is_ok(),
-            Err(_) => false,
-        }
+        out.write_all(line.as_bytes())
+            .and_then(|_| out.flush())
+            .is_ok()
     });
     tokio::select! {
         r = stream => r?,

@@ -20,20 +20,9 @@ pub struct RelayArgs {
     pub life: super::LifeArgs,
 }
 
-/// Parses `-D name=value` arguments.
-pub fn parse_defines(defines: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    defines
-        .iter()
-        .map(|d| match d.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => anyhow::bail!("-D {d}: expected name=value"),
-        })
-        .collect()
-}
-
 /// Runs the relay until SIGTERM/SIGINT (SIGHUP reloads).
 pub async fn run(args: RelayArgs, activated: Vec<std::net::TcpListener>) -> anyhow::Result<i32> {
-    let defines = parse_defines(&args.defines)?;
+    let defines = conf::relayd::parse_defines(&args.defines)?;
     if args.check_only {
         let cfg = conf::relayd::load(&args.file, &defines)?;
         for w in &cfg.warnings {
