@@ -80,11 +80,12 @@ async fn lab(tag: &str) -> Lab {
     let port = free_port("127.0.0.1");
     let ports = [backends[0].port(), backends[1].port()];
     std::fs::write(&conf, relay_conf(port, &socket, &ports, "roundrobin")).unwrap();
+    let log = std::fs::File::create(dir.join("relay.log")).expect("log file");
     let proc = Running(
         Command::new(bin())
             .args(["relay", "-f"])
             .arg(&conf)
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start the relay"),
     );
@@ -269,6 +270,61 @@ async fn show_host_table_relay_poll_and_log_commands_print_as_relayctl() {
     let o = ctl(s, &["frobnicate"]).await;
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(o.stderr.contains("unknown word \"frobnicate\""));
+    let _ = std::fs::remove_dir_all(&l.dir);
+}
+
+/// A session through the relay: the id byte of the host it reached, if any.
+async fn id_of_session(relay: SocketAddr) -> Option<u8> {
+    let mut c = TcpStream::connect(relay).await.ok()?;
+    let mut id = [0u8; 1];
+    tokio::time::timeout(DEADLINE, c.read_exact(&mut id))
+        .await
+        .ok()?
+        .ok()?;
+    Some(id[0])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_hosts_counts_failed_connects_by_reason_and_the_log_names_it() {
+    let mut l = lab("ctl-refused").await;
+    let s = &l.socket;
+    ok(s, &["log", "verbose"]).await;
+    // Checks run hourly: host 2 stays up for the relay though it is gone. Round robin sends
+    // the second session to it first; refused, the session moves on to host 1.
+    l.backends[1].stop().await;
+    assert_eq!(id_of_session(l.relay).await, Some(1));
+    assert_eq!(id_of_session(l.relay).await, Some(1));
+    let hosts = lines(&ok(s, &["show", "hosts"]).await);
+    assert_eq!(
+        hosts,
+        [
+            HEADER.to_string(),
+            "1   \ttable   \tpool:1080               \t       \tactive (2 hosts)".to_string(),
+            format!("1   \thost    \t{:<24}\t100.00%\tup", host_name(&l, 0)),
+            "\t        \ttotal: 1/1 checks".to_string(),
+            format!("2   \thost    \t{:<24}\t100.00%\tup", host_name(&l, 1)),
+            "\t        \ttotal: 1/1 checks".to_string(),
+            "\t        \tfailed connects: 1 refused".to_string(),
+        ]
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(s, &["--json", "show", "hosts"]).await).expect("json");
+    let host = &j["status"]["tables"][0]["hosts"][1];
+    assert_eq!(host["connect_failures"], 1);
+    assert_eq!(
+        host["connect_errors"],
+        serde_json::json!({"refused": 1, "timeout": 0, "unreachable": 0, "local": 0})
+    );
+
+    // With both gone the session fails, and its log line says why.
+    l.backends[0].stop().await;
+    assert_eq!(id_of_session(l.relay).await, None);
+    let log = l.dir.join("relay.log");
+    let text = test_support::wait_for_text(&log, "failed: 2 refused").await;
+    assert!(
+        text.contains("connect to every active host failed: 2 refused"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&l.dir);
 }
 

@@ -11,6 +11,7 @@ pub(crate) mod checks;
 pub(crate) mod connect;
 mod glob;
 pub(crate) mod health;
+mod rendezvous;
 pub mod select;
 
 use std::net::{IpAddr, SocketAddr};

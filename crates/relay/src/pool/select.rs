@@ -3,33 +3,17 @@
 //! each next choice is worked out only when the one before it failed, and nothing is
 //! allocated. A session that connects to its first choice computes nothing more.
 //!
-//! Hash modes use rendezvous (highest random weight) hashing instead of relayd's
-//! `hash % nhosts`: every host gets a score from a keyed SipHash-1-3 over the client/relay input
-//! and the host's identity, and hosts are tried by score, highest first. When a host goes down
-//! only the clients whose best host it was move (to their second-best host), and they come back
-//! when it returns. The key is fixed ([`DEFAULT_KEY`] unless configured), so two relays, or one
-//! relay after a restart, map every client to the same host.
+//! Hash modes (`loadbalance`, `source-hash`, `hash`) walk the rendezvous placement
+//! ([`super::rendezvous`]): the best-scored host first, and only when it fails the next.
 
-use std::hash::Hasher;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use conf::relayd::{HashKey, Mode};
-use siphasher::sip::SipHasher13;
 
-/// The key used by hash modes when the config gives none: the ASCII bytes of
-/// `hasocks-relay-v1`. Fixed (unlike relayd's random per-load key) so mappings survive restarts.
-pub const DEFAULT_KEY: HashKey = *b"hasocks-relay-v1";
-
-/// The identity of a host for hashing: its name as written in the table and its port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostKey {
-    /// Host name as written in the table.
-    pub name: String,
-    /// The port the relay connects to on that host.
-    pub port: u16,
-}
+use super::rendezvous::HashInput;
+pub use super::rendezvous::{score, HostKey, DEFAULT_KEY};
 
 /// One host as plain data (see [`Listed`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -283,65 +267,6 @@ impl Seen {
     }
 }
 
-/// The bytes hashed for a client, per mode, on the stack: at most two IPv6 addresses and a
-/// port.
-#[derive(Debug, Clone, Copy)]
-struct HashInput {
-    buf: [u8; 34],
-    len: usize,
-}
-
-impl HashInput {
-    fn new(mode: &Mode, client: IpAddr, listen: SocketAddr) -> HashInput {
-        let mut input = HashInput {
-            buf: [0; 34],
-            len: 0,
-        };
-        match mode {
-            Mode::LoadBalance(_) => {
-                input.push_ip(client);
-                input.push_listen(listen);
-            }
-            Mode::SourceHash(_) => input.push_ip(client),
-            _ => input.push_listen(listen),
-        }
-        input
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        if let Some(slot) = self.buf.get_mut(self.len..self.len + bytes.len()) {
-            slot.copy_from_slice(bytes);
-            self.len += bytes.len();
-        }
-    }
-
-    /// IPv4 addresses as 4 bytes (IPv4-mapped IPv6 too, so dual-stack listeners agree).
-    fn push_ip(&mut self, ip: IpAddr) {
-        match ip.to_canonical() {
-            IpAddr::V4(v4) => self.push(&v4.octets()),
-            IpAddr::V6(v6) => self.push(&v6.octets()),
-        }
-    }
-
-    fn push_listen(&mut self, listen: SocketAddr) {
-        self.push_ip(listen.ip());
-        self.push(&listen.port().to_be_bytes());
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or_default()
-    }
-}
-
-/// Rendezvous score of one host: SipHash-1-3(key; input || name || port big-endian).
-pub fn score(key: &HashKey, input: &[u8], host: &HostKey) -> u64 {
-    let mut h = SipHasher13::new_with_key(key);
-    h.write(input);
-    h.write(host.name.as_bytes());
-    h.write(&host.port.to_be_bytes());
-    h.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,21 +506,6 @@ mod tests {
     }
 
     #[test]
-    fn the_hash_input_is_the_same_bytes_for_a_mapped_ipv4_client() {
-        let v4 = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
-        let mapped = IpAddr::V6(Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped());
-        let mode = Mode::LoadBalance(None);
-        assert_eq!(
-            HashInput::new(&mode, v4, LISTEN).bytes(),
-            HashInput::new(&mode, mapped, LISTEN).bytes()
-        );
-        assert_eq!(HashInput::new(&mode, v4, LISTEN).bytes().len(), 4 + 4 + 2);
-        let v6: SocketAddr = "[2001:db8::1]:1080".parse().unwrap_or(LISTEN);
-        let c6 = IpAddr::V6("2001:db8::2".parse().unwrap_or(Ipv6Addr::LOCALHOST));
-        assert_eq!(HashInput::new(&mode, c6, v6).bytes().len(), 34);
-    }
-
-    #[test]
     fn least_states_lists_every_host_of_a_large_pool_once() {
         let s = Selector::new(&Mode::LeastStates);
         let k = keys(300);
@@ -603,5 +513,47 @@ mod tests {
         assert_eq!(o.len(), 300);
         o.dedup();
         assert_eq!(o, (0..300).collect::<Vec<_>>());
+    }
+
+    /// Full orders of clients 10.1.0.0 to .15 over five hosts, as the eager selection before
+    /// this one gave them: a relay upgraded across the change keeps every client's host.
+    #[test]
+    fn the_lazy_order_is_the_placement_of_earlier_releases() {
+        let pinned = [
+            (
+                Mode::LoadBalance(None),
+                "10342 30124 01342 41203 20431 12043 40312 41230 14230 34120 10432 40132 03124 20431 03412 01423",
+            ),
+            (
+                Mode::SourceHash(None),
+                "03214 01342 43120 43210 12403 14320 12304 31420 04321 21304 32410 34021 03214 23401 01243 03421",
+            ),
+            (
+                Mode::Hash(None),
+                "24013 24013 24013 24013 24013 24013 24013 24013 24013 24013 24013 24013 24013 24013 24013 24013",
+            ),
+            (
+                Mode::LoadBalance(Some([7u8; 16])),
+                "40321 10342 31420 04123 24130 43201 14320 34012 10234 41320 02431 21304 40132 24130 34120 04321",
+            ),
+        ];
+        let k = keys(5);
+        for (mode, want) in pinned {
+            let s = Selector::new(&mode);
+            let got: Vec<String> = (0..16)
+                .map(|i| {
+                    let o = s.order(&k, &all_up(5), client(i), LISTEN);
+                    o.iter().map(ToString::to_string).collect()
+                })
+                .collect();
+            assert_eq!(got.join(" "), want, "{mode:?}");
+        }
+        let c6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7));
+        let l6 = SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            1080,
+        );
+        let s = Selector::new(&Mode::LoadBalance(None));
+        assert_eq!(s.order(&k, &all_up(5), c6, l6), [1, 2, 3, 4, 0]);
     }
 }
