@@ -3,11 +3,49 @@
 //! the monitors.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use crate::error::CtlError;
 use crate::events::{EventKind, Events};
-use crate::generation::Generation;
+use crate::generation::{Generation, RelayGen};
+use crate::pool::{Pool, PoolHost};
 use hasocks_ctl_proto::relay::{HostAction, Target};
+
+/// What a command can name: by id, or by a name it answers to.
+trait Named {
+    fn id(&self) -> u32;
+    fn answers_to(&self, name: &str) -> bool;
+}
+
+impl Named for (&Arc<Pool>, &PoolHost) {
+    fn id(&self) -> u32 {
+        self.1.record.id
+    }
+    /// Its name, or `name:port`.
+    fn answers_to(&self, s: &str) -> bool {
+        let k = &self.1.record.key;
+        k.name == s || format!("{}:{}", k.name, k.port) == s
+    }
+}
+
+impl Named for &Arc<Pool> {
+    fn id(&self) -> u32 {
+        self.record.id
+    }
+    /// `table:port`, or the table's name alone.
+    fn answers_to(&self, s: &str) -> bool {
+        self.name == s || self.name.rsplit_once(':').map(|p| p.0) == Some(s)
+    }
+}
+
+impl Named for &Arc<RelayGen> {
+    fn id(&self) -> u32 {
+        self.record.id
+    }
+    fn answers_to(&self, s: &str) -> bool {
+        self.record.name == s
+    }
+}
 
 /// `host disable|enable|drain NAME|ID` on every host of `gen` that matches (a name can be in
 /// several pools); how many matched.
@@ -17,17 +55,8 @@ pub(crate) fn host(
     target: &Target,
     action: HostAction,
 ) -> Result<usize, CtlError> {
-    let mut n = 0;
-    for (pool, h) in gen.hosts() {
+    each(gen.hosts(), "host", target, |(pool, h)| {
         let r = &h.record;
-        let hit = match target {
-            Target::Id(id) => r.id == *id,
-            Target::Name(s) => r.key.name == *s || format!("{}:{}", r.key.name, r.key.port) == *s,
-        };
-        if !hit {
-            continue;
-        }
-        n += 1;
         let (id, name) = (r.id, r.key.name.clone());
         match action {
             HostAction::Disable => {
@@ -45,27 +74,17 @@ pub(crate) fn host(
                 events.emit(EventKind::HostEnable { id, name });
             }
         }
-    }
-    found(n, "host", target)
+    })
 }
 
-/// `table disable|enable NAME|ID` (a name with or without `:port`).
+/// `table disable|enable NAME|ID`.
 pub(crate) fn table(
     gen: &Generation,
     events: &Events,
     target: &Target,
     enable: bool,
 ) -> Result<usize, CtlError> {
-    let mut n = 0;
-    for t in &gen.tables {
-        let hit = match target {
-            Target::Id(id) => t.record.id == *id,
-            Target::Name(s) => t.name == *s || t.name.rsplit_once(':').map(|p| p.0) == Some(s),
-        };
-        if !hit {
-            continue;
-        }
-        n += 1;
+    each(gen.tables.iter(), "table", target, |t| {
         t.record.disabled.store(!enable, Ordering::Relaxed);
         let (id, name) = (t.record.id, t.name.clone());
         if enable {
@@ -74,8 +93,7 @@ pub(crate) fn table(
         } else {
             events.emit(EventKind::TableDisable { id, name });
         }
-    }
-    found(n, "table", target)
+    })
 }
 
 /// `relay disable|enable NAME|ID`: a disabled relay closes what it accepts.
@@ -85,16 +103,7 @@ pub(crate) fn relay(
     target: &Target,
     enable: bool,
 ) -> Result<usize, CtlError> {
-    let mut n = 0;
-    for r in &gen.relays {
-        let hit = match target {
-            Target::Id(id) => r.record.id == *id,
-            Target::Name(s) => r.record.name == *s,
-        };
-        if !hit {
-            continue;
-        }
-        n += 1;
+    each(gen.relays.iter(), "relay", target, |r| {
         r.record.disabled.store(!enable, Ordering::Relaxed);
         let (id, name) = (r.record.id, r.record.name.clone());
         events.emit(if enable {
@@ -102,12 +111,27 @@ pub(crate) fn relay(
         } else {
             EventKind::RelayDisable { id, name }
         });
-    }
-    found(n, "relay", target)
+    })
 }
 
-/// `n` matches, or the error that none matched.
-fn found(n: usize, what: &'static str, target: &Target) -> Result<usize, CtlError> {
+/// Applies `act` to every item that `target` names; how many, or that none is called so.
+fn each<T: Named>(
+    items: impl Iterator<Item = T>,
+    what: &'static str,
+    target: &Target,
+    mut act: impl FnMut(T),
+) -> Result<usize, CtlError> {
+    let mut n = 0;
+    for item in items {
+        let hit = match target {
+            Target::Id(id) => item.id() == *id,
+            Target::Name(s) => item.answers_to(s),
+        };
+        if hit {
+            n += 1;
+            act(item);
+        }
+    }
     if n == 0 {
         Err(CtlError::NotFound {
             what,
