@@ -89,13 +89,16 @@ pub(crate) async fn serve(
     let start = Instant::now();
     // Boxed: the connect's state (retries, timeouts) is large and over once the copy starts,
     // and a session's future is held for the session's whole life.
-    let connect_step = || connect(&relay.forwards, c, &rec.name, peer, listen);
-    let mut found = Box::pin(connect_step()).await;
-    if matches!(found, Err(ConnectError::NoneActive)) && first_round_pending(&relay).await {
-        // Started a moment ago (socket activation hands over the connection that woke us):
-        // the first checks have their verdicts now.
-        found = Box::pin(connect_step()).await;
-    }
+    let found = {
+        let connect_step = || connect(&relay.forwards, c, &rec.name, peer, listen);
+        let mut found = Box::pin(connect_step()).await;
+        if matches!(found, Err(ConnectError::NoneActive)) && first_round_pending(&relay).await {
+            // Started a moment ago (socket activation hands over the connection that woke
+            // us): the first checks have their verdicts now.
+            found = Box::pin(connect_step()).await;
+        }
+        found
+    };
     let (backend, host) = match found {
         Ok(found) => found,
         Err(why) => {

@@ -1,8 +1,8 @@
 //! A pool per table instance (`table:port`) of a generation, in the style of Pingora's
 //! `pingora-load-balancing`: the table's hosts, each with its long-lived record (health,
-//! counters, disabled/draining); their health checks ([`health`], [`checks`]); selection as a
+//! counters, disabled/draining); their health checks (`health`, `checks`); selection as a
 //! lazy iterator in the mode's order ([`select`]); and the session's connect step with its
-//! classified errors, counted per host ([`connect`]).
+//! classified errors, counted per host (`connect`).
 //!
 //! A pool belongs to one generation and is immutable; what changes (health, counters, flags)
 //! lives in the records, which a reload carries over by key.

@@ -4,7 +4,7 @@
 //! allocated. A session that connects to its first choice computes nothing more.
 //!
 //! Hash modes (`loadbalance`, `source-hash`, `hash`) walk the rendezvous placement
-//! ([`super::rendezvous`]): the best-scored host first, and only when it fails the next.
+//! (`pool::rendezvous`): the best-scored host first, and only when it fails the next.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
