@@ -80,12 +80,11 @@ async fn lab(tag: &str) -> Lab {
     let port = free_port("127.0.0.1");
     let ports = [backends[0].port(), backends[1].port()];
     std::fs::write(&conf, relay_conf(port, &socket, &ports, "roundrobin")).unwrap();
-    let log = std::fs::File::create(dir.join("relay.log")).expect("log file");
     let proc = Running(
         Command::new(bin())
             .args(["relay", "-f"])
             .arg(&conf)
-            .stderr(log)
+            .stderr(Stdio::null())
             .spawn()
             .expect("start the relay"),
     );
@@ -287,10 +286,9 @@ async fn id_of_session(relay: SocketAddr) -> Option<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn show_hosts_counts_failed_connects_by_reason_and_the_log_names_it() {
+async fn show_hosts_counts_failed_connects_by_reason() {
     let mut l = lab("ctl-refused").await;
     let s = &l.socket;
-    ok(s, &["log", "verbose"]).await;
     // Checks run hourly: host 2 stays up for the relay though it is gone. Round robin sends
     // the second session to it first; refused, the session moves on to host 1.
     l.backends[1].stop().await;
@@ -306,16 +304,6 @@ async fn show_hosts_counts_failed_connects_by_reason_and_the_log_names_it() {
     assert_eq!(
         host["connect_errors"],
         serde_json::json!({"refused": 1, "timeout": 0, "unreachable": 0, "local": 0})
-    );
-
-    // With both gone the session fails, and its log line says why.
-    l.backends[0].stop().await;
-    assert_eq!(id_of_session(l.relay).await, None);
-    let log = l.dir.join("relay.log");
-    let text = test_support::wait_for_text(&log, "failed: 2 refused").await;
-    assert!(
-        text.contains("connect to every active host failed: 2 refused"),
-        "{text}"
     );
     let _ = std::fs::remove_dir_all(&l.dir);
 }
