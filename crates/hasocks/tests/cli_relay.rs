@@ -220,14 +220,13 @@ async fn a_session_that_reaches_no_host_is_logged_with_the_reasons() {
         ),
     )
     .unwrap();
-    let proc = Running(
-        Command::new(bin())
-            .args(["relay", "-f"])
-            .arg(&file)
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("relay"),
-    );
+    let mut proc = tokio::process::Command::new(bin())
+        .args(["relay", "-f"])
+        .arg(&file)
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("relay");
     let relay = SocketAddr::from(([127, 0, 0, 1], port));
     let want = "connect to every active host failed: 2 refused";
     let mut text = String::new();
@@ -242,6 +241,6 @@ async fn a_session_that_reaches_no_host_is_logged_with_the_reasons() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(text.contains(want), "{text}");
-    drop(proc);
+    let _ = proc.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
