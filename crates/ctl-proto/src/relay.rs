@@ -70,8 +70,12 @@ pub struct HostStatus {
     pub open: u64,
     /// Sessions forwarded to this host.
     pub sessions: u64,
-    /// Outgoing connects to this host that failed.
+    /// Outgoing connects to this host that failed by the host's or the network's doing
+    /// (refused, timed out, unreachable; not local errors).
     pub connect_failures: u64,
+    /// Every failed connect to this host, by reason (local errors included).
+    #[serde(default)]
+    pub connect_errors: ConnectErrors,
     /// Connect attempts to this host that retried a failed one.
     pub retries: u64,
     /// Bytes from clients to this host (open sessions included).
@@ -100,6 +104,106 @@ impl HostStatus {
         } else {
             self.state.as_str()
         }
+    }
+}
+
+/// Why a connect to a host failed: the classes of Pingora's connect errors, plus ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectReason {
+    /// The host answered with a reset: nothing listens there (or it refuses us).
+    Refused,
+    /// No answer within the connect timeout.
+    Timeout,
+    /// The network said there is no way there (host or net unreachable, no route).
+    Unreachable,
+    /// This machine could not make the attempt (out of descriptors, ports, buffers or
+    /// memory; a local policy): no verdict on the host, never counted against it.
+    Local,
+}
+
+impl ConnectReason {
+    /// Every reason, in the order metrics and ctl list them.
+    pub const ALL: [ConnectReason; 4] = [
+        ConnectReason::Refused,
+        ConnectReason::Timeout,
+        ConnectReason::Unreachable,
+        ConnectReason::Local,
+    ];
+
+    /// The word of logs, metric labels and ctl.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectReason::Refused => "refused",
+            ConnectReason::Timeout => "timeout",
+            ConnectReason::Unreachable => "unreachable",
+            ConnectReason::Local => "local",
+        }
+    }
+
+    /// Whether a failure of this kind says something about the host.
+    pub fn against_host(self) -> bool {
+        self != ConnectReason::Local
+    }
+}
+
+impl std::fmt::Display for ConnectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Failed connects to one host, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectErrors {
+    /// Refused (reset) by the host.
+    pub refused: u64,
+    /// Timed out.
+    pub timeout: u64,
+    /// Host or network unreachable.
+    pub unreachable: u64,
+    /// Local errors of this machine (not the host's).
+    pub local: u64,
+}
+
+impl ConnectErrors {
+    /// The count of `reason`.
+    pub fn get(&self, reason: ConnectReason) -> u64 {
+        match reason {
+            ConnectReason::Refused => self.refused,
+            ConnectReason::Timeout => self.timeout,
+            ConnectReason::Unreachable => self.unreachable,
+            ConnectReason::Local => self.local,
+        }
+    }
+
+    /// A mutable count of `reason` (for building one).
+    pub fn get_mut(&mut self, reason: ConnectReason) -> &mut u64 {
+        match reason {
+            ConnectReason::Refused => &mut self.refused,
+            ConnectReason::Timeout => &mut self.timeout,
+            ConnectReason::Unreachable => &mut self.unreachable,
+            ConnectReason::Local => &mut self.local,
+        }
+    }
+
+    /// Failures that count against the host (every reason but local).
+    pub fn against_host(&self) -> u64 {
+        ConnectReason::ALL
+            .iter()
+            .filter(|r| r.against_host())
+            .map(|r| self.get(*r))
+            .fold(0, u64::saturating_add)
+    }
+
+    /// The non-zero counts as `2 refused, 1 timeout`; empty when there are none.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = ConnectReason::ALL
+            .iter()
+            .filter(|r| self.get(**r) > 0)
+            .map(|r| format!("{} {r}", self.get(*r)))
+            .collect();
+        parts.join(", ")
     }
 }
 
@@ -437,4 +541,34 @@ pub struct Event {
     pub pid: u32,
     /// What happened.
     pub kind: EventKind,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_errors_never_count_against_the_host() {
+        let e = ConnectErrors {
+            refused: 1,
+            timeout: 2,
+            unreachable: 3,
+            local: 40,
+        };
+        assert_eq!(e.against_host(), 6);
+        assert_eq!(e.summary(), "1 refused, 2 timeout, 3 unreachable, 40 local");
+        assert_eq!(ConnectErrors::default().summary(), "");
+    }
+
+    #[test]
+    fn a_reason_is_its_word_in_json() {
+        let words: Vec<String> = ConnectReason::ALL
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap_or_default())
+            .collect();
+        assert_eq!(
+            words,
+            ["\"refused\"", "\"timeout\"", "\"unreachable\"", "\"local\""]
+        );
+    }
 }

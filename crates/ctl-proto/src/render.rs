@@ -106,6 +106,11 @@ fn host_row(out: &mut String, h: &HostStatus, table_port: Option<u16>, totals: b
         }
         let _ = writeln!(out, "{line}");
     }
+    // Ours, below relayctl's lines and only when there is something to say.
+    let failed = h.connect_errors.summary();
+    if totals && !failed.is_empty() {
+        let _ = writeln!(out, "\t{:8}\tfailed connects: {failed}", "");
+    }
 }
 
 /// relayctl's `print_time`: hours (unbounded), minutes, seconds.
@@ -308,7 +313,7 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::relay::HostState;
+    use crate::relay::{ConnectErrors, HostState};
 
     fn host(id: u32, name: &str, port: u16, state: HostState) -> HostStatus {
         HostStatus {
@@ -330,6 +335,7 @@ mod tests {
             open: 0,
             sessions: 0,
             connect_failures: 0,
+            connect_errors: Default::default(),
             retries: 0,
             bytes_out: 0,
             bytes_in: 0,
@@ -383,6 +389,25 @@ Id  \tType    \tName                    \tAvlblty\tStatus
 \t        \ttotal: 3/4 checks, 1 retries, error: tcp connect failed
 ";
         assert_eq!(status(&fixture(), Show::Hosts), want);
+    }
+
+    #[test]
+    fn show_hosts_adds_a_line_of_failed_connects_by_reason_only_where_there_are_some() {
+        let mut s = fixture();
+        s.tables[0].hosts[1].connect_errors = ConnectErrors {
+            refused: 2,
+            local: 1,
+            ..ConnectErrors::default()
+        };
+        let got = status(&s, Show::Hosts);
+        let rows: Vec<&str> = got.lines().collect();
+        assert_eq!(rows.len(), 7, "{got}");
+        assert_eq!(
+            rows[5],
+            "\t        \ttotal: 3/4 checks, 1 retries, error: tcp connect failed"
+        );
+        assert_eq!(rows[6], "\t        \tfailed connects: 2 refused, 1 local");
+        assert!(!status(&s, Show::Summary).contains("failed connects"));
     }
 
     #[test]

@@ -120,6 +120,18 @@ fn summary(l: &Lab, relay: &str, table: &str, hosts: [(&str, &str); 2]) -> Vec<S
     v
 }
 
+/// `show hosts` of the lab's relay after its first round of checks, both hosts up.
+fn show_hosts_after_one_check(l: &Lab) -> Vec<String> {
+    vec![
+        HEADER.to_string(),
+        "1   \ttable   \tpool:1080               \t       \tactive (2 hosts)".to_string(),
+        format!("1   \thost    \t{:<24}\t100.00%\tup", host_name(l, 0)),
+        "\t        \ttotal: 1/1 checks".to_string(),
+        format!("2   \thost    \t{:<24}\t100.00%\tup", host_name(l, 1)),
+        "\t        \ttotal: 1/1 checks".to_string(),
+    ]
+}
+
 fn lines(s: &str) -> Vec<String> {
     s.lines().map(str::to_string).collect()
 }
@@ -138,17 +150,7 @@ async fn show_host_table_relay_poll_and_log_commands_print_as_relayctl() {
         ok(s, &["show", "summary"]).await
     );
     let hosts = lines(&ok(s, &["show", "hosts"]).await);
-    assert_eq!(
-        hosts,
-        [
-            HEADER.to_string(),
-            "1   \ttable   \tpool:1080               \t       \tactive (2 hosts)".to_string(),
-            format!("1   \thost    \t{:<24}\t100.00%\tup", host_name(&l, 0)),
-            "\t        \ttotal: 1/1 checks".to_string(),
-            format!("2   \thost    \t{:<24}\t100.00%\tup", host_name(&l, 1)),
-            "\t        \ttotal: 1/1 checks".to_string(),
-        ]
-    );
+    assert_eq!(hosts, show_hosts_after_one_check(&l));
 
     // poll: one more round at once.
     assert_eq!(ok(s, &["poll"]).await, "command succeeded\n");
@@ -259,6 +261,40 @@ async fn show_host_table_relay_poll_and_log_commands_print_as_relayctl() {
     let o = ctl(s, &["frobnicate"]).await;
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(o.stderr.contains("unknown word \"frobnicate\""));
+    let _ = std::fs::remove_dir_all(&l.dir);
+}
+
+/// A session through the relay: the id byte of the host it reached, if any.
+async fn id_of_session(relay: SocketAddr) -> Option<u8> {
+    let mut c = TcpStream::connect(relay).await.ok()?;
+    let mut id = [0u8; 1];
+    tokio::time::timeout(DEADLINE, c.read_exact(&mut id))
+        .await
+        .ok()?
+        .ok()?;
+    Some(id[0])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_hosts_counts_failed_connects_by_reason() {
+    let mut l = lab("ctl-refused").await;
+    let s = &l.socket;
+    // Checks run hourly: host 2 stays up for the relay though it is gone. Round robin sends
+    // the second session to it first; refused, the session moves on to host 1.
+    l.backends[1].stop().await;
+    assert_eq!(id_of_session(l.relay).await, Some(1));
+    assert_eq!(id_of_session(l.relay).await, Some(1));
+    let mut want = show_hosts_after_one_check(&l);
+    want.push("\t        \tfailed connects: 1 refused".to_string());
+    assert_eq!(lines(&ok(s, &["show", "hosts"]).await), want);
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(s, &["--json", "show", "hosts"]).await).expect("json");
+    let host = &j["status"]["tables"][0]["hosts"][1];
+    assert_eq!(host["connect_failures"], 1);
+    assert_eq!(
+        host["connect_errors"],
+        serde_json::json!({"refused": 1, "timeout": 0, "unreachable": 0, "local": 0})
+    );
     let _ = std::fs::remove_dir_all(&l.dir);
 }
 

@@ -170,3 +170,49 @@ async fn ten_reloads_under_load_fail_no_session_refuse_no_connection_and_keep_ho
     }
     let _ = std::fs::remove_dir_all(&lab.dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_reaches_no_host_is_logged_with_the_reasons() {
+    let dir = temp_dir("cli-relay-refused");
+    let file = dir.join("relayd.conf");
+    let log = dir.join("relay.log");
+    // Two unchecked hosts (always up) where nothing listens: both refuse.
+    let closed: Vec<u16> = (0..2).map(|_| free_port("127.0.0.1")).collect();
+    let port = free_port("127.0.0.1");
+    std::fs::write(
+        &file,
+        format!(
+            "log connection errors\nhasocks.timeout.firstbyte 0\nsocket \"{}\"\n\
+             table <pool> {{ 127.0.0.1 port {}, 127.0.0.1 port {} }}\n\
+             relay \"socks\" {{\n listen on 127.0.0.1 port {port}\n\
+             forward to <pool> port 1080 mode roundrobin\n}}\n",
+            dir.join("relay.sock").display(),
+            closed[0],
+            closed[1]
+        ),
+    )
+    .unwrap();
+    let mut proc = tokio::process::Command::new(bin())
+        .args(["relay", "-f"])
+        .arg(&file)
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("relay");
+    let relay = SocketAddr::from(([127, 0, 0, 1], port));
+    let want = "connect to every active host failed: 2 refused";
+    let mut text = String::new();
+    for _ in 0..100 {
+        // Connected once the relay listens; then it closes for want of a host.
+        if let Ok(mut s) = tokio::net::TcpStream::connect(relay).await {
+            let mut b = [0u8; 1];
+            let _ = tokio::io::AsyncReadExt::read(&mut s, &mut b).await;
+            text = test_support::wait_for_text(&log, want).await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(text.contains(want), "{text}");
+    let _ = proc.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

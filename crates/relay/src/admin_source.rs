@@ -14,7 +14,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
 use crate::handle::RelayHandle;
-use hasocks_ctl_proto::relay::{HostState, HostStatus, Status, TableStatus};
+use hasocks_ctl_proto::relay::{ConnectReason, HostState, HostStatus, Status, TableStatus};
 use hasocks_ctl_proto::render::host_name;
 
 /// The states a host's `relay_host_state` series cover.
@@ -49,7 +49,7 @@ impl Source for RelayAdmin {
     fn ready(&self) -> Readiness {
         match self.handle.readiness() {
             Ok(()) => Readiness::Ready,
-            Err(why) => Readiness::NotReady(why),
+            Err(why) => Readiness::NotReady(why.to_string()),
         }
     }
 
@@ -205,9 +205,24 @@ impl Collector for RelayCollector {
         counters(
             e,
             "relay_host_connect_failures",
-            "Connections to the host that failed",
+            "Connections to the host that failed by its or the network's doing (local errors not counted)",
             None,
             per_host(&|h| h.connect_failures),
+        )?;
+        counters(
+            e,
+            "relay_host_connect_errors",
+            "Connections to the host that failed, by reason (refused, timeout, unreachable; local: this machine's fault)",
+            None,
+            hs.iter()
+                .flat_map(|(l, h)| {
+                    ConnectReason::ALL.iter().map(move |r| {
+                        let mut l = l.clone();
+                        l.push(("reason", r.as_str().to_string()));
+                        (l, h.connect_errors.get(*r))
+                    })
+                })
+                .collect::<Vec<_>>(),
         )?;
         counters(
             e,
@@ -448,8 +463,21 @@ fn host_row(h: &HostStatus, port: Option<u16>, now: SystemTime) -> Vec<String> {
         num(html::bytes(h.bytes_out)),
         num(html::bytes(h.bytes_in)),
         num(h.retries),
-        num(h.connect_failures),
+        failed_connects(h),
     ]
+}
+
+/// The failed-connects cell: the count against the host, every reason in its title.
+fn failed_connects(h: &HostStatus) -> String {
+    let why = h.connect_errors.summary();
+    if why.is_empty() {
+        return num(h.connect_failures);
+    }
+    format!(
+        "<td class=\"n\" title=\"{}\">{}</td>",
+        html::escape(&why),
+        h.connect_failures
+    )
 }
 
 #[cfg(test)]
@@ -477,6 +505,7 @@ mod tests {
             open: 0,
             sessions: 0,
             connect_failures: u64::from(id),
+            connect_errors: Default::default(),
             retries: 0,
             bytes_out: 100 * u64::from(id),
             bytes_in: 1000 * u64::from(id),

@@ -1,4 +1,4 @@
-//! Errors of starting and reloading a relay, and of control commands.
+//! Errors of starting and reloading a relay, of control commands, and why it is not ready.
 
 use std::io;
 use std::net::SocketAddr;
@@ -67,6 +67,33 @@ impl RelayError {
             RelayError::Stopped => "stopped",
         }
     }
+}
+
+/// Why the relay should not get traffic now (`/ready` answers 503 with it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct NotReady(pub Vec<Unready>);
+
+/// One reason the relay is not ready.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unready {
+    /// The config has no relay block.
+    #[error("no relay configured")]
+    NoRelay,
+    /// A listen address of a relay has no socket.
+    #[error("relay {relay}: {addr} not bound")]
+    NotBound {
+        /// Relay name.
+        relay: String,
+        /// The configured address.
+        addr: SocketAddr,
+    },
+    /// An enabled relay has no pool with a host that takes sessions.
+    #[error("relay {relay}: no host up")]
+    NoHostUp {
+        /// Relay name.
+        relay: String,
+    },
 }
 
 /// Why a control command failed.

@@ -9,84 +9,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conf::relayd::{Check, LogConnections, RelaydConfig};
-use tokio::sync::{watch, Notify};
+use conf::relayd::{LogConnections, RelaydConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::RelayError;
-use crate::records::{Claimed, HostKey, HostRecord, Records, RelayRecord, TableRecord};
-use crate::select::{self, HostView, Selector};
-use hasocks_ctl_proto::relay::HostState;
-
-/// Lower bound of the outgoing connect timeout. The connect timeout is the table's check
-/// timeout, but at least this: relayd's 200 ms check default is far too short for a connect
-/// that may need one SYN retransmission.
-pub(crate) const MIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// A host of a table in this generation.
-#[derive(Debug)]
-pub(crate) struct HostRt {
-    pub record: Arc<HostRecord>,
-    pub addr: SocketAddr,
-    pub retry: u32,
-}
-
-/// One table instance (`name:port`) in this generation.
-#[derive(Debug)]
-pub(crate) struct TableGen {
-    pub record: Arc<TableRecord>,
-    /// `table:port`.
-    pub name: String,
-    /// `disable` in the config.
-    pub disabled: bool,
-    pub check: Option<Check>,
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub hosts: Vec<HostRt>,
-    /// Hash identities, same order as `hosts`.
-    pub keys: Vec<select::HostKey>,
-    /// A relay using this table sends PROXY v2: checks then send a LOCAL header first.
-    pub proxy_local: bool,
-    /// True once every checked host has a verdict (or the first round is done).
-    pub ready: watch::Sender<bool>,
-    /// Wakes the checker for an immediate round (`poll`, `enable`).
-    pub poll: Notify,
-}
-
-impl TableGen {
-    /// Disabled by the config or the control socket.
-    pub fn is_disabled(&self) -> bool {
-        self.disabled || self.record.disabled.load(Ordering::Relaxed)
-    }
-
-    /// What the selector needs: which hosts take traffic, and their open sessions.
-    pub fn view(&self) -> Vec<HostView> {
-        self.hosts
-            .iter()
-            .map(|h| HostView {
-                up: h.record.takes_traffic(),
-                open: h.record.open.load(Ordering::Relaxed),
-            })
-            .collect()
-    }
-
-    /// The PROXY header checks send first, if any.
-    pub fn check_preamble(&self) -> Vec<u8> {
-        if self.proxy_local {
-            net::proxy::encode_v2_local()
-        } else {
-            Vec::new()
-        }
-    }
-}
-
-/// A `forward to <table>` line.
-#[derive(Debug)]
-pub(crate) struct ForwardRt {
-    pub table: Arc<TableGen>,
-    pub selector: Selector,
-    pub connect_timeout: Duration,
-}
+use crate::pool::select::Selector;
+use crate::pool::{Forward, Pool, PoolHost, PoolSpec, MIN_CONNECT_TIMEOUT};
+use crate::records::{Claimed, Records, RelayRecord};
 
 /// What identifies a listener across generations: its configured address; an address with
 /// port 0 (an ephemeral port, for tests and `hasocks up`) is one listener per relay and line.
@@ -110,7 +39,8 @@ pub(crate) struct RelayGen {
     pub record: Arc<RelayRecord>,
     /// `disable` in the config.
     pub disabled: bool,
-    pub forwards: Vec<ForwardRt>,
+    /// Its pools, primary first, then backups.
+    pub forwards: Vec<Forward>,
     pub idle_timeout: Option<Duration>,
     pub send_proxy_v2: bool,
     pub log: LogConnections,
@@ -136,8 +66,8 @@ pub(crate) struct Generation {
     pub relays: Vec<Arc<RelayGen>>,
     /// Configured listen address -> the relay that owns it.
     pub by_listen: HashMap<ListenKey, Arc<RelayGen>>,
-    /// Table instances in order of first use.
-    pub tables: Vec<Arc<TableGen>>,
+    /// The pools (table instances) in order of first use.
+    pub tables: Vec<Arc<Pool>>,
     /// `log host checks`.
     pub log_host_checks: bool,
     /// `prefork` as configured (workers are started once, at start).
@@ -161,7 +91,7 @@ impl Generation {
     }
 
     /// Every host of every table, once per table it is in.
-    pub fn hosts(&self) -> impl Iterator<Item = (&Arc<TableGen>, &HostRt)> {
+    pub fn hosts(&self) -> impl Iterator<Item = (&Arc<Pool>, &PoolHost)> {
         self.tables
             .iter()
             .flat_map(|t| t.hosts.iter().map(move |h| (t, h)))
@@ -237,7 +167,7 @@ pub(crate) async fn resolve(name: &str, port: u16) -> Result<SocketAddr, RelayEr
 pub(crate) fn build(
     cfg: &RelaydConfig,
     resolved: &Resolved,
-    records: &mut Records,
+    records: &Records,
     number: u64,
 ) -> Result<(Generation, Claimed), RelayError> {
     let addr_of = |name: &str, port: u16| {
@@ -257,78 +187,30 @@ pub(crate) fn build(
         .flat_map(|r| r.forwards.iter().map(|f| format!("{}:{}", f.table, f.port)))
         .collect();
     let mut claimed = Claimed::default();
-    let mut tables: Vec<Arc<TableGen>> = Vec::new();
-    let mut by_name: HashMap<String, Arc<TableGen>> = HashMap::new();
+    let mut tables: Vec<Arc<Pool>> = Vec::new();
     let mut relays = Vec::new();
     let mut by_listen: HashMap<ListenKey, Arc<RelayGen>> = HashMap::new();
     for r in &cfg.relays {
         let mut forwards = Vec::new();
         for f in &r.forwards {
-            let inst = format!("{}:{}", f.table, f.port);
-            let table = match by_name.get(&inst) {
+            let name = format!("{}:{}", f.table, f.port);
+            let pool = match tables.iter().find(|t| t.name == name) {
                 Some(t) => t.clone(),
                 None => {
-                    let t = table_of(cfg, &r.name, &f.table)?;
-                    let checked = f.check.is_some();
-                    let mut hosts = Vec::new();
-                    for h in &t.hosts {
-                        let addr = addr_of(&h.name, h.port.unwrap_or(f.port))?;
-                        let key = HostKey {
-                            table: inst.clone(),
-                            name: h.name.clone(),
-                            port: addr.port(),
-                        };
-                        let initial = if checked {
-                            HostState::Unknown
-                        } else {
-                            HostState::Up
-                        };
-                        let record = records.host(&mut claimed, key, initial);
-                        if !checked && record.health() != HostState::Up {
-                            // A table without checks has every host up, whatever it was;
-                            // applied only if this generation is published.
-                            claimed.force_up.push(record.clone());
-                        }
-                        hosts.push(HostRt {
-                            record,
-                            addr,
-                            retry: h.retry,
-                        });
-                    }
-                    let interval_s = f.interval_s.unwrap_or(t.interval_s).max(1);
-                    let timeout_ms = f.timeout_ms.unwrap_or(t.timeout_ms).max(1);
-                    let keys = hosts
-                        .iter()
-                        .map(|h| select::HostKey {
-                            name: h.record.key.name.clone(),
-                            port: h.addr.port(),
-                        })
-                        .collect();
-                    let known = hosts
-                        .iter()
-                        .all(|h| h.record.health() != HostState::Unknown);
-                    let (ready, _) = watch::channel(t.disabled || !checked || known);
-                    let tg = Arc::new(TableGen {
-                        record: records.table(&mut claimed, &inst),
-                        name: inst.clone(),
-                        disabled: t.disabled,
-                        check: f.check.clone(),
-                        interval: Duration::from_secs(u64::from(interval_s)),
-                        timeout: Duration::from_millis(u64::from(timeout_ms)),
-                        hosts,
-                        keys,
-                        proxy_local: proxied.contains(&inst),
-                        ready,
-                        poll: Notify::new(),
-                    });
-                    by_name.insert(inst, tg.clone());
-                    tables.push(tg.clone());
-                    tg
+                    let spec = PoolSpec {
+                        proxy_local: proxied.contains(&name),
+                        name,
+                        table: table_of(cfg, &r.name, &f.table)?,
+                        forward: f,
+                    };
+                    let pool = Arc::new(Pool::build(spec, &addr_of, records, &mut claimed)?);
+                    tables.push(pool.clone());
+                    pool
                 }
             };
-            forwards.push(ForwardRt {
-                connect_timeout: table.timeout.max(MIN_CONNECT_TIMEOUT),
-                table,
+            forwards.push(Forward {
+                connect_timeout: pool.timeout.max(MIN_CONNECT_TIMEOUT),
+                pool,
                 selector: Selector::new(&f.mode),
             });
         }

@@ -7,32 +7,40 @@
 //! relay, table and host, the registry of open sessions) and a config generation (tables,
 //! modes, checks, timeouts compiled from one file), swapped whole on reload.
 //!
-//! Data flow: accept -> the current generation's relay for that address -> candidates (first
-//! table with an up host, then backups) -> connect with retries, before any byte is
-//! forwarded -> optional PROXY v2 header -> copy both ways -> log.
+//! Data flow: accept -> the current generation's relay for that address -> its pools'
+//! candidates, lazily (the primary pool's hosts that take traffic in the mode's order, then
+//! the backups') -> connect with retries, before any byte is forwarded, each failure
+//! classified and counted on its host -> optional PROXY v2 header -> copy both ways -> log.
+//!
+//! Where things are: `handle` (the long-lived state and its methods; `handle/reload.rs`, the
+//! prepare and commit steps), `generation` (one config compiled), `pool` (a table's hosts,
+//! checks, selection, the connect step), `records` (what outlives generations), `listeners`,
+//! `workers` and `session` (the data path), `status` and `control` (what ctl and the admin
+//! listener see and do).
 
 pub mod admin_source;
 mod admission;
-mod checks;
+mod control;
 pub mod daemon;
 mod error;
 mod events;
 mod generation;
-mod glob;
 mod handle;
 pub mod handover;
-mod health;
+mod listeners;
+pub mod pool;
 mod rates;
 mod records;
-pub mod select;
 mod session;
 mod sessions;
+mod status;
 mod workers;
 
-pub use error::{CtlError, RelayError};
+pub use error::{CtlError, NotReady, RelayError, Unready};
 pub use handle::RelayHandle;
+pub use pool::select;
 // The relay's plain-data view is the control protocol's (hasocks-ctl-proto).
 pub use hasocks_ctl_proto::relay::{
-    AdmissionStatus, Event, EventKind, HostAction, HostState, HostStatus, RateStats, RelayStatus,
-    ReloadReport, SessionStatus, Status, TableStatus, Target,
+    AdmissionStatus, ConnectErrors, ConnectReason, Event, EventKind, HostAction, HostState,
+    HostStatus, RateStats, RelayStatus, ReloadReport, SessionStatus, Status, TableStatus, Target,
 };

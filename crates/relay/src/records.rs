@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use crate::checks::{CheckOutcome, Verdict};
+use crate::pool::checks::{CheckOutcome, Verdict};
+use crate::pool::connect::ConnectCounts;
 use hasocks_ctl_proto::relay::HostState;
 
 /// What identifies a host across generations: its table instance (`name:port`), its name as
@@ -61,8 +62,8 @@ pub(crate) struct HostRecord {
     pub open: AtomicU64,
     /// Sessions forwarded to the host since the record was made.
     pub sessions: AtomicU64,
-    /// Outgoing connects to the host that failed.
-    pub connect_failures: AtomicU64,
+    /// Outgoing connects to the host that failed, by reason.
+    pub connect_errors: ConnectCounts,
     /// Connect attempts to the host that were retries of an earlier failed one.
     pub retries: AtomicU64,
     /// Bytes client -> host of finished sessions (open ones are in the session registry).
@@ -91,7 +92,8 @@ fn state_of(code: u8) -> HostState {
 }
 
 impl HostRecord {
-    fn new(id: u32, key: HostKey, state: HostState) -> HostRecord {
+    /// A record for a host first seen now, in state `state`.
+    pub fn new(id: u32, key: HostKey, state: HostState) -> HostRecord {
         HostRecord {
             id,
             key,
@@ -100,7 +102,7 @@ impl HostRecord {
             draining: AtomicBool::new(false),
             open: AtomicU64::new(0),
             sessions: AtomicU64::new(0),
-            connect_failures: AtomicU64::new(0),
+            connect_errors: ConnectCounts::default(),
             retries: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
@@ -245,7 +247,9 @@ pub(crate) struct Records {
 }
 
 /// The records a new generation uses, found or made while it is built; they replace the
-/// registry's maps only when the generation is published.
+/// registry's maps (and the new ids its counters, the inherited states they used its store)
+/// only when the generation is published, so a generation that is not published changes
+/// nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Claimed {
     pub relays: HashMap<String, Arc<RelayRecord>>,
@@ -253,22 +257,27 @@ pub(crate) struct Claimed {
     pub hosts: HashMap<HostKey, Arc<HostRecord>>,
     /// Hosts that had no record before.
     pub new_hosts: usize,
+    /// Relays and tables that had no record before (ids taken after the registry's last).
+    new_relays: u32,
+    new_tables: u32,
+    /// Inherited states the new hosts took.
+    inherited_used: Vec<HostKey>,
     /// Hosts to set up at publication (their table lost its check).
     pub force_up: Vec<Arc<HostRecord>>,
 }
 
 impl Records {
     /// The relay record named `name`, from the registry or new.
-    pub fn relay(&mut self, claimed: &mut Claimed, name: &str) -> Arc<RelayRecord> {
+    pub fn relay(&self, claimed: &mut Claimed, name: &str) -> Arc<RelayRecord> {
         if let Some(r) = claimed.relays.get(name) {
             return r.clone();
         }
         let r = match self.relays.get(name) {
             Some(r) => r.clone(),
             None => {
-                self.last_relay += 1;
+                claimed.new_relays += 1;
                 Arc::new(RelayRecord {
-                    id: self.last_relay,
+                    id: self.last_relay + claimed.new_relays,
                     name: name.to_string(),
                     disabled: AtomicBool::new(false),
                     counters: RelayCounters::default(),
@@ -281,16 +290,16 @@ impl Records {
     }
 
     /// The table record of instance `name`, from the registry or new.
-    pub fn table(&mut self, claimed: &mut Claimed, name: &str) -> Arc<TableRecord> {
+    pub fn table(&self, claimed: &mut Claimed, name: &str) -> Arc<TableRecord> {
         if let Some(t) = claimed.tables.get(name) {
             return t.clone();
         }
         let t = match self.tables.get(name) {
             Some(t) => t.clone(),
             None => {
-                self.last_table += 1;
+                claimed.new_tables += 1;
                 Arc::new(TableRecord {
-                    id: self.last_table,
+                    id: self.last_table + claimed.new_tables,
                     disabled: AtomicBool::new(false),
                 })
             }
@@ -300,22 +309,23 @@ impl Records {
     }
 
     /// The host record for `key`, from the registry or new in state `initial`.
-    pub fn host(
-        &mut self,
-        claimed: &mut Claimed,
-        key: HostKey,
-        initial: HostState,
-    ) -> Arc<HostRecord> {
+    pub fn host(&self, claimed: &mut Claimed, key: HostKey, initial: HostState) -> Arc<HostRecord> {
         if let Some(h) = claimed.hosts.get(&key) {
             return h.clone();
         }
         let h = match self.hosts.get(&key) {
             Some(h) => h.clone(),
             None => {
-                self.last_host += 1;
                 claimed.new_hosts += 1;
-                let state = self.inherited.remove(&key).unwrap_or(initial);
-                Arc::new(HostRecord::new(self.last_host, key.clone(), state))
+                let id = self.last_host + u32::try_from(claimed.new_hosts).unwrap_or(u32::MAX);
+                let state = match self.inherited.get(&key) {
+                    Some(s) => {
+                        claimed.inherited_used.push(key.clone());
+                        *s
+                    }
+                    None => initial,
+                };
+                Arc::new(HostRecord::new(id, key.clone(), state))
             }
         };
         claimed.hosts.insert(key, h.clone());
@@ -336,6 +346,12 @@ impl Records {
             .count();
         for h in &claimed.force_up {
             h.set_health(HostState::Up);
+        }
+        self.last_relay += claimed.new_relays;
+        self.last_table += claimed.new_tables;
+        self.last_host += u32::try_from(claimed.new_hosts).unwrap_or(u32::MAX);
+        for k in &claimed.inherited_used {
+            self.inherited.remove(k);
         }
         self.relays = claimed.relays;
         self.tables = claimed.tables;
@@ -449,5 +465,33 @@ mod tests {
         assert_eq!(a2.health(), HostState::Up);
         assert_eq!(n.health(), HostState::Unknown);
         assert!(n.id > a.id, "ids are never reused");
+    }
+
+    #[test]
+    fn a_generation_that_is_not_published_takes_no_id_and_no_inherited_state() {
+        let mut r = Records::default();
+        let key = |n: &str| HostKey {
+            table: "t:1".into(),
+            name: n.into(),
+            port: 1,
+        };
+        r.inherit_states(vec![(key("a"), HostState::Up)]);
+        let mut dropped = Claimed::default();
+        assert_eq!(r.host(&mut dropped, key("a"), HostState::Unknown).id, 1);
+        assert_eq!(r.relay(&mut dropped, "x").id, 1);
+        drop(dropped);
+
+        let mut c = Claimed::default();
+        let a = r.host(&mut c, key("a"), HostState::Unknown);
+        assert_eq!(
+            (a.id, a.health()),
+            (1, HostState::Up),
+            "the same id, the state still there"
+        );
+        assert_eq!(r.relay(&mut c, "y").id, 1);
+        r.publish(c);
+        let mut c = Claimed::default();
+        assert_eq!(r.host(&mut c, key("b"), HostState::Unknown).id, 2);
+        assert_eq!(r.table(&mut c, "t:1").id, 1);
     }
 }

@@ -1,6 +1,6 @@
-//! One relayed TCP session: pick candidates, connect (retrying the same host `retry` times, then
-//! the next host in the same order, all before any byte is forwarded), optional PROXY v2
-//! header, then copy both ways until done. The stream itself is never read or changed.
+//! One relayed TCP session: the connect step (the pools' candidates in order, each host
+//! `1 + retry` times, all before any byte is forwarded; see `pool::connect`), optional PROXY
+//! v2 header, then copy both ways until done. The stream itself is never read or changed.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -15,7 +15,8 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admitted;
-use crate::generation::{HostRt, RelayGen, TableGen};
+use crate::generation::RelayGen;
+use crate::pool::connect::{connect, ConnectError};
 use crate::sessions::{SessionEntry, Sessions};
 
 /// What a worker thread hands each of its sessions.
@@ -44,24 +45,6 @@ impl<'a> Counted<'a> {
 impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Why no host took a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum NoHost {
-    /// No host of any table was up.
-    NoneActive,
-    /// Every candidate's connect failed.
-    AllFailed,
-}
-
-impl NoHost {
-    fn as_str(self) -> &'static str {
-        match self {
-            NoHost::NoneActive => "no active hosts",
-            NoHost::AllFailed => "connect to every active host failed",
-        }
     }
 }
 
@@ -106,27 +89,28 @@ pub(crate) async fn serve(
     let start = Instant::now();
     // Boxed: the connect's state (retries, timeouts) is large and over once the copy starts,
     // and a session's future is held for the session's whole life.
-    let mut found = Box::pin(connect_some(&relay, peer, listen)).await;
-    if found.as_ref().err() == Some(&NoHost::NoneActive) && first_round_pending(&relay).await {
-        // Started a moment ago (socket activation hands over the connection that woke us):
-        // the first checks have their verdicts now.
-        found = Box::pin(connect_some(&relay, peer, listen)).await;
-    }
-    let (backend, table, host) = match found {
+    let found = {
+        let connect_step = || connect(&relay.forwards, c, &rec.name, peer, listen);
+        let mut found = Box::pin(connect_step()).await;
+        if matches!(found, Err(ConnectError::NoneActive)) && first_round_pending(&relay).await {
+            // Started a moment ago (socket activation hands over the connection that woke
+            // us): the first checks have their verdicts now.
+            found = Box::pin(connect_step()).await;
+        }
+        found
+    };
+    let (backend, host) = match found {
         Ok(found) => found,
         Err(why) => {
             c.failed.fetch_add(1, Ordering::Relaxed);
-            if why == NoHost::NoneActive {
+            if why == ConnectError::NoneActive {
                 c.no_host.fetch_add(1, Ordering::Relaxed);
             }
             if log != LogConnections::Off {
-                tracing::info!("relay {}, session {id} {peer}: {}", rec.name, why.as_str());
+                tracing::info!("relay {}, session {id} {peer}: {why}", rec.name);
             }
             return;
         }
-    };
-    let Some(host) = table.hosts.get(host) else {
-        return;
     };
     let hrec = host.record.clone();
     hrec.sessions.fetch_add(1, Ordering::Relaxed);
@@ -196,7 +180,7 @@ const FIRST_ROUND_WAIT: Duration = Duration::from_secs(5);
 async fn first_round_pending(relay: &RelayGen) -> bool {
     let mut waited = false;
     for fwd in &relay.forwards {
-        let t = &fwd.table;
+        let t = &fwd.pool;
         if *t.ready.borrow() || t.is_disabled() {
             continue;
         }
@@ -206,58 +190,6 @@ async fn first_round_pending(relay: &RelayGen) -> bool {
         let _ = tokio::time::timeout(limit, rx.wait_for(|r| *r)).await;
     }
     waited
-}
-
-/// Tries the candidates of the first enabled table with a host that takes traffic, then those
-/// of later (backup) tables; each host `1 + retry` times. Returns the stream, its table and
-/// host index, or why there is none.
-async fn connect_some(
-    relay: &RelayGen,
-    peer: SocketAddr,
-    listen: SocketAddr,
-) -> Result<(TcpStream, Arc<TableGen>, usize), NoHost> {
-    let counters = &relay.record.counters;
-    let mut attempts = 0u64;
-    for fwd in &relay.forwards {
-        let table = &fwd.table;
-        if table.is_disabled() {
-            continue;
-        }
-        let order = fwd
-            .selector
-            .order(&table.keys, &table.view(), peer.ip(), listen);
-        for idx in order {
-            let Some(host) = table.hosts.get(idx) else {
-                continue;
-            };
-            for _ in 0..=host.retry {
-                if attempts > 0 {
-                    counters.retries.fetch_add(1, Ordering::Relaxed);
-                    host.record.retries.fetch_add(1, Ordering::Relaxed);
-                }
-                attempts += 1;
-                match net::sock::connect_tcp(host.addr, None, fwd.connect_timeout).await {
-                    Ok(s) => return Ok((s, table.clone(), idx)),
-                    Err(e) => connect_failed(relay, host, &e),
-                }
-            }
-        }
-    }
-    Err(if attempts == 0 {
-        NoHost::NoneActive
-    } else {
-        NoHost::AllFailed
-    })
-}
-
-fn connect_failed(relay: &RelayGen, host: &HostRt, e: &std::io::Error) {
-    host.record.connect_failures.fetch_add(1, Ordering::Relaxed);
-    tracing::debug!(
-        "relay {}: connect to {} ({}) failed: {e}",
-        relay.record.name,
-        host.record.key.name,
-        host.addr
-    );
 }
 
 /// How many of the client's first bytes are read before a host is chosen (a SOCKS greeting

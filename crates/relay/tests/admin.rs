@@ -118,6 +118,18 @@ async fn metrics_count_sessions_bytes_and_a_killed_hosts_failed_connects_and_pas
         metric(&m, &series("relay_host_connect_failures_total", &hosts[0])),
         Some(0.0)
     );
+    // The same failures by reason: a stopped host refuses; nothing was this machine's fault.
+    let by = |host: &str, reason: &str| {
+        let name = format!(
+            "hasocks_relay_host_connect_errors_total{{table=\"pool:1\",host=\"{host}\",reason=\"{reason}\"}}"
+        );
+        metric(&m, &name)
+    };
+    assert_eq!(by(&hosts[1], "refused"), Some(fails), "{m}");
+    for reason in ["timeout", "unreachable", "local"] {
+        assert_eq!(by(&hosts[1], reason), Some(0.0), "{reason}");
+    }
+    assert_eq!(by(&hosts[0], "refused"), Some(0.0));
     assert_eq!(
         metric(
             &m,
@@ -204,6 +216,11 @@ async fn the_page_and_json_show_every_host_with_its_state() {
     assert_eq!(code, 200);
     let j: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     assert_eq!(j["tables"][0]["hosts"][1]["state"], "down");
+    let refused = &j["tables"][0]["hosts"][1]["connect_errors"]["refused"];
+    assert!(
+        refused.is_u64(),
+        "failed connects by reason in the JSON: {json}"
+    );
     assert_eq!(
         http_get(a.local_addr(), "/nope").await.map(|r| r.0),
         Some(404)

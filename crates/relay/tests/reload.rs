@@ -116,6 +116,50 @@ async fn a_config_that_cannot_be_bound_is_refused_whole_and_the_running_one_stay
 }
 
 #[tokio::test]
+async fn a_failed_prepare_changes_nothing() {
+    let b = [id_backend(1).await, id_backend(2).await];
+    let h = RelayHandle::start(one(&[b[0].port()], Mode::RoundRobin))
+        .await
+        .expect("relay");
+    assert!(h.wait_ready(DEADLINE).await);
+    let before = h.snapshot();
+
+    // Two new addresses: the lower one binds, then the higher one (held here) fails.
+    let port = |l: &std::net::TcpListener| l.local_addr().expect("addr").port();
+    let mut held: Vec<std::net::TcpListener> = (0..2)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a port"))
+        .collect();
+    held.sort_by_key(port);
+    let busy = held.pop().expect("two");
+    let bindable = held.pop().map(|l| port(&l)).expect("two");
+    let mut cfg = one(&[b[0].port(), b[1].port()], Mode::RoundRobin);
+    for port in [bindable, port(&busy)] {
+        cfg.relays[0].listens.push(Listen {
+            addr: "127.0.0.1".into(),
+            port,
+        });
+    }
+    let err = h.reload(cfg).await.expect_err("an address in use");
+    assert!(matches!(err, RelayError::Bind { .. }), "{err}");
+    assert_eq!(h.snapshot().tables, before.tables);
+    assert!(
+        TcpStream::connect(("127.0.0.1", bindable)).await.is_err(),
+        "the socket bound by the failed prepare is closed"
+    );
+
+    // The host the refused config would have added gets the next id now: none was taken.
+    let r = h
+        .reload(one(&[b[0].port(), b[1].port()], Mode::RoundRobin))
+        .await
+        .expect("reload");
+    assert_eq!((r.generation, r.hosts_new), (before.generation + 1, 1));
+    let ids: Vec<u32> = h.snapshot().tables[0].hosts.iter().map(|x| x.id).collect();
+    let last = before.tables[0].hosts.iter().map(|x| x.id).max();
+    assert_eq!(ids, [1, last.unwrap_or(0) + 1]);
+    h.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
 async fn removed_listeners_close_while_their_sessions_run_on_and_added_ones_open() {
     let b = id_backend(7).await;
     let named = |name: &str| Relay {

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::checks::{self, CheckOutcome, Verdict};
+use super::checks::{self, CheckOutcome, Verdict};
+use super::{Pool, PoolHost};
 use crate::events::{EventKind, Events};
-use crate::generation::{HostRt, TableGen};
 use crate::records::CheckHistory;
 use hasocks_ctl_proto::relay::HostState;
 
@@ -30,11 +30,11 @@ pub(crate) struct Reporting {
     /// `log verbose` from the control socket.
     pub verbose: Arc<AtomicBool>,
     pub events: Arc<Events>,
-    pub rendezvous: Arc<crate::checks::Rendezvous>,
+    pub rendezvous: Arc<checks::Rendezvous>,
 }
 
 /// Runs the checks of `table` until `cancel` fires. Returns at once for unchecked tables.
-pub(crate) async fn run(table: Arc<TableGen>, report: Arc<Reporting>, cancel: CancellationToken) {
+pub(crate) async fn run(table: Arc<Pool>, report: Arc<Reporting>, cancel: CancellationToken) {
     let Some(check) = table.check.clone() else {
         return;
     };
@@ -94,7 +94,7 @@ pub(crate) async fn run(table: Arc<TableGen>, report: Arc<Reporting>, cancel: Ca
 }
 
 /// Records one outcome for `host`, logs it as relayd does and tells the monitors.
-fn apply(table: &TableGen, host: &HostRt, o: &CheckOutcome, report: &Reporting) {
+fn apply(table: &Pool, host: &PoolHost, o: &CheckOutcome, report: &Reporting) {
     let run_before = host.record.history().local_run;
     let (old, new) = host.record.record_check(o, host.retry);
     let kind = table.check.as_ref().map_or("none", check_name);

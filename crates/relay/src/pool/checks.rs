@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
-use crate::glob;
+use super::glob;
 
 /// How much a send/expect or binary check reads at most before giving up on a match.
 const READ_LIMIT: usize = 4096;
