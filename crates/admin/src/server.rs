@@ -118,8 +118,8 @@ pub fn start_sampling_every(
 ) -> Result<AdminHandle, AdminError> {
     // A zero period would make the interval timer panic.
     let every = every.max(Duration::from_millis(1));
-    let std =
-        net::sock::listen_tcp_std(addr).map_err(|source| AdminError::Bind { addr, source })?;
+    let std = hasocks_net::sock::listen_tcp_std(addr)
+        .map_err(|source| AdminError::Bind { addr, source })?;
     let bound = std.local_addr().unwrap_or(addr);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

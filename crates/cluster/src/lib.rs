@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use hasocks_ctl_proto::{render, Show};
 use hasocks_lifecycle::control::{self, Control};
-use relay::admin_source::RelayAdmin;
-use relay::daemon::RelayDaemon;
-use relay::RelayHandle;
-use server::ServerHandle;
+use hasocks_relay::admin_source::RelayAdmin;
+use hasocks_relay::daemon::RelayDaemon;
+use hasocks_relay::RelayHandle;
+use hasocks_server::ServerHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Where the cluster listens and keeps its files.
@@ -81,14 +81,14 @@ pub async fn run(
         .unwrap_or_else(|| std::env::temp_dir().join(format!("hasocks-up-{}", std::process::id())));
     std::fs::create_dir_all(&dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    let _ = net::sock::raise_nofile_limit();
+    let _ = hasocks_net::sock::raise_nofile_limit();
 
     let mut servers = Vec::new();
     for (name, ip) in SERVERS {
         let path = dir.join(format!("sockd-{name}.conf"));
         let text = server_conf(ip, args.server_port, &dir.join(format!("sockd-{name}.log")));
         std::fs::write(&path, &text)?;
-        let cfg = conf::sockd::parse(&text, &path)?;
+        let cfg = hasocks_conf::sockd::parse(&text, &path)?;
         let h = ServerHandle::start(cfg)
             .await
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -98,7 +98,7 @@ pub async fn run(
     let socket = dir.join("relay.sock");
     let text = relay_conf(args.port, args.server_port, &socket);
     std::fs::write(&relay_path, &text)?;
-    let cfg = conf::relayd::parse(&text, &relay_path, &[])?;
+    let cfg = hasocks_conf::relayd::parse(&text, &relay_path, &[])?;
     let relay = Arc::new(RelayHandle::start(cfg).await.map_err(|e| {
         anyhow::anyhow!(
             "{}: {e} (is something else on 127.0.0.1:{}? try --port)",
@@ -115,10 +115,10 @@ pub async fn run(
     let listener = control::bind::bind(&socket, control::bind::Existing::IfStale)?;
     tokio::spawn(control::serve(listener, ctl, stop.clone()));
     let status_addr = SocketAddr::from(([127, 0, 0, 1], args.status_port));
-    let _status = admin::start(
+    let _status = hasocks_admin::start(
         status_addr,
         Arc::new(RelayAdmin::new(relay.clone())),
-        admin::Limits::default(),
+        hasocks_admin::Limits::default(),
     )
     .map_err(|e| anyhow::anyhow!("status page: {e} (try --status-port)"))?;
 

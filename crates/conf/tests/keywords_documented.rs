@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use conf::relayd::keywords as relayd;
-use conf::sockd::keywords as sockd;
+use hasocks_conf::relayd::keywords as relayd;
+use hasocks_conf::sockd::keywords as sockd;
 
 /// A file of the repository's `docs/` folder.
 fn doc(name: &str) -> String {

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use conf::relayd::{key_from_str, load, parse, Check, LogConnections, Mode, RelaydConfig};
-use conf::ConfError;
+use hasocks_conf::relayd::{key_from_str, load, parse, Check, LogConnections, Mode, RelaydConfig};
+use hasocks_conf::ConfError;
 
 fn ok(text: &str) -> RelaydConfig {
     match parse(text, Path::new("relayd.conf"), &[]) {

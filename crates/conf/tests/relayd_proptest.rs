@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use conf::relayd::{
+use hasocks_conf::relayd::{
     parse, Check, Forward, HostEntry, Listen, LogConnections, Mode, Relay, RelaydConfig, Table,
 };
 use proptest::prelude::*;

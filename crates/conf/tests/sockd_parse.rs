@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use conf::sockd::{
+use hasocks_conf::sockd::{
     load, parse, AddrSpec, Command, HostSpec, LogTarget, Method, PortOp, PortSpec, Protocol,
     Rotation, SockdConfig, SocksVersion, Verdict,
 };

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use conf::sockd::{
+use hasocks_conf::sockd::{
     parse, AddrSpec, Command, Endpoint, HostSpec, Internal, Limits, LogFlags, LogTarget, Method,
     PortOp, PortSpec, Protocol, Rotation, Rule, RuleAuth, RuleTimeouts, SockdConfig, SocksVersion,
     StateKey, Throttle, Timeouts, Verdict,
@@ -237,7 +237,7 @@ fn config() -> impl Strategy<Value = SockdConfig> {
             password_file: None,
             socket: None,
             auth_cache: None,
-            admission: conf::sockd::AdmissionCaps {
+            admission: hasocks_conf::sockd::AdmissionCaps {
                 total: r.4 .0,
                 negotiating: r.4 .1,
                 negotiating_per_source: r.4 .2,

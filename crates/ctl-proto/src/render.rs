@@ -172,8 +172,8 @@ pub fn event(e: &Event) -> String {
     let _ = writeln!(
         out,
         "\ttimestamp: {}, {}",
-        net::clock::unix_secs(at),
-        net::clock::ctime(at)
+        hasocks_net::clock::unix_secs(at),
+        hasocks_net::clock::ctime(at)
     );
     match &e.kind {
         EventKind::HostStatus {

@@ -89,7 +89,7 @@ fn main() -> std::process::ExitCode {
     };
     if let Command::AuthHelper = cli.command {
         return std::process::ExitCode::from(
-            u8::try_from(server::privs::run_auth_helper()).unwrap_or(1),
+            u8::try_from(hasocks_server::privs::run_auth_helper()).unwrap_or(1),
         );
     }
     if let Command::Generate(a) = cli.command {

@@ -11,9 +11,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::bin;
-use test_support::accounts::{root_or_skip, unique, Account, PamService};
-use test_support::blocking::Running;
-use test_support::{free_port, wait_blocking};
+use hasocks_test_support::accounts::{root_or_skip, unique, Account, PamService};
+use hasocks_test_support::blocking::Running;
+use hasocks_test_support::{free_port, wait_blocking};
 
 fn wait_for(f: impl FnMut() -> bool) -> bool {
     wait_blocking(f, std::time::Duration::from_secs(10))
@@ -51,20 +51,20 @@ fn login(
         .enable_all()
         .build()
         .ok()?;
-    let auth = probe::Auth {
+    let auth = hasocks_probe::Auth {
         user: user.into(),
         pass: pass.into(),
     };
-    let t = socks_wire::TargetAddr::Ip(target);
-    match rt.block_on(probe::socks5_connect(
+    let t = hasocks_socks_wire::TargetAddr::Ip(target);
+    match rt.block_on(hasocks_probe::socks5_connect(
         proxy,
         &t,
         Some(&auth),
         Duration::from_secs(10),
     )) {
         Ok(_) => Some((0, Some(0))),
-        Err(probe::ProbeError::AuthFailed(st)) => Some((st, None)),
-        Err(probe::ProbeError::Rejected(rep)) => Some((0, Some(rep))),
+        Err(hasocks_probe::ProbeError::AuthFailed(st)) => Some((st, None)),
+        Err(hasocks_probe::ProbeError::Rejected(rep)) => Some((0, Some(rep))),
         Err(_) => None,
     }
 }

@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::bin;
-use test_support::blocking::Running;
-use test_support::temp_dir;
+use hasocks_test_support::blocking::Running;
+use hasocks_test_support::temp_dir;
 
 /// Runs `hasocks ARGS FILE`; (exit code, stderr). A run still going after 20 s is a hang.
 fn check(args: &[&str], file: &Path) -> (Option<i32>, String) {
@@ -133,7 +133,7 @@ fn a_listen_address_in_use_is_named_with_its_os_error_once() {
     let sockd = dir.join("sockd.conf");
     std::fs::write(
         &sockd,
-        test_support::sockd_conf_on(
+        hasocks_test_support::sockd_conf_on(
             "127.0.0.1",
             "pass",
             &format!("hasocks.socket: {}", dir.join("server.sock").display()),

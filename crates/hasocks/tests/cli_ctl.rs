@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{bin, relayd_conf, start_relay};
-use test_support::blocking::Running;
-use test_support::{free_port, id_backend, temp_dir, wait_for, Backend, DEADLINE};
+use hasocks_test_support::blocking::Running;
+use hasocks_test_support::{free_port, id_backend, temp_dir, wait_for, Backend, DEADLINE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -23,7 +23,7 @@ fn groff_warnings(page: &Path) -> String {
 
 #[test]
 fn every_man_page_is_silent_under_groff_warnings() {
-    let dir = test_support::temp_dir("man");
+    let dir = hasocks_test_support::temp_dir("man");
     let out = hasocks(&["generate", "man", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");
     let mut pages: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -40,7 +40,7 @@ fn every_man_page_is_silent_under_groff_warnings() {
             .unwrap()
             .map(|e| e.unwrap().path()),
     );
-    if !test_support::tool("groff") {
+    if !hasocks_test_support::tool("groff") {
         return;
     }
     for page in &pages {
@@ -54,7 +54,7 @@ fn every_man_page_is_silent_under_groff_warnings() {
 fn the_bash_completion_loads_and_completes_hasocks() {
     let out = hasocks(&["generate", "completions", "bash"]);
     assert!(out.status.success(), "{out:?}");
-    let dir = test_support::temp_dir("completion");
+    let dir = hasocks_test_support::temp_dir("completion");
     let file = dir.join("hasocks");
     std::fs::write(&file, &out.stdout).unwrap();
     let shown = Command::new("bash")

@@ -11,16 +11,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{bin, relayd_conf, socks_server, start_relay};
-use server::ServerHandle;
-use test_support::blocking::Running;
-use test_support::{
+use hasocks_server::ServerHandle;
+use hasocks_test_support::blocking::Running;
+use hasocks_test_support::{
     connect_from, echo_server, echo_session_from, free_port, temp_dir, wait_for, DEADLINE,
 };
 use tokio::io::AsyncReadExt;
 
 /// The relay's hosts at `socket`: (state, last change) per host.
 fn host_states(socket: &Path) -> Vec<(String, u64)> {
-    test_support::ctl::hosts(bin(), socket)
+    hasocks_test_support::ctl::hosts(bin(), socket)
         .iter()
         .map(|h| {
             (
@@ -103,7 +103,7 @@ impl Pool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_flood_from_one_address_leaves_other_clients_served_and_every_host_up() {
-    let _ = net::sock::raise_nofile_limit();
+    let _ = hasocks_net::sock::raise_nofile_limit();
     let pool = Pool::new("flood-silent", ["127.0.0.2", "127.0.0.3"], 3).await;
     let (addr, target, socket) = (pool.addr, pool.target, &pool.socket);
     let relay = start_relay(&pool.conf);

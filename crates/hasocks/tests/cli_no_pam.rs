@@ -10,8 +10,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::bin;
-use test_support::blocking::{echo_server, socks5_rep, Running};
-use test_support::{free_port, temp_dir, tool, wait_blocking};
+use hasocks_test_support::blocking::{echo_server, socks5_rep, Running};
+use hasocks_test_support::{free_port, temp_dir, tool, wait_blocking};
 
 /// Where the dynamic loader finds libpam.so.0 (ldconfig's cache).
 fn libpam_path() -> PathBuf {

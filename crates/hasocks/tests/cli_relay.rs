@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{bin, relayd_conf, socks_server, start_relay};
-use test_support::load::Load;
-use test_support::{echo_server, free_port, temp_dir};
+use hasocks_test_support::load::Load;
+use hasocks_test_support::{echo_server, free_port, temp_dir};
 
 async fn ctl_json(socket: &Path, args: &[&str]) -> serde_json::Value {
     let out = tokio::process::Command::new(bin())
@@ -207,7 +207,7 @@ async fn a_session_that_reaches_no_host_is_logged_with_the_reasons() {
         if let Ok(mut s) = tokio::net::TcpStream::connect(relay).await {
             let mut b = [0u8; 1];
             let _ = tokio::io::AsyncReadExt::read(&mut s, &mut b).await;
-            text = test_support::wait_for_text(&log, want).await;
+            text = hasocks_test_support::wait_for_text(&log, want).await;
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

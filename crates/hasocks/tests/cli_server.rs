@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::bin;
-use test_support::blocking::{socks5_rep, Running};
-use test_support::{free_port, temp_dir, wait_blocking};
+use hasocks_test_support::blocking::{socks5_rep, Running};
+use hasocks_test_support::{free_port, temp_dir, wait_blocking};
 
 const HUP: i32 = 1;
 const TERM: i32 = 15;

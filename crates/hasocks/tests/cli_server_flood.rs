@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::bin;
-use test_support::blocking::Running;
-use test_support::{
+use hasocks_test_support::blocking::Running;
+use hasocks_test_support::{
     connect_from, echo_server, echo_session_from, free_port, http_get, metric, socks5_connect_from,
     temp_dir, wait_for, DEADLINE,
 };
@@ -62,7 +62,7 @@ impl Server {
         };
         let admin = s.admin;
         assert!(
-            wait_for(|| test_support::listening(admin), DEADLINE).await,
+            wait_for(|| hasocks_test_support::listening(admin), DEADLINE).await,
             "server up"
         );
         s
@@ -145,7 +145,7 @@ async fn served(server: SocketAddr, target: SocketAddr, from: Ipv4Addr, n: usize
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_256_descriptors_400_silent_connections_from_one_address_starve_no_one() {
-    let _ = net::sock::raise_nofile_limit();
+    let _ = hasocks_net::sock::raise_nofile_limit();
     let target = echo_server("127.0.0.1").await;
     let server = Server::start("sflood-256", Some(256)).await;
     let mut admitted = open_sessions(server.socks, target, 3).await;
@@ -193,7 +193,7 @@ async fn with_256_descriptors_400_silent_connections_from_one_address_starve_no_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_silent_connections_from_one_address_cost_little_memory_and_no_service() {
     let _one = ONE_BIG_FLOOD.lock().await;
-    let limit = net::sock::raise_nofile_limit().unwrap_or(1024);
+    let limit = hasocks_net::sock::raise_nofile_limit().unwrap_or(1024);
     let target = echo_server("127.0.0.1").await;
     let server = Server::start("sflood-10k", None).await;
     // Idle: after a few sessions have warmed the runtime up.
@@ -228,7 +228,7 @@ async fn ten_thousand_silent_connections_from_one_address_cost_little_memory_and
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_from_fifty_addresses_is_held_at_the_negotiating_cap_and_prompt_clients_get_in() {
     let _one = ONE_BIG_FLOOD.lock().await;
-    let limit = net::sock::raise_nofile_limit().unwrap_or(1024);
+    let limit = hasocks_net::sock::raise_nofile_limit().unwrap_or(1024);
     let target = echo_server("127.0.0.1").await;
     let server = Server::start("sflood-50", None).await;
     let sources: Vec<Ipv4Addr> = (1..=50).map(|i| Ipv4Addr::new(127, 0, 2, i)).collect();

@@ -13,9 +13,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::bin;
-use test_support::blocking::Running;
-use test_support::procs::KillOnDrop;
-use test_support::{free_port, sockd_conf_on, temp_dir, tool};
+use hasocks_test_support::blocking::Running;
+use hasocks_test_support::procs::KillOnDrop;
+use hasocks_test_support::{free_port, sockd_conf_on, temp_dir, tool};
 
 /// The service manager's end of `NOTIFY_SOCKET`.
 struct Manager {
@@ -160,7 +160,7 @@ fn notifications_in_order(kind: &str) {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("MAINPID from the successor: {main:?}"));
     assert_ne!(new, old.pid());
-    assert!(test_support::procs::live_with_arg(&file.display().to_string()).contains(&new));
+    assert!(hasocks_test_support::procs::live_with_arg(&file.display().to_string()).contains(&new));
     let ready = m.next(&mut pings);
     assert_eq!(field(&ready, "READY"), Some("1"), "{ready:?}");
     assert_eq!(
@@ -172,11 +172,11 @@ fn notifications_in_order(kind: &str) {
     // Long enough for a few pings at 150 ms, all from the successor now.
     pings = 0;
     std::thread::sleep(Duration::from_millis(600));
-    test_support::procs::signal(new, 15);
+    hasocks_test_support::procs::signal(new, 15);
     let stopping = m.next(&mut pings);
     assert_eq!(field(&stopping, "STOPPING"), Some("1"), "{stopping:?}");
-    let gone = test_support::wait_blocking(
-        || !test_support::procs::live_with_arg(&file.display().to_string()).contains(&new),
+    let gone = hasocks_test_support::wait_blocking(
+        || !hasocks_test_support::procs::live_with_arg(&file.display().to_string()).contains(&new),
         Duration::from_secs(15),
     );
     assert!(gone, "the successor stops");
@@ -218,7 +218,7 @@ fn activated(kind: &str) {
     }
     let dir = temp_dir(&format!("activate-{kind}"));
     let port = free_port("127.0.0.1");
-    let target = test_support::blocking::echo_server("127.0.0.1");
+    let target = hasocks_test_support::blocking::echo_server("127.0.0.1");
     let file = config(kind, &dir, port, target);
     let _reaper = KillOnDrop(file.display().to_string());
     let mut act = Running(
@@ -239,13 +239,13 @@ fn activated(kind: &str) {
     );
     let proxy = SocketAddr::from(([127, 0, 0, 1], port));
     assert!(
-        test_support::wait_blocking(|| listening_on(port) == 1, Duration::from_secs(10)),
+        hasocks_test_support::wait_blocking(|| listening_on(port) == 1, Duration::from_secs(10)),
         "the activator listens"
     );
     // The first connection starts the daemon; it is served from the inherited backlog
     // (through the server: SOCKS5 to the echo target; through the relay: straight to it).
     let mut s = if kind == "server" {
-        let (s, rep) = test_support::blocking::socks5_stream(proxy, target)
+        let (s, rep) = hasocks_test_support::blocking::socks5_stream(proxy, target)
             .expect("SOCKS5 through the activated socket");
         assert_eq!(rep, 0);
         s
@@ -255,13 +255,13 @@ fn activated(kind: &str) {
         s
     };
     assert!(
-        test_support::blocking::echo_round(&mut s, b"activated"),
+        hasocks_test_support::blocking::echo_round(&mut s, b"activated"),
         "{kind}: echo through the activated socket"
     );
     // The daemon runs on the activator's socket and bound no other one.
     assert!(
-        test_support::wait_blocking(
-            || !test_support::procs::live_with_arg(&file.display().to_string()).is_empty(),
+        hasocks_test_support::wait_blocking(
+            || !hasocks_test_support::procs::live_with_arg(&file.display().to_string()).is_empty(),
             Duration::from_secs(10)
         ),
         "the daemon runs"

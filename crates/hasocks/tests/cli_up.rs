@@ -10,8 +10,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::bin;
-use test_support::blocking::{echo_round, echo_server, socks5_stream, Running};
-use test_support::{free_port, wait_blocking};
+use hasocks_test_support::blocking::{echo_round, echo_server, socks5_stream, Running};
+use hasocks_test_support::{free_port, wait_blocking};
 
 /// HTTP GET of the status page through the relay, with raw SOCKS5 bytes.
 fn status_through(relay: u16, status: u16) -> Option<String> {

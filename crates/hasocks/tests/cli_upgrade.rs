@@ -15,10 +15,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{bin, relayd_conf, socks_server};
-use test_support::blocking::Running;
-use test_support::load::Load;
-use test_support::procs::{live_with_arg, signal, KillOnDrop};
-use test_support::{
+use hasocks_test_support::blocking::Running;
+use hasocks_test_support::load::Load;
+use hasocks_test_support::procs::{live_with_arg, signal, KillOnDrop};
+use hasocks_test_support::{
     echo_server, free_port, script, sockd_conf_on, temp_dir, udp_associate, udp_echo_server,
     udp_recv_unwrap, udp_wrap, wait_for,
 };
@@ -115,7 +115,7 @@ impl Daemon {
 
 /// The state of every host of the relay, from its control socket.
 fn host_states(socket: &Path) -> Vec<String> {
-    test_support::ctl::host_states(bin(), socket)
+    hasocks_test_support::ctl::host_states(bin(), socket)
 }
 
 /// How the binary is replaced each round.

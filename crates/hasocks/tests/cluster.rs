@@ -1,5 +1,5 @@
-//! The whole system in one process: real `server::ServerHandle`s on 127.0.0.x behind a
-//! `relay::RelayHandle`, both started from config text as `hasocks` reads it, with SOCKS5
+//! The whole system in one process: real `hasocks_server::ServerHandle`s on 127.0.0.x behind a
+//! `hasocks_relay::RelayHandle`, both started from config text as `hasocks` reads it, with SOCKS5
 //! clients talking through the relay to an echo target.
 
 mod common;
@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::start_server;
-use relay::{HostState, RelayHandle};
-use server::ServerHandle;
-use socks_wire::TargetAddr;
-use test_support::{echo_server, sockd_conf_on, temp_dir, wait_until};
+use hasocks_relay::{HostState, RelayHandle};
+use hasocks_server::ServerHandle;
+use hasocks_socks_wire::TargetAddr;
+use hasocks_test_support::{echo_server, sockd_conf_on, temp_dir, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A SOCKS server on `ip` (port 0) whose socks rule is `pass` or `block`.
@@ -25,8 +25,8 @@ async fn socks_server(ip: &str, rule: &str) -> (ServerHandle, u16) {
 /// A relay started from relayd.conf text. relayd.conf forbids `port 0`, so the text says
 /// `port 1` and every listener is moved to an ephemeral port after parsing.
 async fn relay_from(text: &str) -> RelayHandle {
-    let mut cfg =
-        conf::relayd::parse(text, Path::new("cluster-relayd.conf"), &[]).expect("relayd.conf");
+    let mut cfg = hasocks_conf::relayd::parse(text, Path::new("cluster-relayd.conf"), &[])
+        .expect("relayd.conf");
     for l in cfg.relays.iter_mut().flat_map(|r| r.listens.iter_mut()) {
         l.port = 0;
     }
@@ -65,7 +65,7 @@ async fn session_over(
     tag: u64,
 ) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let (mut s, _) = probe::socks5_over(s, &TargetAddr::Ip(target), None, deadline, None)
+    let (mut s, _) = hasocks_probe::socks5_over(s, &TargetAddr::Ip(target), None, deadline, None)
         .await
         .map_err(|e| format!("CONNECT: {e}"))?;
     let out = tag.to_be_bytes();
@@ -107,7 +107,7 @@ async fn new_sessions_survive_a_server_shutdown_before_and_after_the_check_notic
 
     // The client's host: loadbalance sends 127.0.0.1 to one host; hold a session to find it.
     let (mut held, _) =
-        probe::socks5_connect(proxy, &TargetAddr::Ip(target), None, Duration::from_secs(5))
+        hasocks_probe::socks5_connect(proxy, &TargetAddr::Ip(target), None, Duration::from_secs(5))
             .await
             .expect("held session");
     held.write_all(b"x").await.expect("held write");
@@ -320,7 +320,7 @@ async fn proxy_v2_relay_with_socks_and_tcp_checks_keeps_proxy_protocol_servers_u
 
     // A client from 127.0.0.9 gets through both relays, and the server sees 127.0.0.9.
     for name in ["socks-checked", "tcp-checked"] {
-        let s = test_support::connect_from(
+        let s = hasocks_test_support::connect_from(
             std::net::Ipv4Addr::new(127, 0, 0, 9),
             listen_addr(&relay, name),
         )

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use test_support::{
+use hasocks_test_support::{
     config, echo_server, forward, http_get, id_backend, open_sockd_conf, relay, table,
 };
 
@@ -30,25 +30,29 @@ async fn every_metric_the_dashboard_uses_is_exported() {
         vec![table("pool", &[b.port()])],
         vec![relay(vec![forward(
             "pool",
-            conf::relayd::Mode::RoundRobin,
-            Some(conf::relayd::Check::Tcp),
+            hasocks_conf::relayd::Mode::RoundRobin,
+            Some(hasocks_conf::relayd::Check::Tcp),
         )])],
     );
-    let r = Arc::new(relay::RelayHandle::start(cfg).await.expect("relay"));
+    let r = Arc::new(hasocks_relay::RelayHandle::start(cfg).await.expect("relay"));
     assert!(r.wait_ready(Duration::from_secs(20)).await);
-    let ra = admin::start(
+    let ra = hasocks_admin::start(
         "127.0.0.1:0".parse().unwrap(),
-        Arc::new(relay::admin_source::RelayAdmin::new(r.clone())),
-        admin::Limits::default(),
+        Arc::new(hasocks_relay::admin_source::RelayAdmin::new(r.clone())),
+        hasocks_admin::Limits::default(),
     )
     .unwrap();
     let _ = echo_server("127.0.0.1").await;
-    let scfg = conf::sockd::parse(&open_sockd_conf(""), Path::new("d.conf")).unwrap();
-    let s = Arc::new(server::ServerHandle::start(scfg).await.expect("server"));
-    let sa = admin::start(
+    let scfg = hasocks_conf::sockd::parse(&open_sockd_conf(""), Path::new("d.conf")).unwrap();
+    let s = Arc::new(
+        hasocks_server::ServerHandle::start(scfg)
+            .await
+            .expect("server"),
+    );
+    let sa = hasocks_admin::start(
         "127.0.0.1:0".parse().unwrap(),
-        Arc::new(server::admin_source::ServerAdmin::new(s.clone())),
-        admin::Limits::default(),
+        Arc::new(hasocks_server::admin_source::ServerAdmin::new(s.clone())),
+        hasocks_admin::Limits::default(),
     )
     .unwrap();
     let mut have = names(&http_get(ra.local_addr(), "/metrics").await.unwrap().1);

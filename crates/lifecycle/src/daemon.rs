@@ -57,7 +57,7 @@ pub trait Daemon: Send + Sync + 'static {
     fn handover(&self) -> Handover;
 
     /// The admin listener's view of the daemon.
-    fn admin_source(self: &Arc<Self>) -> Arc<dyn admin::Source>;
+    fn admin_source(self: &Arc<Self>) -> Arc<dyn hasocks_admin::Source>;
     /// Called once the privileged work is done (listeners, admin port and control socket
     /// bound): a daemon drops its privileges here.
     fn bound(&self) -> Result<(), Self::Error> {
@@ -116,7 +116,7 @@ pub enum RunError<E: std::error::Error + 'static> {
     Signal(io::Error),
     /// The admin listener could not be started.
     #[error(transparent)]
-    Admin(#[from] admin::AdminError),
+    Admin(#[from] hasocks_admin::AdminError),
     /// The configured control socket could not be opened.
     #[error(transparent)]
     Control(#[from] BindError),
@@ -173,7 +173,7 @@ where
     F: FnOnce(D::Inherit) -> Fut,
     Fut: Future<Output = Result<Arc<D>, D::Error>>,
 {
-    if let Err(e) = net::sock::raise_nofile_limit() {
+    if let Err(e) = hasocks_net::sock::raise_nofile_limit() {
         tracing::warn!("cannot raise the open-file limit: {e}");
     }
     // Handlers first: a signal that comes during start-up then waits instead of killing.
@@ -201,7 +201,11 @@ where
     }
     let admin = Arc::new(Mutex::new(match plan.admin {
         Some(addr) => {
-            let a = admin::start(addr, daemon.admin_source(), admin::Limits::default())?;
+            let a = hasocks_admin::start(
+                addr,
+                daemon.admin_source(),
+                hasocks_admin::Limits::default(),
+            )?;
             tracing::info!("admin listener on http://{}/", a.local_addr());
             Some(a)
         }

@@ -39,7 +39,7 @@ impl Ending {
         };
         tracing::info!(
             "{what}: no new sessions; {open} open, waiting {}",
-            net::clock::shown_wait(wait)
+            hasocks_net::clock::shown_wait(wait)
         );
         if !by_successor {
             crate::systemd::stopping(&format!("stopping, {open} sessions open"));

@@ -1,4 +1,4 @@
-//! Loopback throughput of `net::copy::pump`, buffer copy vs splice(2) ([`hasocks_loadgen::pump`]).
+//! Loopback throughput of `hasocks_net::copy::pump`, buffer copy vs splice(2) ([`hasocks_loadgen::pump`]).
 //!
 //! `cargo run --release -p hasocks-loadgen --example copy_bench -- [MiB per stream] [streams] [buf KiB]`
 //! With MiB = 0 it measures short sessions instead: `streams` sessions of 1 KiB each way.
@@ -16,7 +16,7 @@ fn main() -> Result<(), hasocks_loadgen::pump::PumpError> {
     let mib = arg(1, 1024);
     let streams = arg(2, 1) as usize;
     let buf_kib = arg(3, 32) as usize;
-    net::copy::set_buffer_size(buf_kib * 1024);
+    hasocks_net::copy::set_buffer_size(buf_kib * 1024);
     for splice in [false, true, false, true] {
         let name = if splice { "splice" } else { "copy" };
         if mib == 0 {

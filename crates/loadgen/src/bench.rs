@@ -7,9 +7,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conf::HostPort;
-use probe::{resolve, resolve_parsed, target_of, Auth};
-use socks_wire::TargetAddr;
+use hasocks_conf::HostPort;
+use hasocks_probe::{resolve, resolve_parsed, target_of, Auth};
+use hasocks_socks_wire::TargetAddr;
 
 use crate::report::Report;
 use crate::target::{self, Target};
@@ -151,7 +151,7 @@ async fn route(o: &Options) -> Result<(Route, Option<Arc<AtomicU64>>), SetupErro
     let sink = Arc::new(AtomicU64::new(0));
     let (target, target_addr) = match &o.target {
         Some(t) => {
-            let hp = HostPort::parse(t, None).map_err(probe::AddressError::from)?;
+            let hp = HostPort::parse(t, None).map_err(hasocks_probe::AddressError::from)?;
             (target_of(&hp)?, resolve_parsed(&hp).await.ok())
         }
         None => {

@@ -4,7 +4,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
-use probe::{AddressError, ProbeError};
+use hasocks_probe::{AddressError, ProbeError};
 
 /// Why one session (or stream, or association) failed. Counted, never fatal to the load.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use socks_wire::TargetAddr;
+use hasocks_socks_wire::TargetAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -60,7 +60,7 @@ impl Tally {
 
 /// SOCKS5 CONNECT through `proxy` to `target`.
 async fn connect(proxy: SocketAddr, target: SocketAddr) -> Result<TcpStream, SessionError> {
-    let (s, _) = probe::socks5_connect(proxy, &TargetAddr::Ip(target), None, STEP).await?;
+    let (s, _) = hasocks_probe::socks5_connect(proxy, &TargetAddr::Ip(target), None, STEP).await?;
     Ok(s)
 }
 

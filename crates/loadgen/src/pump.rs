@@ -1,4 +1,4 @@
-//! The cost of the data path itself: loopback sessions through `net::copy::pump` (buffer copy
+//! The cost of the data path itself: loopback sessions through `hasocks_net::copy::pump` (buffer copy
 //! or splice(2)), measured without any SOCKS.
 //!
 //! Source and sink are plain blocking threads; the pump runs on a current-thread tokio runtime
@@ -11,8 +11,8 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use net::copy::{pump, set_splice, CopyOpts, CopyReport, EndReason};
-use net::sock::{connect_tcp, listen_tcp};
+use hasocks_net::copy::{pump, set_splice, CopyOpts, CopyReport, EndReason};
+use hasocks_net::sock::{connect_tcp, listen_tcp};
 
 /// Why a pump run failed.
 #[derive(Debug, thiserror::Error)]

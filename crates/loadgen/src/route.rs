@@ -4,8 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use probe::{socks5_over, Auth};
-use socks_wire::TargetAddr;
+use hasocks_probe::{socks5_over, Auth};
+use hasocks_socks_wire::TargetAddr;
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
@@ -62,7 +62,12 @@ impl Route {
                 .await
                 .map_err(|_| SessionError::Timeout("connect"))?,
             Some(ip) => {
-                net::sock::connect_tcp(to, Some(ip), deadline.duration_since(Instant::now())).await
+                hasocks_net::sock::connect_tcp(
+                    to,
+                    Some(ip),
+                    deadline.duration_since(Instant::now()),
+                )
+                .await
             }
         }
         .map_err(SessionError::Connect)?;

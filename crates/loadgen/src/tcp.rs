@@ -149,7 +149,7 @@ pub async fn sessions(
     for w in 0..concurrency {
         let route = route.clone();
         let mut out = vec![0u8; payload];
-        probe::fill_random(&mut out);
+        hasocks_probe::fill_random(&mut out);
         if let Some(b) = out.first_mut() {
             *b = w as u8; // distinct payloads per worker
         }

@@ -17,13 +17,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hasocks_probe::socks5_command;
+use hasocks_socks_wire::udp::UdpHeader;
+use hasocks_socks_wire::v5::Command;
+use hasocks_socks_wire::TargetAddr;
 use nix::sys::socket::{
     recvmmsg, sendmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
 };
-use probe::socks5_command;
-use socks_wire::udp::UdpHeader;
-use socks_wire::v5::Command;
-use socks_wire::TargetAddr;
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::task::JoinSet;

@@ -11,11 +11,11 @@ use hasocks_loadgen::mix::Mix;
 use hasocks_loadgen::target::{self, Target};
 use hasocks_loadgen::udp::UdpLoad;
 use hasocks_loadgen::{tcp, Mode, Options, Route};
-use server::ServerHandle;
+use hasocks_server::ServerHandle;
 
 async fn socks_server() -> (ServerHandle, SocketAddr) {
-    let text = test_support::sockd_conf_on("127.0.0.1", "pass", "");
-    let cfg = conf::sockd::parse(&text, Path::new("loadgen.conf")).expect("sockd.conf");
+    let text = hasocks_test_support::sockd_conf_on("127.0.0.1", "pass", "");
+    let cfg = hasocks_conf::sockd::parse(&text, Path::new("loadgen.conf")).expect("sockd.conf");
     let h = ServerHandle::start(cfg).await.expect("server");
     let addr = h.local_addrs()[0];
     (h, addr)

@@ -5,8 +5,8 @@ use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use net::listen::Acceptor;
-use net::sock::listen_tcp;
+use hasocks_net::listen::Acceptor;
+use hasocks_net::sock::listen_tcp;
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use tokio::net::TcpSocket;
 use tokio_util::sync::CancellationToken;

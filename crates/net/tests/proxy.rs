@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use net::proxy::{encode_v1, encode_v2, encode_v2_local, read_header, ProxyError, ProxyHeader};
+use hasocks_net::proxy::{
+    encode_v1, encode_v2, encode_v2_local, read_header, ProxyError, ProxyHeader,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -4,8 +4,8 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use net::listen::Acceptor;
-use net::sock::{connect_tcp, listen_tcp};
+use hasocks_net::listen::Acceptor;
+use hasocks_net::sock::{connect_tcp, listen_tcp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 

@@ -1,17 +1,17 @@
-//! From a parsed `HOST:PORT` ([`conf::HostPort`]) to what a SOCKS client needs: an address to
+//! From a parsed `HOST:PORT` ([`hasocks_conf::HostPort`]) to what a SOCKS client needs: an address to
 //! connect to here, or a target for the proxy to reach (a name goes to the proxy unresolved).
 
 use std::net::SocketAddr;
 
-use conf::{Host, HostPort, HostPortError};
-use socks_wire::{TargetAddr, WireError};
+use hasocks_conf::{Host, HostPort, HostPortError};
+use hasocks_socks_wire::{TargetAddr, WireError};
 
 use crate::client::Auth;
 
 /// Why a `HOST:PORT` gave no address.
 #[derive(Debug, thiserror::Error)]
 pub enum AddressError {
-    /// The text itself is wrong (see the policy in `conf::services`).
+    /// The text itself is wrong (see the policy in `hasocks_conf::services`).
     #[error(transparent)]
     Syntax(#[from] HostPortError),
     /// The name did not resolve here.

@@ -6,7 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use socks_wire::TargetAddr;
+use hasocks_socks_wire::TargetAddr;
 use tokio::net::TcpListener;
 
 use crate::address::{resolve, target_of, AddressError};
@@ -227,7 +227,7 @@ async fn plan(req: &Request) -> Result<Plan, PlanError> {
     let mode = match (&req.bind, &req.remote) {
         (Some(_), Some(_)) => return Err(PlanError::BindAndRemote),
         (None, Some(r)) => Mode::Remote(target_of(
-            &conf::HostPort::parse(r, None).map_err(AddressError::from)?,
+            &hasocks_conf::HostPort::parse(r, None).map_err(AddressError::from)?,
         )?),
         (b, None) => {
             let addr = resolve(b.as_deref().unwrap_or("127.0.0.1"), Some(0)).await?;
@@ -257,7 +257,7 @@ fn number(s: &str, flag: &'static str) -> Result<u32, PlanError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use test_support::fake_socks::{fake_server, Fake};
+    use hasocks_test_support::fake_socks::{fake_server, Fake};
 
     fn req(server: String) -> Request {
         Request {
@@ -346,7 +346,7 @@ mod tests {
     #[tokio::test]
     async fn remote_mode_checks_the_reply_code() {
         let proxy = fake(0).await;
-        let target = test_support::echo_server("127.0.0.1").await;
+        let target = hasocks_test_support::echo_server("127.0.0.1").await;
         // -I needs only the reply: no byte is sent through.
         let mut r = req(proxy.to_string());
         r.remote = Some(target.to_string());

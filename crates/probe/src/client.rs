@@ -4,10 +4,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use socks_wire::v5::{
+use hasocks_socks_wire::v5::{
     method, Command, Greeting, MethodSelection, Reply, Request, UserPassReply, UserPassRequest,
 };
-use socks_wire::{TargetAddr, WireError};
+use hasocks_socks_wire::{TargetAddr, WireError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};

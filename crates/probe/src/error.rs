@@ -2,7 +2,7 @@
 //! dead server (connect), a slow one (timeout), a refusing one (reply code)
 //! and a broken one (protocol, data mismatch) apart.
 
-use socks_wire::v5::ReplyCode;
+use hasocks_socks_wire::v5::ReplyCode;
 
 /// Why a probe failed.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 //! A small SOCKS5 client for probing servers: the relay's health check,
 //! `hasocks check` (all of its logic, in [`check`]) and `hasocks bench` all use it.
 //!
-//! Data flow: a `HOST:PORT` text is parsed by `conf::HostPort` (the one service-name policy),
+//! Data flow: a `HOST:PORT` text is parsed by `hasocks_conf::HostPort` (the one service-name policy),
 //! resolved or turned into a SOCKS target by [`address`], then the client handshake
 //! ([`socks5_connect`]) or an end-to-end check ([`end_to_end`]) runs against it.
 //!

@@ -5,12 +5,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use probe::{end_to_end, end_to_end_traced, socks5_connect, Auth, Direction, EndToEnd, ProbeError};
-use socks_wire::TargetAddr;
+use hasocks_probe::{
+    end_to_end, end_to_end_traced, socks5_connect, Auth, Direction, EndToEnd, ProbeError,
+};
+use hasocks_socks_wire::TargetAddr;
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const LONG: Duration = Duration::from_secs(30);
-use test_support::fake_socks::{fake_server, Fake};
+use hasocks_test_support::fake_socks::{fake_server, Fake};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -173,13 +175,13 @@ async fn tap_sees_greeting_and_method_selection_bytes() {
 
 #[tokio::test]
 async fn many_checks_share_one_rendezvous_and_each_meets_its_own_connection() {
-    let rv = std::sync::Arc::new(probe::Rendezvous::bind(LOCAL).await.unwrap());
+    let rv = std::sync::Arc::new(hasocks_probe::Rendezvous::bind(LOCAL).await.unwrap());
     let good = fake_server(Fake::Good).await;
     let checks: Vec<_> = (0..20)
         .map(|_| {
             let rv = rv.clone();
             tokio::spawn(async move {
-                probe::end_to_end_via(&rv, good, None, Duration::from_secs(5), &[]).await
+                hasocks_probe::end_to_end_via(&rv, good, None, Duration::from_secs(5), &[]).await
             })
         })
         .collect();
@@ -191,11 +193,12 @@ async fn many_checks_share_one_rendezvous_and_each_meets_its_own_connection() {
     // A proxy that changes the bytes, or claims a connection it never made, fails.
     for kind in [Fake::Corrupt, Fake::Liar] {
         let proxy = fake_server(kind).await;
-        let r = probe::end_to_end_via(&rv, proxy, None, Duration::from_millis(500), &[]).await;
+        let r =
+            hasocks_probe::end_to_end_via(&rv, proxy, None, Duration::from_millis(500), &[]).await;
         assert!(matches!(r, Err(ProbeError::NoInbound)), "{r:?}");
     }
     // The shared listener is still there for the next round.
-    probe::end_to_end_via(&rv, good, None, Duration::from_secs(5), &[])
+    hasocks_probe::end_to_end_via(&rv, good, None, Duration::from_secs(5), &[])
         .await
         .expect("later check");
 }

@@ -6,9 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use admin::html::{self, num, td, td_class};
-use admin::metrics::{counters, gauges, histograms, state_set, Labels};
-use admin::{History, HostSample, HostState as ChartState, Readiness, Sample, Source};
+use hasocks_admin::html::{self, num, td, td_class};
+use hasocks_admin::metrics::{counters, gauges, histograms, state_set, Labels};
+use hasocks_admin::{History, HostSample, HostState as ChartState, Readiness, Sample, Source};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
@@ -350,7 +350,7 @@ pub fn page(s: &Status, history: &History, now: SystemTime) -> String {
         s.pid,
         html::age(up),
         s.generation,
-        net::clock::utc(now)
+        hasocks_net::clock::utc(now)
     );
     let mut body = history.section_html();
     for r in &s.relays {
@@ -426,7 +426,7 @@ fn host_row(h: &HostStatus, port: Option<u16>, now: SystemTime) -> Vec<String> {
             let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
             format!(
                 "<td title=\"{}\">{}</td>",
-                net::clock::utc(at),
+                hasocks_net::clock::utc(at),
                 html::escape(&html::ago(ms, now))
             )
         },

@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use net::admission::{cap_for, Slot, Slots};
-use net::ratelog::{more, Folded};
+use hasocks_net::admission::{cap_for, Slot, Slots};
+use hasocks_net::ratelog::{more, Folded};
 
 /// Descriptors kept for everything that is not a session: listeners, the control socket,
 /// logs, the admin port's own budget is added on top.
@@ -39,7 +39,7 @@ pub use hasocks_ctl_proto::relay::AdmissionStatus;
 /// The caps and who holds what.
 #[derive(Debug)]
 pub(crate) struct Admission {
-    /// The global cap (shared with the server's admission: net::admission).
+    /// The global cap (shared with the server's admission: hasocks_net::admission).
     pub slots: Slots,
     per_source: AtomicU32,
     sources: Vec<Mutex<HashMap<IpAddr, u32>>>,

@@ -64,9 +64,10 @@ impl RelayDaemon {
         let file = other.unwrap_or(&self.file).to_path_buf();
         let result = async {
             let (path, defines) = (file.clone(), self.defines.clone());
-            let cfg = tokio::task::spawn_blocking(move || conf::relayd::load(&path, &defines))
-                .await
-                .map_err(|e| RelayError::Worker(io::Error::other(e)))??;
+            let cfg =
+                tokio::task::spawn_blocking(move || hasocks_conf::relayd::load(&path, &defines))
+                    .await
+                    .map_err(|e| RelayError::Worker(io::Error::other(e)))??;
             for w in &cfg.warnings {
                 tracing::warn!("{w}");
             }
@@ -113,7 +114,7 @@ impl Daemon for RelayDaemon {
         self.handle.handover().into_handover()
     }
 
-    fn admin_source(self: &Arc<Self>) -> Arc<dyn admin::Source> {
+    fn admin_source(self: &Arc<Self>) -> Arc<dyn hasocks_admin::Source> {
         Arc::new(crate::admin_source::RelayAdmin::new(self.handle.clone()))
     }
 
@@ -204,7 +205,7 @@ impl Daemon for RelayDaemon {
 
 /// Runs the relay until SIGTERM or SIGINT (or until a successor took over).
 pub async fn run(opts: DaemonOpts) -> Result<(), RunError<RelayError>> {
-    let cfg = conf::relayd::load(&opts.file, &opts.defines)
+    let cfg = hasocks_conf::relayd::load(&opts.file, &opts.defines)
         .map_err(|e| RunError::Start(RelayError::Config(e)))?;
     for w in &cfg.warnings {
         tracing::warn!("{w}");

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 pub enum RelayError {
     /// The config file does not parse (`file:line:col: message`).
     #[error(transparent)]
-    Config(#[from] conf::ConfError),
+    Config(#[from] hasocks_conf::ConfError),
     /// A `listen on` address could not be bound.
     #[error("relay {relay}: cannot listen on {addr}: {source}")]
     Bind {

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conf::relayd::{LogConnections, RelaydConfig};
+use hasocks_conf::relayd::{LogConnections, RelaydConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::RelayError;
@@ -106,7 +106,7 @@ fn table_of<'a>(
     cfg: &'a RelaydConfig,
     relay: &str,
     table: &str,
-) -> Result<&'a conf::relayd::Table, RelayError> {
+) -> Result<&'a hasocks_conf::relayd::Table, RelayError> {
     cfg.tables
         .iter()
         .find(|t| t.name == table)

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use conf::relayd::RelaydConfig;
+use hasocks_conf::relayd::RelaydConfig;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -174,7 +174,7 @@ impl RelayHandle {
     }
 
     /// Each relay's session-duration histogram (relay name, figures).
-    pub fn session_durations(&self) -> Vec<(String, admin::metrics::HistogramSample)> {
+    pub fn session_durations(&self) -> Vec<(String, hasocks_admin::metrics::HistogramSample)> {
         self.current
             .load()
             .relays
@@ -185,7 +185,7 @@ impl RelayHandle {
 
     /// Every open session, oldest first.
     pub fn sessions(&self) -> Vec<SessionStatus> {
-        let (now, now_ms) = (Instant::now(), net::clock::now_ms());
+        let (now, now_ms) = (Instant::now(), hasocks_net::clock::now_ms());
         self.sessions
             .all()
             .iter()

@@ -90,16 +90,14 @@ impl Listeners {
                 out.inherited.push(key.clone());
                 continue;
             }
-            let (socks, free) =
-                net::sock::listen_tcp_group(key.addr, workers, freebind).map_err(|source| {
-                    RelayError::Bind {
-                        relay: gen
-                            .by_listen
-                            .get(key)
-                            .map_or_else(String::new, |r| r.record.name.clone()),
-                        addr: key.addr.to_string(),
-                        source,
-                    }
+            let (socks, free) = hasocks_net::sock::listen_tcp_group(key.addr, workers, freebind)
+                .map_err(|source| RelayError::Bind {
+                    relay: gen
+                        .by_listen
+                        .get(key)
+                        .map_or_else(String::new, |r| r.record.name.clone()),
+                    addr: key.addr.to_string(),
+                    source,
                 })?;
             if free {
                 tracing::warn!(
@@ -183,7 +181,7 @@ impl Listeners {
     pub fn set_keepalive(&self, idle: Option<Duration>) {
         for set in lock(&self.sets).values() {
             for s in &set.copies {
-                if let Err(e) = net::sock::set_keepalive(s, idle) {
+                if let Err(e) = hasocks_net::sock::set_keepalive(s, idle) {
                     tracing::warn!("cannot set TCP keepalive on {}: {e}", set.bound);
                 }
             }

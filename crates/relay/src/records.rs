@@ -200,7 +200,7 @@ pub(crate) struct RelayCounters {
     /// Outgoing connect attempts that were retries (same or next host).
     pub retries: AtomicU64,
     /// How long sessions that reached a host lasted.
-    pub durations: admin::metrics::AtomicHistogram,
+    pub durations: hasocks_admin::metrics::AtomicHistogram,
     /// Clients closed for sending nothing within the first-byte timeout.
     pub first_byte_timeouts: AtomicU64,
     /// Clients that closed before sending anything.
@@ -215,7 +215,9 @@ impl Default for RelayCounters {
             failed: AtomicU64::new(0),
             no_host: AtomicU64::new(0),
             retries: AtomicU64::new(0),
-            durations: admin::metrics::AtomicHistogram::new(admin::metrics::SESSION_SECONDS),
+            durations: hasocks_admin::metrics::AtomicHistogram::new(
+                hasocks_admin::metrics::SESSION_SECONDS,
+            ),
             first_byte_timeouts: AtomicU64::new(0),
             silent_closed: AtomicU64::new(0),
         }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conf::relayd::LogConnections;
-use net::copy::{pump_live, CopyOpts, EndReason, LiveBytes};
+use hasocks_conf::relayd::LogConnections;
+use hasocks_net::copy::{pump_live, CopyOpts, EndReason, LiveBytes};
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -120,7 +120,7 @@ pub(crate) async fn serve(
     let first_len = first.len() as u64;
     let ahead = if relay.send_proxy_v2 {
         let dst = client.local_addr().unwrap_or(listen);
-        let mut header = net::proxy::encode_v2(peer, dst);
+        let mut header = hasocks_net::proxy::encode_v2(peer, dst);
         header.extend_from_slice(&first);
         header
     } else {

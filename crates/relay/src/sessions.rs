@@ -1,7 +1,7 @@
 //! The registry of open sessions (`show sessions`, live byte counts per host). One shard per
 //! worker thread, so that a session's insert and remove take a lock no other worker takes;
 //! readers (ctl, status) lock each shard briefly. Byte counts are updated by the copy itself
-//! (`net::copy::LiveBytes`), not through the registry.
+//! (`hasocks_net::copy::LiveBytes`), not through the registry.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use net::copy::LiveBytes;
+use hasocks_net::copy::LiveBytes;
 
 use crate::records::{HostRecord, RelayRecord};
 use hasocks_ctl_proto::relay::SessionStatus;
@@ -110,7 +110,7 @@ impl Drop for Registered {
 }
 
 impl SessionEntry {
-    /// The plain-data view at `now` (`now_ms` on `net::clock`).
+    /// The plain-data view at `now` (`now_ms` on `hasocks_net::clock`).
     pub fn status(&self, now: Instant, now_ms: u64) -> SessionStatus {
         let age = now.saturating_duration_since(self.started);
         let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);

@@ -25,7 +25,7 @@ fn series(name: &str, host: &str) -> String {
     format!("hasocks_{name}{{table=\"pool:1\",host=\"{host}\"}}")
 }
 
-async fn scrape(a: &admin::AdminHandle) -> String {
+async fn scrape(a: &hasocks_admin::AdminHandle) -> String {
     let (code, body) = http_get(a.local_addr(), "/metrics").await.expect("scrape");
     assert_eq!(code, 200);
     body
@@ -108,7 +108,7 @@ async fn metrics_count_sessions_bytes_and_a_killed_hosts_failed_connects_and_pas
     }
     h.poll();
     wait_until("host 2 marked down", || {
-        h.snapshot().tables[0].hosts[1].state == relay::HostState::Down
+        h.snapshot().tables[0].hosts[1].state == hasocks_relay::HostState::Down
     })
     .await;
     let m = scrape(&a).await;
@@ -193,7 +193,7 @@ async fn the_page_and_json_show_every_host_with_its_state() {
     b[1].stop().await;
     h.poll();
     wait_until("host 2 down", || {
-        h.snapshot().tables[0].hosts[1].state == relay::HostState::Down
+        h.snapshot().tables[0].hosts[1].state == hasocks_relay::HostState::Down
     })
     .await;
     let (code, page) = http_get(a.local_addr(), "/").await.expect("page");

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use conf::relayd::{Mode, RelaydConfig};
-use relay::RelayHandle;
+use hasocks_conf::relayd::{Mode, RelaydConfig};
+use hasocks_relay::RelayHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

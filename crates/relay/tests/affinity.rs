@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use conf::relayd::Mode;
-use relay::RelayHandle;
+use hasocks_conf::relayd::Mode;
+use hasocks_relay::RelayHandle;
 
 #[tokio::test]
 async fn clients_keep_one_host_and_two_relays_agree() {

@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use conf::relayd::{Check, Mode};
-use relay::{HostState, RelayHandle};
+use hasocks_conf::relayd::{Check, Mode};
+use hasocks_relay::{HostState, RelayHandle};
 
 #[tokio::test]
 async fn backup_table_serves_while_primary_is_down_and_gives_back() {

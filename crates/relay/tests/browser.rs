@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
-use relay::HostState;
+use hasocks_relay::HostState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Sampling this often, the charts span 18 s instead of 15 min (the product samples every

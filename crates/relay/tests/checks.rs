@@ -6,8 +6,8 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use conf::relayd::{Check, Forward, Mode, Table};
-use relay::{HostState, RelayHandle};
+use hasocks_conf::relayd::{Check, Forward, Mode, Table};
+use hasocks_relay::{HostState, RelayHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 
-use relay::{HostState, RelayHandle};
+use hasocks_relay::{HostState, RelayHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]

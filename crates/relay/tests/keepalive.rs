@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use conf::relayd::Mode;
-use relay::RelayHandle;
+use hasocks_conf::relayd::Mode;
+use hasocks_relay::RelayHandle;
 use tokio::io::AsyncReadExt;
 
 /// The timer column `ss` prints for established sockets with local port `port`.
@@ -48,7 +48,7 @@ async fn session_timer(keepalive_s: u32) -> String {
 
 #[tokio::test]
 async fn client_connections_carry_the_configured_keepalive_and_none_when_off() {
-    if !test_support::tool("ss") {
+    if !hasocks_test_support::tool("ss") {
         return;
     }
     let on = session_timer(45).await;

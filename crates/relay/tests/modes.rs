@@ -5,8 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use conf::relayd::{Check, Mode};
-use relay::{HostAction, HostState, RelayHandle, Target};
+use hasocks_conf::relayd::{Check, Mode};
+use hasocks_relay::{HostAction, HostState, RelayHandle, Target};
 use tokio::io::AsyncReadExt;
 
 #[tokio::test]

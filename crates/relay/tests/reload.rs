@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use conf::relayd::{Check, Listen, Mode, Relay, RelaydConfig};
-use relay::{HostAction, HostState, RelayError, RelayHandle, Target};
+use hasocks_conf::relayd::{Check, Listen, Mode, Relay, RelaydConfig};
+use hasocks_relay::{HostAction, HostState, RelayError, RelayHandle, Target};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -6,12 +6,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use common::*;
-use conf::relayd::Mode;
-use relay::RelayHandle;
+use hasocks_conf::relayd::Mode;
+use hasocks_relay::RelayHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-async fn start(backend: &Backend, tune: impl FnOnce(&mut conf::relayd::Relay)) -> RelayHandle {
+async fn start(
+    backend: &Backend,
+    tune: impl FnOnce(&mut hasocks_conf::relayd::Relay),
+) -> RelayHandle {
     let mut r = relay(vec![forward("pool", Mode::RoundRobin, None)]);
     tune(&mut r);
     RelayHandle::start(config(vec![table("pool", &[backend.port()])], vec![r]))

@@ -3,7 +3,7 @@
 //!
 //! Three caps, all derived from the descriptor limit unless set:
 //! - all connections (`hasocks.maxconn`): at the cap the accept loops wait and the kernel's
-//!   backlog holds the rest (net::admission), and the reserve stays free for outgoing
+//!   backlog holds the rest (hasocks_net::admission), and the reserve stays free for outgoing
 //!   connections of admitted sessions, UDP sockets, the admin and control listeners and the
 //!   password helper;
 //! - connections still negotiating (`hasocks.maxconn.negotiating`): when the set is full, a
@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use hasocks_ctl_proto::server::{AdmissionStatus, Caps};
-use net::admission::{cap_for, Slot, Slots};
-use net::ratelog::{more, Folded};
+use hasocks_net::admission::{cap_for, Slot, Slots};
+use hasocks_net::ratelog::{more, Folded};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// Descriptors kept for everything that is not a session: listeners, log files, the control

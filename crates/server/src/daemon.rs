@@ -54,8 +54,8 @@ fn start_message(file: &Path, e: &StartError) -> String {
 
 /// Reads and parses a sockd.conf, logging its warnings; a method whose library this machine
 /// lacks is refused here.
-pub fn load(file: &Path) -> Result<conf::sockd::SockdConfig, StartError> {
-    let cfg = conf::sockd::load(file)?;
+pub fn load(file: &Path) -> Result<hasocks_conf::sockd::SockdConfig, StartError> {
+    let cfg = hasocks_conf::sockd::load(file)?;
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
@@ -144,7 +144,7 @@ impl Daemon for ServerDaemon {
         crate::handover::describe(self.handle.handover())
     }
 
-    fn admin_source(self: &Arc<Self>) -> Arc<dyn admin::Source> {
+    fn admin_source(self: &Arc<Self>) -> Arc<dyn hasocks_admin::Source> {
         Arc::new(crate::admin_source::ServerAdmin::new(self.handle.clone()))
     }
 
@@ -238,7 +238,7 @@ impl Daemon for ServerDaemon {
 }
 
 /// The `hasocks.admin:` address of `cfg`, resolved.
-fn admin_addr(cfg: &conf::sockd::SockdConfig) -> Result<Option<SocketAddr>, StartError> {
+fn admin_addr(cfg: &hasocks_conf::sockd::SockdConfig) -> Result<Option<SocketAddr>, StartError> {
     let Some(a) = &cfg.admin else { return Ok(None) };
     let ips = crate::generation::resolve_host(&a.host).map_err(|source| {
         crate::generation::GenerationError::Resolve {

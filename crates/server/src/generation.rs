@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use conf::sockd::{HostSpec, Method, Rotation, SockdConfig, Timeouts, DEFAULT_PAM_SERVICE};
+use hasocks_conf::sockd::{HostSpec, Method, Rotation, SockdConfig, Timeouts, DEFAULT_PAM_SERVICE};
 use ipnet::IpNet;
 
 use crate::limits::Registry;
@@ -121,7 +121,7 @@ pub fn resolve_host(spec: &HostSpec) -> Result<Vec<IpAddr>, ResolveError> {
     match spec {
         HostSpec::Ip(ip) => Ok(vec![*ip]),
         HostSpec::Name(name) => {
-            if let Ok(Some(addrs)) = net::sock::interface_addrs(name) {
+            if let Ok(Some(addrs)) = hasocks_net::sock::interface_addrs(name) {
                 if addrs.is_empty() {
                     return Err(ResolveError::NoAddress(name.clone()));
                 }
@@ -138,7 +138,7 @@ fn resolve_name(name: &str) -> Option<Vec<IpAddr>> {
 }
 
 fn resolve_rule_name(name: &str) -> Vec<IpAddr> {
-    match net::sock::interface_addrs(name) {
+    match hasocks_net::sock::interface_addrs(name) {
         Ok(Some(addrs)) => addrs,
         _ => resolve_name(name).unwrap_or_default(),
     }
@@ -179,7 +179,7 @@ impl Generation {
             pam_service: pam_service.clone(),
         };
         let mut keys = Vec::new();
-        let mut compile = |kind: &str, rules: &[conf::sockd::Rule]| {
+        let mut compile = |kind: &str, rules: &[hasocks_conf::sockd::Rule]| {
             let mut seen: Vec<String> = Vec::new();
             rules
                 .iter()
@@ -291,7 +291,8 @@ impl Generation {
             if dst.is_unspecified() {
                 return Ok(internal.ip());
             }
-            net::sock::route_source(dst).map_err(|source| SourceError::NoRoute { dst, source })
+            hasocks_net::sock::route_source(dst)
+                .map_err(|source| SourceError::NoRoute { dst, source })
         };
         match self.rotation {
             Rotation::Route => route(),

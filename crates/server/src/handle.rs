@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use conf::sockd::SockdConfig;
+use hasocks_conf::sockd::SockdConfig;
 use hasocks_lifecycle::Drain;
-use net::listen::Acceptor;
+use hasocks_net::listen::Acceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::{Admission, AdmissionStatus, Caps, Derive as _};
@@ -25,7 +25,7 @@ use crate::stats::Stats;
 pub enum StartError {
     /// The file does not parse (`file:line:col: message`).
     #[error(transparent)]
-    Config(#[from] conf::ConfError),
+    Config(#[from] hasocks_conf::ConfError),
     /// A setting could not be put into effect (unresolvable name, log file, password file).
     #[error(transparent)]
     Generation(#[from] crate::generation::GenerationError),
@@ -158,11 +158,12 @@ impl ServerHandle {
                 fresh.push(pool.swap_remove(i));
                 continue;
             }
-            let l = net::sock::listen_tcp_std(*addr).map_err(|source| StartError::Bind {
-                addr: *addr,
-                line: *line,
-                source,
-            })?;
+            let l =
+                hasocks_net::sock::listen_tcp_std(*addr).map_err(|source| StartError::Bind {
+                    addr: *addr,
+                    line: *line,
+                    source,
+                })?;
             fresh.push((*addr, l));
         }
         Ok(fresh)
@@ -309,13 +310,13 @@ impl ServerHandle {
 /// The caps of `cfg`: as configured, the rest derived from the descriptor limit.
 fn caps_of(cfg: &SockdConfig) -> Caps {
     let admin = if cfg.admin.is_some() {
-        admin::Limits::default().max_connections as u64
+        hasocks_admin::Limits::default().max_connections as u64
     } else {
         0
     };
     let pam = cfg.method_uses.iter().any(|u| u.method.is_pam());
     let a = &cfg.admission;
-    Caps::derived(net::admission::nofile(), admin, pam).with(
+    Caps::derived(hasocks_net::admission::nofile(), admin, pam).with(
         a.total,
         a.negotiating,
         a.negotiating_per_source,

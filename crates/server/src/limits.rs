@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use conf::sockd::{Limits, Throttle};
+use hasocks_conf::sockd::{Limits, Throttle};
 
 /// Why a session is refused by a limit, in Dante's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -304,7 +304,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use conf::sockd::StateKey;
+    use hasocks_conf::sockd::StateKey;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

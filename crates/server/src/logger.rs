@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use conf::sockd::LogTarget;
+use hasocks_conf::sockd::LogTarget;
 
 /// Severity of a line, mapped to syslog priorities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,7 @@ fn make_sinks(targets: &[LogTarget]) -> std::io::Result<Vec<Sink>> {
 
 /// Seconds since the epoch as an RFC 3339 UTC timestamp with milliseconds.
 pub fn timestamp(t: SystemTime) -> String {
-    net::clock::rfc3339(t)
+    hasocks_net::clock::rfc3339(t)
 }
 
 impl Logger {

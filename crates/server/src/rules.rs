@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use conf::sockd::{
+use hasocks_conf::sockd::{
     AddrSpec, Command, LogFlags, Method, PortSpec, Protocol, Rule, RuleTimeouts, SocksVersion,
     Verdict,
 };
@@ -171,7 +171,7 @@ impl CompiledRule {
             clientmethods: vec![Method::None],
             users: Vec::new(),
             groups: Vec::new(),
-            pam_service: conf::sockd::DEFAULT_PAM_SERVICE.to_string(),
+            pam_service: hasocks_conf::sockd::DEFAULT_PAM_SERVICE.to_string(),
             limits: None,
         }
     }
@@ -335,7 +335,7 @@ pub fn socks_rule_matches(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use conf::sockd::PortOp;
+    use hasocks_conf::sockd::PortOp;
 
     fn rule(verdict: Verdict, to: AddrMatcher) -> CompiledRule {
         CompiledRule {

@@ -9,24 +9,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::*;
-use server::admin_source::ServerAdmin;
-use server::ServerHandle;
-use socks_wire::TargetAddr;
+use hasocks_server::admin_source::ServerAdmin;
+use hasocks_server::ServerHandle;
+use hasocks_socks_wire::TargetAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 /// A server passing everything but targets on port 9 (socks rule 1 blocks them).
-async fn server_with_admin() -> (Arc<ServerHandle>, SocketAddr, admin::AdminHandle) {
+async fn server_with_admin() -> (Arc<ServerHandle>, SocketAddr, hasocks_admin::AdminHandle) {
     let text = "internal: 127.0.0.1 port = 0\nexternal: 127.0.0.1\nsocksmethod: none\n\
                 client pass { from: 0/0 to: 0/0 }\n\
                 socks block { from: 0/0 to: 0/0 port = 9 }\n\
                 socks pass { from: 0/0 to: 0/0 }\n";
     let (h, proxy) = start(text).await;
     let h = Arc::new(h);
-    let a = admin::start(
+    let a = hasocks_admin::start(
         "127.0.0.1:0".parse().unwrap(),
         Arc::new(ServerAdmin::new(h.clone())),
-        admin::Limits::default(),
+        hasocks_admin::Limits::default(),
     )
     .expect("admin");
     (h, proxy, a)
@@ -202,10 +202,10 @@ async fn the_page_charts_sessions_errors_and_bytes_after_a_short_load() {
     let (h, proxy) = start(text).await;
     let h = Arc::new(h);
     let every = std::time::Duration::from_millis(20);
-    let a = admin::start_sampling_every(
+    let a = hasocks_admin::start_sampling_every(
         "127.0.0.1:0".parse().unwrap(),
         Arc::new(ServerAdmin::new(h.clone())),
-        admin::Limits::default(),
+        hasocks_admin::Limits::default(),
         every,
     )
     .expect("admin");

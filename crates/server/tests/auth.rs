@@ -259,7 +259,7 @@ async fn reload_rereads_the_password_file_and_keeps_the_old_one_when_unreadable(
     // Only carol is left in the file: alice is refused after the reload.
     let carol = HTPASSWD.lines().nth(2).unwrap();
     std::fs::write(d.join("htpasswd"), format!("{carol}\n")).unwrap();
-    let cfg = conf::sockd::parse(&text, std::path::Path::new("t.conf")).unwrap();
+    let cfg = hasocks_conf::sockd::parse(&text, std::path::Path::new("t.conf")).unwrap();
     h.reload(cfg.clone()).await.unwrap();
     let (_s, st, _) = login_connect(proxy, b"alice", b"correct horse", echo).await;
     assert_eq!(st, 1);

@@ -273,7 +273,7 @@ async fn reload_applies_new_rules_to_new_sessions_only() {
     assert_eq!(rep, 0);
     let blocking = "internal: 127.0.0.1 port = 0\nexternal: 127.0.0.1\nsocksmethod: none\n\
                     client pass { from: 0/0 to: 0/0 }\nsocks block { from: 0/0 to: 0/0 }\n";
-    h.reload(conf::sockd::parse(blocking, std::path::Path::new("new.conf")).unwrap())
+    h.reload(hasocks_conf::sockd::parse(blocking, std::path::Path::new("new.conf")).unwrap())
         .await
         .unwrap();
     let (_s, rep, _) = socks5(proxy, &request_ip(1, target)).await;

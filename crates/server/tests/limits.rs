@@ -136,14 +136,14 @@ async fn reload_keeps_the_count_of_an_unchanged_rule_and_resets_a_changed_one() 
     let echo = echo_server("127.0.0.1").await;
     let (_a, rep) = connect_from("127.0.0.1", proxy, echo).await;
     assert_eq!(rep, 0);
-    let same = conf::sockd::parse(&text, std::path::Path::new("t")).unwrap();
+    let same = hasocks_conf::sockd::parse(&text, std::path::Path::new("t")).unwrap();
     h.reload(same).await.unwrap();
     assert_eq!(
         connect_from("127.0.0.1", proxy, echo).await.1,
         2,
         "still full"
     );
-    let changed = conf::sockd::parse(
+    let changed = hasocks_conf::sockd::parse(
         &conf_with("session.max: 2", &log),
         std::path::Path::new("t"),
     )
@@ -233,7 +233,7 @@ async fn bandwidth_holds_for_udp_associations() {
     let (_ctl, rep, bnd) = udp_associate(proxy, client.local_addr().unwrap()).await;
     assert_eq!(rep, 0);
     client.connect(bnd).await.unwrap();
-    let dg = udp_wrap(0, socks_wire::TargetAddr::Ip(echo), &[7u8; 1000]);
+    let dg = udp_wrap(0, hasocks_socks_wire::TargetAddr::Ip(echo), &[7u8; 1000]);
     let window = Duration::from_secs(4);
     let start = Instant::now();
     let end = start + window;

@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 
 use common::*;
-use socks_wire::TargetAddr;
+use hasocks_socks_wire::TargetAddr;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 /// A plain TCP forwarder on `ip`:0 to `to`, copying both ways; returns its address.

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use socks_wire::TargetAddr;
+use hasocks_socks_wire::TargetAddr;
 use tokio::io::AsyncReadExt;
 use tokio::net::UdpSocket;
 

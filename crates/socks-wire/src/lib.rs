@@ -2,6 +2,10 @@
 //! Sans-io codec for SOCKS 4, 4a and 5 (RFC 1928), username/password
 //! authentication (RFC 1929) and the SOCKS5 UDP datagram header.
 //!
+//! Data flow: bytes read by a server or client -> `decode` -> a typed message -> the caller's
+//! decision -> `encode` -> bytes to write. No sockets, no async, no allocation beyond the
+//! messages themselves.
+//!
 //! Every message type has a `decode(buf) -> Result<Option<(M, consumed)>, WireError>`
 //! and an `encode(&self, out)`, so a server and a client share one codec.
 //! Decoders never panic, return `Ok(None)` for any strict prefix of a valid

@@ -5,9 +5,9 @@
 use std::fmt::Debug;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
+use hasocks_socks_wire::udp::UdpHeader;
+use hasocks_socks_wire::{v4, v5, TargetAddr, WireError};
 use proptest::prelude::*;
-use socks_wire::udp::UdpHeader;
-use socks_wire::{v4, v5, TargetAddr, WireError};
 
 type Decode<M> = fn(&[u8]) -> Result<Option<(M, usize)>, WireError>;
 

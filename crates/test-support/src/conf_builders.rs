@@ -1,7 +1,7 @@
 //! Configs built in code: relayd.conf structures (tables, forwards, relays) and sockd.conf
 //! text.
 
-use conf::relayd::{
+use hasocks_conf::relayd::{
     Check, Forward, HostEntry, Listen, LogConnections, Mode, Relay, RelaydConfig, Table,
 };
 

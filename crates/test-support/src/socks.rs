@@ -205,22 +205,24 @@ pub async fn read_v4_reply(s: &mut TcpStream) -> (u8, SocketAddr) {
 }
 
 /// Wraps a payload in a SOCKS5 UDP header (FRAG = `frag`).
-pub fn udp_wrap(frag: u8, target: socks_wire::TargetAddr, payload: &[u8]) -> Vec<u8> {
+pub fn udp_wrap(frag: u8, target: hasocks_socks_wire::TargetAddr, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
-    socks_wire::udp::UdpHeader { frag, target }.encode(&mut v);
+    hasocks_socks_wire::udp::UdpHeader { frag, target }.encode(&mut v);
     v.extend_from_slice(payload);
     v
 }
 
 /// Receives one datagram (with a deadline) and unwraps its SOCKS5 UDP header.
-pub async fn udp_recv_unwrap(s: &tokio::net::UdpSocket) -> (socks_wire::TargetAddr, Vec<u8>) {
+pub async fn udp_recv_unwrap(
+    s: &tokio::net::UdpSocket,
+) -> (hasocks_socks_wire::TargetAddr, Vec<u8>) {
     let mut buf = vec![0u8; 65536];
     let (n, _) = tokio::time::timeout(Duration::from_secs(5), s.recv_from(&mut buf))
         .await
         .expect("reply in time")
         .unwrap();
-    let (h, len) =
-        socks_wire::udp::UdpHeader::decode(&buf[..n]).expect("reply has a SOCKS UDP header");
+    let (h, len) = hasocks_socks_wire::udp::UdpHeader::decode(&buf[..n])
+        .expect("reply has a SOCKS UDP header");
     assert_eq!(h.frag, 0);
     (h.target, buf[len..n].to_vec())
 }

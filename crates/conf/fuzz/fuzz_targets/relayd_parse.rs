@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use conf::relayd::parse;
+use hasocks_conf::relayd::parse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

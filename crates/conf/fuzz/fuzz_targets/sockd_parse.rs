@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use conf::sockd::{parse, SockdConfig};
+use hasocks_conf::sockd::{parse, SockdConfig};
 use libfuzzer_sys::fuzz_target;
 
 /// Drops what printing cannot keep: source lines, warnings and method positions.

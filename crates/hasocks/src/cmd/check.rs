@@ -1,4 +1,4 @@
-//! `hasocks check`: the options of [`probe::check`], which does the work.
+//! `hasocks check`: the options of [`hasocks_probe::check`], which does the work.
 
 /// Options of `hasocks check` (flags as in maxconn.pl).
 ///
@@ -47,7 +47,7 @@ pub struct CheckArgs {
 
 /// Runs the check; returns the exit status (see [`CheckArgs::relayd`]).
 pub async fn run(a: CheckArgs) -> anyhow::Result<i32> {
-    let req = probe::check::Request {
+    let req = hasocks_probe::check::Request {
         server: a.server,
         bind: a.bind,
         remote: a.remote,
@@ -59,5 +59,5 @@ pub async fn run(a: CheckArgs) -> anyhow::Result<i32> {
         verbose: a.verbose,
         relayd: a.relayd,
     };
-    Ok(probe::check::run(&req, probe::check::Output::stdio()).await)
+    Ok(hasocks_probe::check::run(&req, hasocks_probe::check::Output::stdio()).await)
 }

@@ -35,7 +35,7 @@ impl LifeArgs {
     /// The grace after a takeover.
     pub fn upgrade_grace(&self) -> std::time::Duration {
         self.upgrade_grace
-            .map_or(net::clock::FOREVER, std::time::Duration::from_secs)
+            .map_or(hasocks_net::clock::FOREVER, std::time::Duration::from_secs)
     }
 
     /// What the daemon is told, with the sockets socket activation passed.

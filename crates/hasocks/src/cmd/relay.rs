@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use relay::daemon::{self, DaemonOpts};
+use hasocks_relay::daemon::{self, DaemonOpts};
 
 /// Options of `hasocks relay`.
 #[derive(clap::Args)]
@@ -22,9 +22,9 @@ pub struct RelayArgs {
 
 /// Runs the relay until SIGTERM/SIGINT (SIGHUP reloads).
 pub async fn run(args: RelayArgs, activated: Vec<std::net::TcpListener>) -> anyhow::Result<i32> {
-    let defines = conf::relayd::parse_defines(&args.defines)?;
+    let defines = hasocks_conf::relayd::parse_defines(&args.defines)?;
     if args.check_only {
-        let cfg = conf::relayd::load(&args.file, &defines)?;
+        let cfg = hasocks_conf::relayd::load(&args.file, &defines)?;
         for w in &cfg.warnings {
             eprintln!("hasocks: warning: {w}");
         }

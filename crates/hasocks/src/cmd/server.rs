@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use server::daemon::{self, DaemonOpts};
+use hasocks_server::daemon::{self, DaemonOpts};
 
 /// Options of `hasocks server`.
 #[derive(clap::Args)]
@@ -20,11 +20,11 @@ pub struct ServerArgs {
 /// Runs the server until SIGTERM/SIGINT; SIGHUP reloads the config and reopens logs.
 pub async fn run(args: ServerArgs, activated: Vec<std::net::TcpListener>) -> anyhow::Result<i32> {
     if args.verify {
-        let cfg = conf::sockd::load(&args.file)?;
+        let cfg = hasocks_conf::sockd::load(&args.file)?;
         for w in &cfg.warnings {
             eprintln!("hasocks: warning: {w}");
         }
-        server::session::auth::check_libraries(&cfg)?;
+        hasocks_server::session::auth::check_libraries(&cfg)?;
         println!("{}: configuration OK", args.file.display());
         return Ok(0);
     }

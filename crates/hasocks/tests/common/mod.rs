@@ -7,9 +7,9 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use server::ServerHandle;
-use test_support::blocking::Running;
-use test_support::sockd_conf_on;
+use hasocks_server::ServerHandle;
+use hasocks_test_support::blocking::Running;
+use hasocks_test_support::sockd_conf_on;
 
 /// The `hasocks` binary under test.
 pub fn bin() -> &'static str {
@@ -18,7 +18,7 @@ pub fn bin() -> &'static str {
 
 /// An in-process SOCKS server from sockd.conf text (with `port = 0`); its handle and port.
 pub async fn start_server(sockd_conf: &str) -> (ServerHandle, u16) {
-    let cfg = conf::sockd::parse(sockd_conf, Path::new("sockd.conf")).expect("sockd.conf");
+    let cfg = hasocks_conf::sockd::parse(sockd_conf, Path::new("sockd.conf")).expect("sockd.conf");
     let h = ServerHandle::start(cfg).await.expect("server starts");
     let port = h.local_addrs().first().expect("a listener").port();
     (h, port)

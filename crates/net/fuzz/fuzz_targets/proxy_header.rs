@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use net::proxy::{parse_header, Parsed, ProxyError};
+use hasocks_net::proxy::{parse_header, Parsed, ProxyError};
 
 fuzz_target!(|data: &[u8]| {
     let whole = parse_header(data);

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use net::copy::{pump, CopyOpts, CopyReport, EndReason};
+use hasocks_net::copy::{pump, CopyOpts, CopyReport, EndReason};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -22,7 +22,7 @@ async fn pair() -> (TcpStream, TcpStream) {
 
 /// Starts a pump between two pairs; returns (client, server, pump task).
 async fn relay(opts: CopyOpts) -> (TcpStream, TcpStream, JoinHandle<CopyReport>) {
-    net::copy::set_splice(super::SPLICE);
+    hasocks_net::copy::set_splice(super::SPLICE);
     let (client, a) = pair().await;
     let (b, server) = pair().await;
     let task = tokio::spawn(pump(a, b, opts));

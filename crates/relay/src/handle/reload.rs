@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use conf::relayd::RelaydConfig;
+use hasocks_conf::relayd::RelaydConfig;
 
 use super::{lock, RelayHandle};
 use crate::admission::{default_cap, default_per_source};
@@ -171,7 +171,7 @@ fn caps(cfg: &RelaydConfig, hosts: usize, notes: &mut Vec<String>) -> (u32, u32)
         .current
         .unwrap_or(u64::MAX);
     let admin = if cfg.admin.is_some() {
-        admin::Limits::default().max_connections
+        hasocks_admin::Limits::default().max_connections
     } else {
         0
     };

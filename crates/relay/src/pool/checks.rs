@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conf::relayd::Check;
+use hasocks_conf::relayd::Check;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,16 +48,16 @@ type Step<T> = Result<T, Verdict>;
 /// relay's life (not one per check).
 #[derive(Debug, Default)]
 pub(crate) struct Rendezvous {
-    by_ip: tokio::sync::Mutex<HashMap<IpAddr, Arc<probe::Rendezvous>>>,
+    by_ip: tokio::sync::Mutex<HashMap<IpAddr, Arc<hasocks_probe::Rendezvous>>>,
 }
 
 impl Rendezvous {
-    async fn at(&self, ip: IpAddr) -> io::Result<Arc<probe::Rendezvous>> {
+    async fn at(&self, ip: IpAddr) -> io::Result<Arc<hasocks_probe::Rendezvous>> {
         let mut m = self.by_ip.lock().await;
         if let Some(r) = m.get(&ip) {
             return Ok(r.clone());
         }
-        let r = Arc::new(probe::Rendezvous::bind(ip).await?);
+        let r = Arc::new(hasocks_probe::Rendezvous::bind(ip).await?);
         m.insert(ip, r.clone());
         Ok(r)
     }
@@ -112,7 +112,7 @@ pub(crate) async fn run(
 
 /// A failed I/O step: local when this machine ran out of something, else `down`.
 fn failed(e: &io::Error, down: &str) -> Verdict {
-    if net::sock::is_local_exhaustion(e) {
+    if hasocks_net::sock::is_local_exhaustion(e) {
         Verdict::Local(format!("{down}: {e}"))
     } else {
         Verdict::Down(down.to_string())
@@ -260,7 +260,7 @@ async fn socks(
     preamble: &[u8],
     rendezvous: &Rendezvous,
 ) -> Step<String> {
-    let auth = auth.map(|(user, pass)| probe::Auth {
+    let auth = auth.map(|(user, pass)| hasocks_probe::Auth {
         user: user.clone(),
         pass: pass.clone(),
     });
@@ -270,21 +270,25 @@ async fn socks(
             .await
             .map_err(|e| failed(&e, "socks check listener failed"))?;
         let start = std::time::Instant::now();
-        return match probe::end_to_end_via(&rv, addr, auth.as_ref(), timeout, preamble).await {
+        return match hasocks_probe::end_to_end_via(&rv, addr, auth.as_ref(), timeout, preamble)
+            .await
+        {
             Ok(_) => Ok("socks ok".into()),
-            Err(probe::ProbeError::NoInbound) if rv.troubled_since(start) => Err(Verdict::Local(
-                "socks check listener could not accept (out of descriptors?)".into(),
-            )),
+            Err(hasocks_probe::ProbeError::NoInbound) if rv.troubled_since(start) => {
+                Err(Verdict::Local(
+                    "socks check listener could not accept (out of descriptors?)".into(),
+                ))
+            }
             Err(e) => Err(probe_verdict(&e)),
         };
     };
     let (host, port) = target;
     let target = match host.parse::<IpAddr>() {
-        Ok(ip) => socks_wire::TargetAddr::Ip(SocketAddr::new(ip, *port)),
-        Err(_) => socks_wire::TargetAddr::domain(host.as_str(), *port)
+        Ok(ip) => hasocks_socks_wire::TargetAddr::Ip(SocketAddr::new(ip, *port)),
+        Err(_) => hasocks_socks_wire::TargetAddr::domain(host.as_str(), *port)
             .map_err(|e| Verdict::Down(format!("socks target {host}: {e}")))?,
     };
-    let probe = probe::EndToEnd {
+    let probe = hasocks_probe::EndToEnd {
         proxy: addr,
         target: Some(target),
         bind_ip: local_ip_towards(addr),
@@ -292,7 +296,7 @@ async fn socks(
         timeout,
         preamble: preamble.to_vec(),
     };
-    match probe::end_to_end(&probe).await {
+    match hasocks_probe::end_to_end(&probe).await {
         Ok(_) => Ok("socks ok".into()),
         Err(e) => Err(probe_verdict(&e)),
     }
@@ -300,11 +304,11 @@ async fn socks(
 
 /// A probe failure: local when our side ran out of resources (our connect to the host, or
 /// our own listener), else a verdict on the host.
-fn probe_verdict(e: &probe::ProbeError) -> Verdict {
+fn probe_verdict(e: &hasocks_probe::ProbeError) -> Verdict {
     let msg = format!("socks {}", e.short());
     match e {
-        probe::ProbeError::Connect(io) | probe::ProbeError::Io(io)
-            if net::sock::is_local_exhaustion(io) =>
+        hasocks_probe::ProbeError::Connect(io) | hasocks_probe::ProbeError::Io(io)
+            if hasocks_net::sock::is_local_exhaustion(io) =>
         {
             Verdict::Local(msg)
         }
@@ -315,7 +319,7 @@ fn probe_verdict(e: &probe::ProbeError) -> Verdict {
 /// The relay's own address towards `addr` (loopback for loopback hosts), where the SOCKS
 /// probe listens for the proxy's connection.
 fn local_ip_towards(addr: SocketAddr) -> IpAddr {
-    net::sock::route_source(addr.ip()).unwrap_or(if addr.is_ipv4() {
+    hasocks_net::sock::route_source(addr.ip()).unwrap_or(if addr.is_ipv4() {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
         IpAddr::V6(Ipv6Addr::LOCALHOST)

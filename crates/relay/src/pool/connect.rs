@@ -30,7 +30,7 @@ pub(crate) enum ConnectError {
 /// The class of a failed connect, from its error.
 pub(crate) fn classify(e: &io::Error) -> ConnectReason {
     // This machine ran out of something: the host was never asked.
-    if net::sock::is_local_exhaustion(e) {
+    if hasocks_net::sock::is_local_exhaustion(e) {
         return ConnectReason::Local;
     }
     match Errno::from_io_error(e) {
@@ -110,7 +110,7 @@ pub(crate) async fn connect<'a>(
                 host.record.retries.fetch_add(1, Ordering::Relaxed);
             }
             attempts += 1;
-            match net::sock::connect_tcp(host.addr, None, fwd.connect_timeout).await {
+            match hasocks_net::sock::connect_tcp(host.addr, None, fwd.connect_timeout).await {
                 Ok(s) => return Ok((s, host)),
                 Err(e) => {
                     let reason = count_failure(host, &e);
@@ -177,7 +177,7 @@ mod tests {
             .and_then(|l| l.local_addr())
             .expect("a free port");
         let host = pool_host(addr);
-        let e = net::sock::connect_tcp(addr, None, Duration::from_secs(5))
+        let e = hasocks_net::sock::connect_tcp(addr, None, Duration::from_secs(5))
             .await
             .expect_err("nothing listens");
         assert_eq!(count_failure(&host, &e), ConnectReason::Refused);
@@ -201,7 +201,7 @@ mod tests {
         let mut queued = Vec::new();
         let host = pool_host(addr);
         let reason = loop {
-            match net::sock::connect_tcp(addr, None, Duration::from_millis(300)).await {
+            match hasocks_net::sock::connect_tcp(addr, None, Duration::from_millis(300)).await {
                 Ok(s) => queued.push(s),
                 Err(e) => break count_failure(&host, &e),
             }

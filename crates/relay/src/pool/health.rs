@@ -135,8 +135,8 @@ fn apply(table: &Pool, host: &PoolHost, o: &CheckOutcome, report: &Reporting) {
 }
 
 /// The check's type word, as relayd logs it.
-pub(crate) fn check_name(check: &conf::relayd::Check) -> &'static str {
-    use conf::relayd::Check;
+pub(crate) fn check_name(check: &hasocks_conf::relayd::Check) -> &'static str {
+    use hasocks_conf::relayd::Check;
     match check {
         Check::Tcp => "tcp",
         Check::Send { .. } => "send expect",

@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conf::relayd::Check;
+use hasocks_conf::relayd::Check;
 use tokio::sync::{watch, Notify};
 
 use crate::error::RelayError;
@@ -66,8 +66,8 @@ pub(crate) struct Pool {
 pub(crate) struct PoolSpec<'a> {
     /// `table:port`.
     pub name: String,
-    pub table: &'a conf::relayd::Table,
-    pub forward: &'a conf::relayd::Forward,
+    pub table: &'a hasocks_conf::relayd::Table,
+    pub forward: &'a hasocks_conf::relayd::Forward,
     /// Some relay using it sends PROXY v2.
     pub proxy_local: bool,
 }
@@ -144,7 +144,7 @@ impl Pool {
     /// The PROXY header checks send first, if any.
     pub fn check_preamble(&self) -> Vec<u8> {
         if self.proxy_local {
-            net::proxy::encode_v2_local()
+            hasocks_net::proxy::encode_v2_local()
         } else {
             Vec::new()
         }
@@ -242,7 +242,7 @@ pub(crate) mod tests {
     fn forward(p: Pool) -> Forward {
         Forward {
             pool: Arc::new(p),
-            selector: Selector::new(&conf::relayd::Mode::RoundRobin),
+            selector: Selector::new(&hasocks_conf::relayd::Mode::RoundRobin),
             connect_timeout: MIN_CONNECT_TIMEOUT,
         }
     }

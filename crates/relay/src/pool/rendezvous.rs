@@ -9,7 +9,7 @@
 use std::hash::Hasher;
 use std::net::{IpAddr, SocketAddr};
 
-use conf::relayd::{HashKey, Mode};
+use hasocks_conf::relayd::{HashKey, Mode};
 use siphasher::sip::SipHasher13;
 
 /// The key used by hash modes when the config gives none: the ASCII bytes of

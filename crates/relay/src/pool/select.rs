@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use conf::relayd::{HashKey, Mode};
+use hasocks_conf::relayd::{HashKey, Mode};
 
 use super::rendezvous::HashInput;
 pub use super::rendezvous::{score, HostKey, DEFAULT_KEY};

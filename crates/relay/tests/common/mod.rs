@@ -4,14 +4,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use conf::relayd::{Check, Mode};
-use relay::admin_source::RelayAdmin;
-use relay::{HostState, RelayHandle};
-pub use test_support::*;
+use hasocks_conf::relayd::{Check, Mode};
+use hasocks_relay::admin_source::RelayAdmin;
+use hasocks_relay::{HostState, RelayHandle};
+pub use hasocks_test_support::*;
 
 /// Three id backends (ids 1 to 3) and a relay config that load-balances over them by
 /// client address (`mode loadbalance`, `check tcp`).
-pub async fn three_backends_loadbalanced() -> ([Backend; 3], conf::relayd::RelaydConfig) {
+pub async fn three_backends_loadbalanced() -> ([Backend; 3], hasocks_conf::relayd::RelaydConfig) {
     let backends = [
         id_backend(1).await,
         id_backend(2).await,
@@ -46,15 +46,15 @@ pub fn state(h: &RelayHandle, table: &str, i: usize) -> HostState {
 }
 
 /// A relay over `backends` (round robin, TCP check) with an admin listener.
-pub async fn relay_with_admin(ports: &[u16]) -> (Arc<RelayHandle>, admin::AdminHandle) {
-    relay_with_admin_sampling(ports, admin::history::SAMPLE_INTERVAL).await
+pub async fn relay_with_admin(ports: &[u16]) -> (Arc<RelayHandle>, hasocks_admin::AdminHandle) {
+    relay_with_admin_sampling(ports, hasocks_admin::history::SAMPLE_INTERVAL).await
 }
 
 /// [`relay_with_admin`] whose admin listener samples the relay every `every`.
 pub async fn relay_with_admin_sampling(
     ports: &[u16],
     every: std::time::Duration,
-) -> (Arc<RelayHandle>, admin::AdminHandle) {
+) -> (Arc<RelayHandle>, hasocks_admin::AdminHandle) {
     let cfg = config(
         vec![table("pool", ports)],
         vec![relay(vec![forward(
@@ -65,10 +65,10 @@ pub async fn relay_with_admin_sampling(
     );
     let h = Arc::new(RelayHandle::start(cfg).await.expect("relay"));
     assert!(h.wait_ready(DEADLINE).await);
-    let a = admin::start_sampling_every(
+    let a = hasocks_admin::start_sampling_every(
         "127.0.0.1:0".parse().unwrap(),
         Arc::new(RelayAdmin::new(h.clone())),
-        admin::Limits::default(),
+        hasocks_admin::Limits::default(),
         every,
     )
     .expect("admin listener");

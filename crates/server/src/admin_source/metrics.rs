@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use admin::metrics::{by_word, counter, counters, gauge, gauges, Labels};
+use hasocks_admin::metrics::{by_word, counter, counters, gauge, gauges, Labels};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;

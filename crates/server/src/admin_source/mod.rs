@@ -8,8 +8,8 @@ use std::time::SystemTime;
 
 mod metrics;
 
-use admin::html::{self, num, td};
-use admin::{History, Readiness, Sample, Source};
+use hasocks_admin::html::{self, num, td};
+use hasocks_admin::{History, Readiness, Sample, Source};
 use prometheus_client::collector::Collector;
 use serde::Serialize;
 
@@ -133,7 +133,7 @@ fn page(
         std::process::id(),
         html::age(now.duration_since(started).unwrap_or_default()),
         h.active_sessions(),
-        net::clock::utc(now)
+        hasocks_net::clock::utc(now)
     );
     let mut body = history.section_html();
     body.push_str("<h2>listeners</h2>\n");

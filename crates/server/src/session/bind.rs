@@ -17,9 +17,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use conf::sockd::{Command, SocksVersion, Verdict};
-use socks_wire::v5::ReplyCode;
-use socks_wire::TargetAddr;
+use hasocks_conf::sockd::{Command, SocksVersion, Verdict};
+use hasocks_socks_wire::v5::ReplyCode;
+use hasocks_socks_wire::TargetAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;

@@ -3,8 +3,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use socks_wire::v5::ReplyCode;
-use socks_wire::TargetAddr;
+use hasocks_socks_wire::v5::ReplyCode;
+use hasocks_socks_wire::TargetAddr;
 use tokio::net::TcpStream;
 
 use super::{reply, resolve, Request, Session};
@@ -98,7 +98,7 @@ async fn connect_any(
             .outgoing_source(*ip, sess.internal)
             .map_err(|m| (ReplyCode::NetworkUnreachable, m.to_string()))?;
         let addr = SocketAddr::new(*ip, port);
-        match net::sock::connect_tcp(addr, source, deadline - now).await {
+        match hasocks_net::sock::connect_tcp(addr, source, deadline - now).await {
             Ok(s) => return Ok(s),
             Err(e) => {
                 let code = reply::code_for_io(&e);

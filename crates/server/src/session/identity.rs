@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use conf::sockd::Method;
+use hasocks_conf::sockd::Method;
 
 use super::auth::{shown, Db, Outcome};
 use super::Session;

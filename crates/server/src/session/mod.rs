@@ -15,10 +15,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use conf::sockd::{Command, Method, SocksVersion, Verdict};
-use net::copy::EndReason;
-use socks_wire::v5::ReplyCode;
-use socks_wire::TargetAddr;
+use hasocks_conf::sockd::{Command, Method, SocksVersion, Verdict};
+use hasocks_net::copy::EndReason;
+use hasocks_socks_wire::v5::ReplyCode;
+use hasocks_socks_wire::TargetAddr;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -129,8 +129,10 @@ pub async fn serve(
     // A PROXY LOCAL header: the proxy's own connection (a health check), not a client's.
     let mut local = false;
     if rt.expects_proxy_header(peer.ip()) {
-        let header =
-            net::proxy::read_header(&mut stream, negotiate.unwrap_or(Duration::from_secs(30)));
+        let header = hasocks_net::proxy::read_header(
+            &mut stream,
+            negotiate.unwrap_or(Duration::from_secs(30)),
+        );
         let header = tokio::select! {
             h = header => h,
             _ = ticket.evicted() => return,
@@ -458,13 +460,13 @@ pub(crate) async fn reply_and_relay(
         early = 0;
     }
     let idle = rule.timeouts.io_tcp.unwrap_or(sess.rt.timeouts.io_tcp);
-    let opts = net::copy::CopyOpts {
+    let opts = hasocks_net::copy::CopyOpts {
         idle_timeout: secs(idle),
         cancel: Some(sess.hard_stop.clone()),
     };
     let report = match sess.buckets.get().filter(|b| !b.is_empty()) {
         Some(states) => throttle::pump(client, far, states, opts).await,
-        None => net::copy::pump(client, far, opts).await,
+        None => hasocks_net::copy::pump(client, far, opts).await,
     };
     sess.stats.bytes(report.a_to_b + early, report.b_to_a);
     let why = match report.end {

@@ -7,9 +7,9 @@
 //! `username`, `pam.username` and `hasocks.passwordfile` need 0x02; `pam.any` and
 //! `pam.address` take 0x02 if offered, else 0x00; nothing matches: `05 FF`.
 
-use conf::sockd::Method;
-use socks_wire::v4;
-use socks_wire::v5::{self, ReplyCode, UserPassReply, UserPassRequest};
+use hasocks_conf::sockd::Method;
+use hasocks_socks_wire::v4;
+use hasocks_socks_wire::v5::{self, ReplyCode, UserPassReply, UserPassRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -18,7 +18,7 @@ use super::identity::{Authed, Identity};
 use super::wire_io::{read_msg, Decoder, ReadError};
 use super::{Request, Session, Version};
 use crate::rules::CompiledRule;
-use conf::sockd::Command;
+use hasocks_conf::sockd::Command;
 
 /// Why negotiation ended without a request.
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +153,7 @@ async fn first_bytes(c: &mut Conn<'_>) -> Result<u8, NegError> {
         *c.read += n;
         c.buf.extend_from_slice(first.get(..n).unwrap_or_default());
     }
-    socks_wire::peek_version(c.buf).ok_or(NegError::Read(ReadError::Eof, None))
+    hasocks_socks_wire::peek_version(c.buf).ok_or(NegError::Read(ReadError::Eof, None))
 }
 
 /// The SOCKS4/4a request: the whole negotiation of that protocol. It gets method `none`

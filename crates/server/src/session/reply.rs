@@ -3,8 +3,8 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use socks_wire::v5::ReplyCode;
-use socks_wire::{v4, v5, TargetAddr};
+use hasocks_socks_wire::v5::ReplyCode;
+use hasocks_socks_wire::{v4, v5, TargetAddr};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 

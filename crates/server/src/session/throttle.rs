@@ -1,5 +1,5 @@
 //! `bandwidth:`: moving a TCP session's bytes through the shared buckets of the rules it
-//! matched. Used only for sessions under such a rule; the others keep `net::copy::pump`
+//! matched. Used only for sessions under such a rule; the others keep `hasocks_net::copy::pump`
 //! (splice) untouched. A read is at most [`Bucket::chunk`] bytes and is paid for before it
 //! is written, so all sessions of a rule together move at most the rate (plus one burst).
 
@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use net::copy::{CopyOpts, CopyReport, EndReason};
+use hasocks_net::copy::{CopyOpts, CopyReport, EndReason};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -61,7 +61,7 @@ async fn direction(
 }
 
 /// Relays `a` (client) and `b` (far side) both ways under the buckets of `states`, with
-/// the same ends and report as `net::copy::pump`.
+/// the same ends and report as `hasocks_net::copy::pump`.
 pub(crate) async fn pump(
     a: TcpStream,
     b: TcpStream,

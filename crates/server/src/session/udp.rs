@@ -10,8 +10,8 @@ mod source;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 
-use socks_wire::v5::ReplyCode;
-use socks_wire::TargetAddr;
+use hasocks_socks_wire::v5::ReplyCode;
+use hasocks_socks_wire::TargetAddr;
 use tokio::net::{TcpStream, UdpSocket};
 
 use super::{reply, Request, Session};

@@ -1,6 +1,6 @@
 //! Reading whole SOCKS messages from a socket through the sans-io codec.
 
-use socks_wire::WireError;
+use hasocks_socks_wire::WireError;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 

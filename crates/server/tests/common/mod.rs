@@ -4,12 +4,12 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use server::ServerHandle;
-pub use test_support::*;
+use hasocks_server::ServerHandle;
+pub use hasocks_test_support::*;
 
 /// Starts a server from sockd.conf text (use `port = 0` in `internal:`).
 pub async fn start(conf_text: &str) -> (ServerHandle, SocketAddr) {
-    let cfg = conf::sockd::parse(conf_text, Path::new("test.conf")).expect("config parses");
+    let cfg = hasocks_conf::sockd::parse(conf_text, Path::new("test.conf")).expect("config parses");
     let h = ServerHandle::start(cfg).await.expect("server starts");
     let addr = h.local_addrs()[0];
     (h, addr)

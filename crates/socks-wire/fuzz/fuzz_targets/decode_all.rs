@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use socks_wire::udp::UdpHeader;
-use socks_wire::{v4, v5, WireError};
+use hasocks_socks_wire::udp::UdpHeader;
+use hasocks_socks_wire::{v4, v5, WireError};
 
 /// Checks one decoder: consumed <= len, and encode/decode round trips.
 /// `lenient` lists byte offsets the encoder normalises (RSV fields).
@@ -39,7 +39,7 @@ fn check<M: std::fmt::Debug + PartialEq>(
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = socks_wire::peek_version(data);
+    let _ = hasocks_socks_wire::peek_version(data);
     check(data, v5::Greeting::decode, v5::Greeting::encode, &[]);
     check(
         data,

@@ -106,13 +106,15 @@ pub fn system_check(req: &SystemRequest) -> Outcome {
 /// first method word that needs it (`file:line:col: method "pam.any" needs PAM, ...`).
 /// Called by `-V`, at start and at every reload, so a missing library is never found out
 /// by the first client.
-pub fn check_libraries(cfg: &conf::sockd::SockdConfig) -> Result<(), conf::ConfError> {
+pub fn check_libraries(
+    cfg: &hasocks_conf::sockd::SockdConfig,
+) -> Result<(), hasocks_conf::ConfError> {
     let Some(u) = cfg.method_uses.iter().find(|u| u.method.is_pam()) else {
         return Ok(());
     };
     match hasocks_syslib::pam::library() {
         Ok(_) => Ok(()),
-        Err(e) => Err(conf::ConfError::new(
+        Err(e) => Err(hasocks_conf::ConfError::new(
             &u.file,
             u.line,
             u.col,

@@ -12,9 +12,9 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::time::Duration;
 
-use conf::sockd::{Command, SocksVersion, Verdict};
-use socks_wire::udp::UdpHeader;
-use socks_wire::TargetAddr;
+use hasocks_conf::sockd::{Command, SocksVersion, Verdict};
+use hasocks_socks_wire::udp::UdpHeader;
+use hasocks_socks_wire::TargetAddr;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
