@@ -8,18 +8,6 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-env-changed=HASOCKS_COMMIT");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let git = root.join(".git");
-    // A new commit moves HEAD or the branch it points to.
-    println!("cargo:rerun-if-changed={}", git.join("HEAD").display());
-    if let Ok(head) = std::fs::read_to_string(git.join("HEAD")) {
-        if let Some(r) = head.trim().strip_prefix("ref: ") {
-            println!("cargo:rerun-if-changed={}", git.join(r).display());
-        }
-    }
-    println!(
-        "cargo:rerun-if-changed={}",
-        git.join("packed-refs").display()
-    );
     let git_out = |args: &[&str]| {
         let out = Command::new("git")
             .args(args)
@@ -30,6 +18,21 @@ fn main() {
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
+    // A new commit moves HEAD or the branch it points to. Only paths that exist are watched
+    // (a missing one would rebuild every time); outside git, nothing but this file.
+    println!("cargo:rerun-if-changed=build.rs");
+    let dir = |arg: &str| git_out(&["rev-parse", arg]).map(|d| root.join(d));
+    if let (Some(git), Some(common)) = (dir("--git-dir"), dir("--git-common-dir")) {
+        let mut watch = vec![git.join("HEAD"), common.join("packed-refs")];
+        if let Ok(head) = std::fs::read_to_string(git.join("HEAD")) {
+            if let Some(r) = head.trim().strip_prefix("ref: ") {
+                watch.push(common.join(r));
+            }
+        }
+        for p in watch.iter().filter(|p| p.exists()) {
+            println!("cargo:rerun-if-changed={}", p.display());
+        }
+    }
     let commit = std::env::var("HASOCKS_COMMIT")
         .ok()
         .or_else(|| git_out(&["rev-parse", "--short=12", "HEAD"]));

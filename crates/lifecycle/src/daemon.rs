@@ -79,13 +79,23 @@ pub trait Daemon: Send + Sync + 'static {
     }
     /// One line for `systemctl status`.
     fn status_line(&self) -> String;
-    /// Sessions open now.
-    fn open_sessions(&self) -> usize;
 
+    /// The daemon's sessions and the tokens that stop them.
+    fn drain(&self) -> &crate::Drain;
     /// Stops accepting: a successor accepts on the same sockets now.
     fn stop_accepting(&self);
+
+    /// Sessions open now.
+    fn open_sessions(&self) -> usize {
+        self.drain().open()
+    }
     /// Stops accepting, lets sessions run up to `wait`, then cuts the rest; how many were cut.
-    fn shutdown(&self, wait: Duration) -> impl Future<Output = usize> + Send;
+    fn shutdown(&self, wait: Duration) -> impl Future<Output = usize> + Send {
+        async move {
+            self.stop_accepting();
+            self.drain().drain(wait).await
+        }
+    }
 }
 
 /// Where the daemon's control socket and admin listener are, and its command line's options.

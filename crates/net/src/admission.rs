@@ -126,10 +126,10 @@ impl Slots {
             _ = self.wait_free() => {}
         }
         let (stream, peer) = acceptor.accept(stop).await?;
-        let slot = tokio::select! {
-            _ = stop.cancelled() => return None,
-            s = self.slot() => s?,
-        };
+        // An accepted connection is never dropped for a stop that comes now (a successor took
+        // over: the client reached us and must be served). At most one connection per accept
+        // loop waits here, and slots come back as sessions end or are cut.
+        let slot = self.slot().await?;
         Some((stream, peer, slot))
     }
 

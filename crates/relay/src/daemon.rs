@@ -8,7 +8,6 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use hasocks_ctl_proto::relay::{Event, ReloadReport};
 use hasocks_ctl_proto::{render, Body, Command, Show, RELAY_SOCKET};
@@ -190,16 +189,12 @@ impl Daemon for RelayDaemon {
         )
     }
 
-    fn open_sessions(&self) -> usize {
-        self.handle.open_sessions()
+    fn drain(&self) -> &hasocks_lifecycle::Drain {
+        self.handle.drain()
     }
 
     fn stop_accepting(&self) {
         self.handle.stop_accepting();
-    }
-
-    async fn shutdown(&self, wait: Duration) -> usize {
-        self.handle.shutdown(wait).await
     }
 }
 

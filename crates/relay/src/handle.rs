@@ -248,6 +248,11 @@ impl RelayHandle {
         self.events.subscribe()
     }
 
+    /// The sessions and the tokens that stop them (what the daemon skeleton drains).
+    pub fn drain(&self) -> &Drain {
+        &self.drain
+    }
+
     /// Stops accepting (the listeners close), lets sessions finish for up to `deadline`,
     /// then ends the rest.
     /// Returns how many had to be ended.

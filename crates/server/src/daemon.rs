@@ -10,7 +10,6 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use hasocks_ctl_proto::{Body, Command, Show, SERVER_SOCKET};
 use hasocks_lifecycle::{Daemon, Handover, HandoverError, Options, Plan, RunError};
@@ -223,17 +222,12 @@ impl Daemon for ServerDaemon {
         )
     }
 
-    fn open_sessions(&self) -> usize {
-        self.handle.active_sessions()
+    fn drain(&self) -> &hasocks_lifecycle::Drain {
+        self.handle.drain()
     }
 
     fn stop_accepting(&self) {
         self.handle.stop_accepting();
-    }
-
-    async fn shutdown(&self, wait: Duration) -> usize {
-        // UDP associations run to their end too (or the upgrade grace).
-        self.handle.shutdown(wait).await
     }
 }
 

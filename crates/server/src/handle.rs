@@ -299,6 +299,11 @@ impl ServerHandle {
         self.rt.load().logger.reopen()
     }
 
+    /// The sessions and the tokens that stop them (what the daemon skeleton drains).
+    pub fn drain(&self) -> &Drain {
+        &self.drain
+    }
+
     /// Stops accepting, waits up to `deadline` for sessions, then cuts the rest.
     /// Returns how many sessions had to be cut.
     pub async fn shutdown(&self, deadline: Duration) -> usize {
