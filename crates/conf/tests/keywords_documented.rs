@@ -109,7 +109,19 @@ fn every_sockd_keyword_is_documented() {
         &roff,
         "RULES",
     );
-    let methods: Vec<&str> = sockd::METHODS.iter().map(|m| m.word()).collect();
+    check(
+        "sockd.conf route items",
+        sockd::ROUTE_ITEMS,
+        &md,
+        "Routes",
+        &roff,
+        "ROUTES",
+    );
+    let methods: Vec<&str> = sockd::METHODS
+        .iter()
+        .map(|m| m.word())
+        .chain(sockd::DEPRECATED_METHODS.iter().map(|(w, _)| *w))
+        .collect();
     check(
         "sockd.conf methods",
         &methods,

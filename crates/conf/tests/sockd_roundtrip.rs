@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use hasocks_conf::sockd::{
     parse, AddrSpec, Command, Endpoint, HostSpec, Internal, Limits, LogFlags, LogTarget, Method,
-    PortOp, PortSpec, Protocol, Rotation, Rule, RuleAuth, RuleTimeouts, SockdConfig, SocksVersion,
-    StateKey, Throttle, Timeouts, Verdict,
+    PortOp, PortSpec, Protocol, ProxyProtocol, Rotation, Route, RouteSelect, Routing, Rule,
+    RuleAuth, RuleTimeouts, SockdConfig, SocksVersion, StateKey, Throttle, Timeouts, Verdict, Via,
 };
 use ipnet::IpNet;
 use proptest::prelude::*;
@@ -142,6 +142,74 @@ fn rule() -> impl Strategy<Value = Rule> {
         )
 }
 
+/// Routes as the checks let them be: SOCKS or HTTP upstreams, commands and protocols the
+/// upstream carries (at least one), methods `none`.
+fn route() -> impl Strategy<Value = Route> {
+    let via = prop_oneof![
+        Just(Via::Direct),
+        (hostspec(), 1u16..).prop_filter_map("a usable upstream", |(h, p)| match &h {
+            HostSpec::Ip(ip) if ip.is_unspecified() => None,
+            HostSpec::Name(n) if n == "direct" => None,
+            _ => Some(Via::Proxy(h, p)),
+        }),
+    ];
+    let protos = select(vec![
+        vec![],
+        vec![ProxyProtocol::SocksV5],
+        vec![ProxyProtocol::SocksV4],
+        vec![ProxyProtocol::SocksV4, ProxyProtocol::SocksV5],
+        vec![ProxyProtocol::Http],
+    ]);
+    let cmds = prop::collection::vec(
+        select(vec![Command::Connect, Command::Bind, Command::UdpAssociate]),
+        0..3,
+    );
+    let protocols = prop::collection::vec(select(vec![Protocol::Tcp, Protocol::Udp]), 0..3);
+    let methods = prop::collection::vec(Just(Method::None), 0..2);
+    (endpoint(), endpoint(), via, protos, cmds, protocols, methods).prop_filter_map(
+        "a route the checks accept",
+        |(from, to, via, proxyprotocols, commands, protocols, methods)| {
+            let r = Route {
+                line: 0,
+                from,
+                to,
+                via,
+                commands,
+                protocols,
+                proxyprotocols,
+                methods: methods.into_iter().take(1).collect(),
+            };
+            let carried = r.effective_commands();
+            let fits = r.via == Via::Direct
+                || (r.commands.iter().all(|c| carried.contains(c))
+                    && (r.upstream_protocol() == ProxyProtocol::SocksV5
+                        || r.protocols.is_empty()
+                        || r.protocols.contains(&Protocol::Tcp)));
+            (fits && !carried.is_empty()).then_some(r)
+        },
+    )
+}
+
+fn routing() -> impl Strategy<Value = Routing> {
+    (
+        prop::collection::vec(route(), 0..3),
+        any::<[u32; 4]>(),
+        any::<bool>(),
+    )
+        .prop_map(|(routes, n, hash)| Routing {
+            routes,
+            maxfail: n[0],
+            badexpire: n[1],
+            timeout: n[2],
+            check_interval: n[3],
+            select: if hash {
+                RouteSelect::SourceHash
+            } else {
+                RouteSelect::Failover
+            },
+        })
+}
+
 fn method() -> impl Strategy<Value = Method> {
     select(vec![
         Method::None,
@@ -212,6 +280,7 @@ fn config() -> impl Strategy<Value = SockdConfig> {
             proptest::option::of(1u32..),
             proptest::option::of(any::<u32>()),
         ),
+        routing(),
     );
     (settings, rest).prop_map(|(s, r)| {
         // A rule's methods must be among the global ones.
@@ -258,6 +327,7 @@ fn config() -> impl Strategy<Value = SockdConfig> {
             proxy_from: r.3,
             warnings: Vec::new(),
             method_uses: Vec::new(),
+            routing: r.5,
         }
     })
 }

@@ -76,6 +76,10 @@ pub(super) fn parse_addr_spec(word: &str) -> Result<AddrSpec, String> {
         return Ok(AddrSpec::Any);
     }
     if let Some(domain) = word.strip_prefix('.') {
+        // Dante's `.` alone: every host name (no address).
+        if domain.is_empty() {
+            return Ok(AddrSpec::Domain(String::new()));
+        }
         let d = domain.to_ascii_lowercase();
         check_name(&d, word)?;
         return Ok(AddrSpec::Domain(d));
@@ -184,7 +188,8 @@ mod tests {
         );
         assert_eq!(parse_addr_spec("Eth0"), Ok(AddrSpec::Name("eth0".into())));
         assert!(parse_addr_spec("10.0.0").is_err());
-        assert!(parse_addr_spec(".").is_err());
+        assert_eq!(parse_addr_spec("."), Ok(AddrSpec::Domain(String::new())));
+        assert!(parse_addr_spec(".a$b").is_err());
         assert!(parse_addr_spec("a$b").is_err());
     }
 

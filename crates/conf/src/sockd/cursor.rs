@@ -186,6 +186,44 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// The next item keyword of a `{ }` block opened at `open` (the keyword is taken; its
+    /// `:` is not), or None at the block's `}` (taken). `what` names the block in messages
+    /// ("rule", "route"). A block that runs into the next one, or to the end of the file,
+    /// is an error at the place to fix.
+    pub fn block_item(&mut self, open: (u32, u32), what: &str) -> Result<Option<Word>, ConfError> {
+        let Some(t) = self.peek().cloned() else {
+            return Err(self.err_at(
+                open.0,
+                open.1,
+                format!("unterminated \"{{\": the {what} opened here has no \"}}\""),
+            ));
+        };
+        let Some(kw) = t.as_word() else {
+            if t.tok == Tok::RBrace {
+                self.bump();
+                return Ok(None);
+            }
+            return Err(self.err_here(format!("unexpected {} in {what}", show(&t.tok))));
+        };
+        let next = self.peek_at(1).map(|t| &t.tok);
+        let new_block = match kw.text.as_str() {
+            "client" | "socks" => matches!(next, Some(Tok::Word(n)) if n == "pass" || n == "block"),
+            "route" => next == Some(&Tok::LBrace),
+            _ => false,
+        };
+        if new_block {
+            return Err(self.err_word(
+                &kw,
+                format!(
+                    "missing \"}}\" before \"{}\" ({what} opened at line {})",
+                    kw.text, open.0
+                ),
+            ));
+        }
+        self.bump();
+        Ok(Some(kw))
+    }
+
     /// Takes the value words of a list keyword (at least one), up to the next item.
     pub fn values(&mut self, kw: &Word) -> Result<Vec<Word>, ConfError> {
         let mut out = Vec::new();

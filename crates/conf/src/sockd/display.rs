@@ -5,7 +5,7 @@ use std::fmt::{self, Display, Formatter, Write};
 
 use super::{
     AddrSpec, Command, Endpoint, HostSpec, LogTarget, Method, PortOp, PortSpec, Protocol, Rotation,
-    Rule, SockdConfig, SocksVersion, Verdict,
+    Route, RouteSelect, Routing, Rule, SockdConfig, SocksVersion, Verdict, Via,
 };
 
 impl Display for HostSpec {
@@ -78,6 +78,78 @@ fn list<T: Display>(f: &mut impl Write, indent: &str, key: &str, items: &[T]) ->
     writeln!(f)
 }
 
+/// The words of a command list.
+fn command_words(cmds: &[Command]) -> Vec<&'static str> {
+    cmds.iter()
+        .map(|c| match c {
+            Command::Connect => "connect",
+            Command::Bind => "bind",
+            Command::UdpAssociate => "udpassociate",
+            Command::BindReply => "bindreply",
+            Command::UdpReply => "udpreply",
+        })
+        .collect()
+}
+
+/// The words of a protocol list.
+fn protocol_words(protos: &[Protocol]) -> Vec<&'static str> {
+    protos
+        .iter()
+        .map(|p| match p {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+        .collect()
+}
+
+impl Display for Via {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            Via::Direct => f.write_str("direct"),
+            Via::Proxy(host, port) => write!(f, "{host} port = {port}"),
+        }
+    }
+}
+
+impl Display for Route {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        writeln!(f, "route {{")?;
+        let ind = "        ";
+        writeln!(f, "{ind}from: {} to: {} via: {}", self.from, self.to, self.via)?;
+        list(f, ind, "command", &command_words(&self.commands))?;
+        list(f, ind, "protocol", &protocol_words(&self.protocols))?;
+        let pp: Vec<&str> = self.proxyprotocols.iter().map(|p| p.word()).collect();
+        list(f, ind, "proxyprotocol", &pp)?;
+        list(f, ind, "method", &self.methods)?;
+        f.write_str("}\n")
+    }
+}
+
+impl Routing {
+    /// The `route.*` and `hasocks.route.*` settings that differ from their defaults.
+    fn fmt_settings(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let d = Routing::default();
+        for (kw, v, dv) in [
+            ("route.maxfail", self.maxfail, d.maxfail),
+            ("route.badexpire", self.badexpire, d.badexpire),
+            ("hasocks.route.timeout", self.timeout, d.timeout),
+            (
+                "hasocks.route.check.interval",
+                self.check_interval,
+                d.check_interval,
+            ),
+        ] {
+            if v != dv {
+                writeln!(f, "{kw}: {v}")?;
+            }
+        }
+        if self.select == RouteSelect::SourceHash {
+            writeln!(f, "hasocks.route.select: source-hash")?;
+        }
+        Ok(())
+    }
+}
+
 impl Display for Rule {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let verdict = match self.verdict {
@@ -87,27 +159,8 @@ impl Display for Rule {
         writeln!(f, "{verdict} {{")?;
         let ind = "        ";
         writeln!(f, "{ind}from: {} to: {}", self.from, self.to)?;
-        let cmds: Vec<&str> = self
-            .commands
-            .iter()
-            .map(|c| match c {
-                Command::Connect => "connect",
-                Command::Bind => "bind",
-                Command::UdpAssociate => "udpassociate",
-                Command::BindReply => "bindreply",
-                Command::UdpReply => "udpreply",
-            })
-            .collect();
-        list(f, ind, "command", &cmds)?;
-        let protos: Vec<&str> = self
-            .protocols
-            .iter()
-            .map(|p| match p {
-                Protocol::Tcp => "tcp",
-                Protocol::Udp => "udp",
-            })
-            .collect();
-        list(f, ind, "protocol", &protos)?;
+        list(f, ind, "command", &command_words(&self.commands))?;
+        list(f, ind, "protocol", &protocol_words(&self.protocols))?;
         let versions: Vec<&str> = self
             .proxyprotocols
             .iter()
@@ -242,11 +295,15 @@ impl Display for SockdConfig {
         if let Some(a) = &self.admin {
             writeln!(f, "hasocks.admin: {} port = {}", a.host, a.port)?;
         }
+        self.routing.fmt_settings(f)?;
         for r in &self.client_rules {
             write!(f, "\nclient {r}")?;
         }
         for r in &self.socks_rules {
             write!(f, "\nsocks {r}")?;
+        }
+        for r in &self.routing.routes {
+            write!(f, "\n{r}")?;
         }
         Ok(())
     }

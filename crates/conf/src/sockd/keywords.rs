@@ -42,6 +42,12 @@ pub const SETTINGS: &[&str] = &[
     "hasocks.maxconn",
     "hasocks.maxconn.negotiating",
     "hasocks.maxconn.negotiating.source",
+    "route.maxfail",
+    "route.badexpire",
+    "hasocks.route.select",
+    "hasocks.route.timeout",
+    "hasocks.route.check.interval",
+    "extension",
 ];
 
 /// Items valid inside a `client pass|block { }` or `socks pass|block { }` rule.
@@ -72,6 +78,20 @@ pub const RULE_ITEMS: &[&str] = &[
     "bandwidth",
 ];
 
+/// Items valid inside a `route { }` block (`method` is Dante's route word for what rules
+/// call `socksmethod`; both are read). `extension` is accepted with a warning.
+pub const ROUTE_ITEMS: &[&str] = &[
+    "from",
+    "to",
+    "via",
+    "command",
+    "protocol",
+    "proxyprotocol",
+    "method",
+    "socksmethod",
+    "extension",
+];
+
 /// The authentication methods `socksmethod:` and `clientmethod:` accept, by their word
 /// ([`Method::word`]).
 pub const METHODS: &[Method] = &[
@@ -87,16 +107,39 @@ pub const METHODS: &[Method] = &[
 /// Dante methods hasocks refuses with "not supported" (not "unknown").
 pub const UNSUPPORTED_METHODS: &[&str] = &["gssapi", "rfc931", "bsdauth", "ldapauth"];
 
+/// Deprecated method words Dante still reads, and the method each stands for. Dante 1.4
+/// reads `pam` as a PAM check of a user name and password (it answers `05 FF` to a client
+/// offering only method 00), that is `pam.username`.
+pub const DEPRECATED_METHODS: &[(&str, Method)] = &[("pam", Method::PamUsername)];
+
+/// Why a refused method is refused, where the reason is more than "not implemented".
+pub(super) fn method_refusal(word: &str) -> Option<&'static str> {
+    match word {
+        "rfc931" => Some(
+            "an ident (RFC 1413) answer is the client host's own claim, not authentication \
+             (RFC 1413 section 6: any host can answer any name), and it costs a connection back \
+             to every client; use username, pam.* or hasocks.passwordfile",
+        ),
+        _ => None,
+    }
+}
+
+/// The method a deprecated method word stands for.
+pub(super) fn deprecated_method(word: &str) -> Option<Method> {
+    DEPRECATED_METHODS
+        .iter()
+        .find(|(w, _)| *w == word)
+        .map(|(_, m)| *m)
+}
+
 /// Dante 1.4 keywords (settings, rule items or rule kinds) that hasocks does not implement.
 /// Naming them gives "not supported by hasocks" instead of "unknown keyword".
 pub const UNSUPPORTED: &[&str] = &[
-    "route",
     "hostid",
     "hostindex",
     "redirect",
     "libwrap",
     "libwrap.hosts_access",
-    "via",
     "method",
     "clientcompatibility",
     "monitor",
@@ -107,7 +150,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "resolveprotocol",
     "internal.protocol",
     "external.protocol",
-    "extension",
     "oldsocksmethod",
     "errorlog.mode",
     "logoutput.mode",
@@ -141,6 +183,11 @@ pub const FACILITIES: &[&str] = &[
 /// Whether `word` names a server setting.
 pub(super) fn is_setting(word: &str) -> bool {
     SETTINGS.contains(&word)
+}
+
+/// Whether `word` is a route item.
+pub(super) fn is_route_item(word: &str) -> bool {
+    ROUTE_ITEMS.contains(&word)
 }
 
 /// Whether `word` is a rule item.

@@ -10,6 +10,7 @@ mod display;
 pub mod keywords;
 mod lexer;
 mod parser;
+mod route;
 mod rule;
 mod types;
 

@@ -4,8 +4,9 @@ use super::addr::{parse_hostspec, parse_net, parse_port, parse_u32};
 use super::cursor::{show, Cursor, Word};
 use super::keywords::{is_rule_item, is_setting, is_unsupported, FACILITIES};
 use super::lexer::{Sym, Tok, Token};
+use super::route::{extension, route};
 use super::rule::{client_methods, methods, rule};
-use super::{Internal, LogTarget, Method, Rotation, SockdConfig, Timeouts};
+use super::{Internal, LogTarget, Method, Rotation, RouteSelect, SockdConfig, Timeouts};
 use crate::ConfError;
 
 /// A count that must be at least 1.
@@ -45,6 +46,7 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
         warnings: Vec::new(),
         method_uses: Vec::new(),
         admission: Default::default(),
+        routing: Default::default(),
     };
     let mut saw_socksmethod = false;
     // The first `hasocks.passwordfile` method word: it needs the setting of that name.
@@ -71,6 +73,12 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
             } else {
                 cfg.socks_rules.push(r);
             }
+            continue;
+        }
+        if kw.text == "route" && next != Some(Tok::Colon) {
+            let r = route(c, &cfg)?;
+            first_rule.get_or_insert(r.line);
+            cfg.routing.routes.push(r);
             continue;
         }
         c.bump();
@@ -234,6 +242,20 @@ fn setting(c: &mut Cursor<'_>, kw: &Word, cfg: &mut SockdConfig) -> Result<(), C
                 line: kw.line,
             });
         }
+        "route.maxfail" => cfg.routing.maxfail = c.parsed(kw, parse_u32)?,
+        "route.badexpire" => cfg.routing.badexpire = c.parsed(kw, parse_u32)?,
+        "hasocks.route.timeout" => cfg.routing.timeout = c.parsed(kw, parse_u32)?,
+        "hasocks.route.check.interval" => cfg.routing.check_interval = c.parsed(kw, parse_u32)?,
+        "hasocks.route.select" => {
+            cfg.routing.select = c.parsed(kw, |v| match v {
+                "failover" => Ok(RouteSelect::Failover),
+                "source-hash" => Ok(RouteSelect::SourceHash),
+                _ => Err(format!(
+                    "unknown hasocks.route.select \"{v}\" (failover, source-hash)"
+                )),
+            })?
+        }
+        "extension" => extension(c, kw)?,
         "hasocks.proxyprotocol.from" => {
             for w in c.values(kw)? {
                 cfg.proxy_from
@@ -508,8 +530,8 @@ mod tests {
             (2, 3, "unknown keyword \"xyz\"".into())
         );
         assert_eq!(
-            err("internal: lo\nroute {\n}"),
-            (2, 1, "keyword \"route\" is not supported by hasocks".into())
+            err("internal: lo\nredirect {\n}"),
+            (2, 1, "keyword \"redirect\" is not supported by hasocks".into())
         );
         assert_eq!(
             err("from: 0/0").2,

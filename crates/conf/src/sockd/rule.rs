@@ -1,7 +1,7 @@
 //! `client pass|block { ... }` and `socks pass|block { ... }` rules, their endpoints and lists.
 
 use super::addr::{parse_addr_spec, parse_port, parse_u32};
-use super::cursor::{show, Cursor, Word};
+use super::cursor::{Cursor, Word};
 use super::keywords::{self, is_rule_item, is_setting, is_unsupported};
 use super::lexer::{Tok, Token};
 use super::{
@@ -53,37 +53,8 @@ pub(super) fn rule(c: &mut Cursor<'_>, globals: &SockdConfig) -> Result<(bool, R
     let (mut saw_from, mut saw_to) = (false, false);
     // Where the items that later checks complain about were written.
     let mut at = ItemsAt::default();
-    loop {
-        let Some(t) = c.peek().cloned() else {
-            return Err(c.err_at(
-                open.0,
-                open.1,
-                format!(
-                    "unterminated \"{{\": the {} rule opened here has no \"}}\"",
-                    kind.text
-                ),
-            ));
-        };
-        let Some(kw) = t.as_word() else {
-            if t.tok == Tok::RBrace {
-                c.bump();
-                break;
-            }
-            return Err(c.err_here(format!("unexpected {} in rule", show(&t.tok))));
-        };
-        let next = c.peek_at(1).map(|t| &t.tok);
-        if matches!(kw.text.as_str(), "client" | "socks")
-            && matches!(next, Some(Tok::Word(n)) if n == "pass" || n == "block")
-        {
-            return Err(c.err_word(
-                &kw,
-                format!(
-                    "missing \"}}\" before \"{}\" (rule opened at line {})",
-                    kw.text, open.0
-                ),
-            ));
-        }
-        c.bump();
+    let what = format!("{} rule", kind.text);
+    while let Some(kw) = c.block_item(open, &what)? {
         if !is_rule_item(&kw.text) {
             let msg = if is_setting(&kw.text) {
                 format!("setting \"{}\" cannot appear inside a rule", kw.text)
@@ -342,7 +313,7 @@ fn throttle(v: &str) -> Result<Throttle, String> {
 }
 
 /// Parses each value word of a list item with `f`.
-fn list<T>(c: &mut Cursor<'_>, kw: &Word, f: fn(&str) -> Option<T>) -> Result<Vec<T>, ConfError> {
+pub(super) fn list<T>(c: &mut Cursor<'_>, kw: &Word, f: fn(&str) -> Option<T>) -> Result<Vec<T>, ConfError> {
     let mut out = Vec::new();
     for w in c.values(kw)? {
         match f(&w.text) {
@@ -353,7 +324,7 @@ fn list<T>(c: &mut Cursor<'_>, kw: &Word, f: fn(&str) -> Option<T>) -> Result<Ve
     Ok(out)
 }
 
-fn command(v: &str) -> Option<Command> {
+pub(super) fn command(v: &str) -> Option<Command> {
     Some(match v {
         "connect" => Command::Connect,
         "bind" => Command::Bind,
@@ -364,7 +335,7 @@ fn command(v: &str) -> Option<Command> {
     })
 }
 
-fn protocol(v: &str) -> Option<Protocol> {
+pub(super) fn protocol(v: &str) -> Option<Protocol> {
     match v {
         "tcp" => Some(Protocol::Tcp),
         "udp" => Some(Protocol::Udp),
@@ -402,12 +373,29 @@ pub(super) fn methods(c: &mut Cursor<'_>, kw: &Word) -> Result<Vec<(Method, Word
         let m = match keywords::method(&w.text) {
             Some(m) => m,
             None if keywords::UNSUPPORTED_METHODS.contains(&w.text.as_str()) => {
+                let why = keywords::method_refusal(&w.text)
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
                 return Err(c.err_word(
                     &w,
-                    format!("{} \"{}\" is not supported by hasocks", kw.text, w.text),
+                    format!("{} \"{}\" is not supported by hasocks{why}", kw.text, w.text),
                 ));
             }
-            None => return Err(c.err_word(&w, format!("unknown {} \"{}\"", kw.text, w.text))),
+            None => match keywords::deprecated_method(&w.text) {
+                Some(m) => {
+                    c.warn(
+                        &w,
+                        format!(
+                            "method \"{}\" is deprecated (Dante 1.4 too): read as \"{}\", \
+                             what Dante assumes (a user name and password checked by PAM)",
+                            w.text,
+                            m.word()
+                        ),
+                    );
+                    m
+                }
+                None => return Err(c.err_word(&w, format!("unknown {} \"{}\"", kw.text, w.text))),
+            },
         };
         c.method_uses.push(MethodUse {
             method: m,
@@ -439,7 +427,7 @@ pub(super) fn client_methods(
 }
 
 /// A `from:`/`to:` address with its optional port condition.
-fn endpoint(c: &mut Cursor<'_>, kw: &Word) -> Result<Endpoint, ConfError> {
+pub(super) fn endpoint(c: &mut Cursor<'_>, kw: &Word) -> Result<Endpoint, ConfError> {
     let addr = c.parsed(kw, parse_addr_spec)?;
     if c.peek_word() != Some("port") || c.starts_item(0) {
         return Ok(Endpoint {
