@@ -23,6 +23,27 @@ pub struct Auth {
     pub pass: String,
 }
 
+/// The methods a greeting offers: `none`, RFC 1929 with these credentials, or both (the
+/// proxy chooses).
+#[derive(Debug, Clone, Copy)]
+pub struct Offer<'a> {
+    /// Offer method 00 (no authentication).
+    pub none: bool,
+    /// Offer method 02 with these credentials.
+    pub auth: Option<&'a Auth>,
+}
+
+impl<'a> Offer<'a> {
+    /// Exactly one method, as maxconn.pl offers: 02 with `auth`, else 00 (so the proxy's
+    /// choice is checkable).
+    pub fn one(auth: Option<&'a Auth>) -> Offer<'a> {
+        Offer {
+            none: auth.is_none(),
+            auth,
+        }
+    }
+}
+
 /// Which way a tapped chunk of bytes went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -83,6 +104,19 @@ pub async fn socks5_command(
     deadline: Instant,
     tap: Option<Tap<'_>>,
 ) -> Result<(TcpStream, TargetAddr), ProbeError> {
+    socks5_offer(stream, command, target, Offer::one(auth), deadline, tap).await
+}
+
+/// [`socks5_command`] offering the methods of `offer` (a chaining server offers what its
+/// route allows, and logs in when the proxy picks 02).
+pub async fn socks5_offer(
+    stream: TcpStream,
+    command: Command,
+    target: &TargetAddr,
+    offer: Offer<'_>,
+    deadline: Instant,
+    tap: Option<Tap<'_>>,
+) -> Result<(TcpStream, TargetAddr), ProbeError> {
     // Handshake messages are tiny and each waits for an answer: Nagle only adds delay.
     stream.set_nodelay(true).map_err(ProbeError::Io)?;
     let mut c = Conn {
@@ -91,9 +125,28 @@ pub async fn socks5_command(
         tap,
         buf: Vec::with_capacity(64),
     };
-    c.negotiate(auth).await?;
+    c.negotiate(offer).await?;
     let bound = c.request(command, target).await?;
     Ok((c.stream, bound))
+}
+
+/// The second reply of a BIND (RFC 1928 section 6): the proxy's report that the peer
+/// connected, naming the peer. Reads nothing after it.
+pub async fn socks5_second_reply(
+    stream: TcpStream,
+    deadline: Instant,
+) -> Result<(TcpStream, TargetAddr), ProbeError> {
+    let mut c = Conn {
+        stream,
+        deadline,
+        tap: None,
+        buf: Vec::with_capacity(32),
+    };
+    let reply = c.recv(7, "second reply", "reply", Reply::decode).await?;
+    if reply.code != 0 {
+        return Err(ProbeError::Rejected(reply.code));
+    }
+    Ok((c.stream, reply.bound))
 }
 
 /// A `socks-wire` decode function.
@@ -108,18 +161,17 @@ struct Conn<'t> {
 }
 
 impl Conn<'_> {
-    async fn negotiate(&mut self, auth: Option<&Auth>) -> Result<(), ProbeError> {
-        // Like maxconn.pl: offer exactly one method, so the server's choice is checkable.
-        let offered = if auth.is_some() {
-            method::USERPASS
-        } else {
-            method::NONE
-        };
-        let mut out = Vec::with_capacity(3);
-        Greeting {
-            methods: vec![offered],
+    async fn negotiate(&mut self, offer: Offer<'_>) -> Result<(), ProbeError> {
+        let mut methods = Vec::with_capacity(2);
+        if offer.none {
+            methods.push(method::NONE);
         }
-        .encode(&mut out);
+        if offer.auth.is_some() {
+            methods.push(method::USERPASS);
+        }
+        let mut out = Vec::with_capacity(4);
+        let offered = methods.clone();
+        Greeting { methods }.encode(&mut out);
         self.send(&out, "greeting").await?;
         let sel = self
             .recv(2, "greeting", "method selection", MethodSelection::decode)
@@ -127,13 +179,13 @@ impl Conn<'_> {
         if sel.method == method::NO_ACCEPTABLE {
             return Err(ProbeError::NoAcceptableMethod);
         }
-        if sel.method != offered {
+        if !offered.contains(&sel.method) {
             return Err(ProbeError::Protocol(format!(
-                "proxy selected method {:02x}, offered only {offered:02x}",
+                "proxy selected method {:02x}, offered only {offered:02x?}",
                 sel.method
             )));
         }
-        if let Some(a) = auth {
+        if let (method::USERPASS, Some(a)) = (sel.method, offer.auth) {
             self.login(a).await?;
         }
         Ok(())

@@ -5,12 +5,14 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use hasocks_socks_wire::v5::Command;
 use hasocks_socks_wire::TargetAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{timeout_at, Instant};
 
-use crate::client::{socks5_over, Auth, Direction, Tap};
+use crate::chain::Handshake;
+use crate::client::{socks5_over, Auth, Direction, Offer, Tap};
 use crate::{fill_random, ProbeError};
 
 /// Payload bytes sent each way in an end-to-end check.
@@ -110,6 +112,19 @@ pub async fn end_to_end_via(
     timeout: Duration,
     preamble: &[u8],
 ) -> Result<Duration, ProbeError> {
+    let handshake = Handshake::Socks5(Offer::one(auth));
+    end_to_end_through(rv, proxy, &handshake, timeout, preamble).await
+}
+
+/// [`end_to_end_via`] speaking `handshake` to the proxy (SOCKS5 with any offer, SOCKS4 or
+/// HTTP CONNECT): the check a chaining server runs on its upstreams.
+pub async fn end_to_end_through(
+    rv: &crate::Rendezvous,
+    proxy: SocketAddr,
+    handshake: &Handshake<'_>,
+    timeout: Duration,
+    preamble: &[u8],
+) -> Result<Duration, ProbeError> {
     let start = Instant::now();
     let deadline = start + timeout;
     let mut up = [0u8; PROBE_BYTES];
@@ -119,7 +134,9 @@ pub async fn end_to_end_via(
     let mut waiter = rv.expect(up);
     let s = connect(proxy, preamble, deadline).await?;
     let target = TargetAddr::Ip(rv.local_addr());
-    let (mut client, _bound) = socks5_over(s, &target, auth, deadline, None).await?;
+    let (mut client, _bound) = handshake
+        .run(s, Command::Connect, &target, deadline)
+        .await?;
     send(&mut client, &up, deadline, None).await?;
     // The rendezvous hands over the connection whose first bytes are `up`: they arrived.
     let mut inbound = timeout_at(deadline, waiter.arrive())

@@ -29,6 +29,12 @@ pub enum ProbeError {
     /// The proxy answered the request with this non-zero REP code.
     #[error("SOCKS reply {:02x} ({})", .0, rep_text(*.0))]
     Rejected(u8),
+    /// A SOCKS4 proxy refused the request with this reply code (91 to 93).
+    #[error("SOCKS4 reply {0}")]
+    Socks4Rejected(u8),
+    /// An HTTP proxy answered CONNECT with this status (and reason).
+    #[error("HTTP CONNECT answered {0} {1}")]
+    HttpStatus(u16, String),
     /// Bytes sent through the proxy came back different.
     #[error("data relayed through the proxy differs from the data sent")]
     DataMismatch,

@@ -11,19 +11,23 @@
 //! that a failing check says *where* the server got stuck.
 
 pub mod address;
+pub mod chain;
 pub mod check;
 mod client;
 mod e2e;
 mod error;
+pub mod placement;
 mod random;
 mod rendezvous;
 
 pub use address::{resolve, resolve_parsed, target_of, AddressError};
 pub use client::{
-    socks5_command, socks5_connect, socks5_connect_by, socks5_over, Auth, Direction, Tap,
+    socks5_command, socks5_connect, socks5_connect_by, socks5_offer, socks5_over,
+    socks5_second_reply, Auth, Direction, Offer, Tap,
 };
 pub use e2e::{
-    end_to_end, end_to_end_on, end_to_end_traced, end_to_end_via, EndToEnd, PROBE_BYTES,
+    end_to_end, end_to_end_on, end_to_end_through, end_to_end_traced, end_to_end_via, EndToEnd,
+    PROBE_BYTES,
 };
 pub use error::ProbeError;
 pub use random::fill_random;

@@ -6,24 +6,15 @@
 //! two relays, or one relay after a restart, map every client to the same host; a kernel data
 //! plane can fill its bucket map from the same [`score`].
 
-use std::hash::Hasher;
 use std::net::{IpAddr, SocketAddr};
 
 use hasocks_conf::relayd::{HashKey, Mode};
-use siphasher::sip::SipHasher13;
 
 /// The key used by hash modes when the config gives none: the ASCII bytes of
 /// `hasocks-relay-v1`. Fixed (unlike relayd's random per-load key) so mappings survive restarts.
 pub const DEFAULT_KEY: HashKey = *b"hasocks-relay-v1";
 
-/// The identity of a host for hashing: its name as written in the table and its port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostKey {
-    /// Host name as written in the table.
-    pub name: String,
-    /// The port the relay connects to on that host.
-    pub port: u16,
-}
+pub use hasocks_probe::placement::{score, HostKey};
 
 /// The bytes hashed for a client, per mode, on the stack: at most two IPv6 addresses and a
 /// port.
@@ -73,15 +64,6 @@ impl HashInput {
     pub(crate) fn bytes(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or_default()
     }
-}
-
-/// Rendezvous score of one host: SipHash-1-3(key; input || name || port big-endian).
-pub fn score(key: &HashKey, input: &[u8], host: &HostKey) -> u64 {
-    let mut h = SipHasher13::new_with_key(key);
-    h.write(input);
-    h.write(host.name.as_bytes());
-    h.write(&host.port.to_be_bytes());
-    h.finish()
 }
 
 #[cfg(test)]
