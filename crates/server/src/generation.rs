@@ -24,6 +24,8 @@ pub struct Shared {
     pub limits: Registry,
     /// The password file as last read, kept when a reload cannot read it.
     password_file: std::sync::Mutex<Option<Arc<PasswordFile>>>,
+    /// Upstream health and route counters, by key.
+    pub routes: crate::route::health::Registry,
 }
 
 /// Everything a session needs to decide and act, immutable once built.
@@ -60,6 +62,8 @@ pub struct Generation {
     pub debug: u32,
     /// Log destinations.
     pub logger: Arc<Logger>,
+    /// The `route { }` blocks, compiled.
+    pub routes: crate::route::Routes,
 }
 
 /// Why a config generation could not be built (the running one then stays).
@@ -79,6 +83,9 @@ pub enum GenerationError {
     /// A log destination cannot be opened.
     #[error("log output: {0}")]
     Log(std::io::Error),
+    /// A route cannot be put into effect.
+    #[error(transparent)]
+    Route(#[from] crate::route::RouteError),
 }
 
 /// Why a host of the config has no address.
@@ -200,6 +207,7 @@ impl Generation {
                 })
                 .collect::<Vec<_>>()
         };
+        let routes = crate::route::Routes::build(cfg, &shared.routes, &resolve_rule_name)?;
         let client_rules = compile("client", &cfg.client_rules);
         let socks_rules = compile("socks", &cfg.socks_rules);
         shared.limits.retain(&keys);
@@ -226,6 +234,7 @@ impl Generation {
             udp_advertise: cfg.udp_advertise,
             debug: cfg.debug,
             logger,
+            routes,
         })
     }
 

@@ -76,6 +76,8 @@ pub struct ServerHandle {
     /// Listening sockets from a predecessor or the service manager, by address, not yet
     /// claimed by an `internal:`.
     pool: Mutex<Vec<(SocketAddr, std::net::TcpListener)>>,
+    /// Wakes the upstream checks when a reload publishes a generation.
+    checks_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Builds the runtime (blocking name resolution) off the async threads.
@@ -136,7 +138,13 @@ impl ServerHandle {
             generation: std::sync::atomic::AtomicU64::new(1),
             reload_lock: tokio::sync::Mutex::new(()),
             pool: Mutex::new(inherited),
+            checks_wake: Arc::default(),
         };
+        tokio::spawn(crate::route::checks::run(
+            h.rt.clone(),
+            h.checks_wake.clone(),
+            h.drain.stop_token(),
+        ));
         let fresh = h.bind_new(&addrs)?;
         h.apply(fresh, &addrs);
         for (addr, _) in std::mem::take(&mut *lock(&h.pool)) {
@@ -262,6 +270,11 @@ impl ServerHandle {
         self.admission.status()
     }
 
+    /// Every route's state and counters (the routes of the generation in effect).
+    pub fn routes(&self) -> Vec<crate::route::RouteStatus> {
+        self.rt.load().routes.status()
+    }
+
     /// Authentication successes and failures since start.
     pub fn auth_stats(&self) -> crate::session::auth::AuthCounts {
         self.shared.verifier.stats().snapshot()
@@ -286,6 +299,7 @@ impl ServerHandle {
         let fresh = self.bind_new(&addrs)?;
         self.admission.set_caps(caps);
         self.rt.store(Arc::new(rt));
+        self.checks_wake.notify_one();
         let mut report = self.apply(fresh, &addrs);
         report.generation = self
             .generation

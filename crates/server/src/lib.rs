@@ -20,6 +20,7 @@ mod handover;
 pub mod limits;
 pub mod logger;
 pub mod privs;
+pub mod route;
 pub mod rules;
 pub mod session;
 pub mod stats;

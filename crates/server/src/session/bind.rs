@@ -33,16 +33,25 @@ use crate::rules::{socks_rule_matches, CompiledRule, RequestFacts};
 pub(crate) const DEFAULT_BIND_WAIT: Duration = Duration::from_secs(120);
 
 /// Bytes a client may send before the second reply; they are forwarded to the peer.
-const MAX_EARLY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_EARLY_BYTES: usize = 64 * 1024;
 
 /// Runs a BIND the rules passed.
 pub(crate) async fn run(
     sess: &Session,
     rule: &CompiledRule,
-    mut client: TcpStream,
-    mut req: Request,
-    resolved: Option<Vec<IpAddr>>,
+    client: TcpStream,
+    req: Request,
+    mut resolved: Option<Vec<IpAddr>>,
 ) {
+    let (mut client, mut req) = match super::chain::plan(sess, &req, &mut resolved).await {
+        crate::route::Plan::Chain(ups, direct) => {
+            match super::chain::bind::bind(sess, rule, client, req, (&ups, direct)).await {
+                Some(back) => back,
+                None => return,
+            }
+        }
+        _ => (client, req),
+    };
     let what = sess.what(&req);
     let prefix = format!("{} {what}", rule.label());
     let target = req.target.to_string();
@@ -237,7 +246,7 @@ async fn wait_inbound(
 }
 
 /// Whether the `bindreply` socks rules let `peer` reach the client.
-fn bindreply_passes(sess: &Session, req: &Request, peer: SocketAddr) -> bool {
+pub(crate) fn bindreply_passes(sess: &Session, req: &Request, peer: SocketAddr) -> bool {
     let facts = RequestFacts {
         client: peer,
         command: Command::BindReply,

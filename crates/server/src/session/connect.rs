@@ -1,4 +1,5 @@
-//! CONNECT: resolve, connect from the external address, reply, relay both ways, log.
+//! CONNECT: resolve, connect from the external address (or through a route's upstream,
+//! see `chain`), reply, relay both ways, log.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -10,16 +11,26 @@ use tokio::net::TcpStream;
 use super::{reply, resolve, Request, Session};
 use crate::generation::secs;
 use crate::logger::Level;
+use crate::route::Plan;
 use crate::rules::CompiledRule;
 
 /// Runs a CONNECT the rules passed.
 pub(crate) async fn run(
     sess: &Session,
     rule: &CompiledRule,
-    mut client: TcpStream,
+    client: TcpStream,
     req: Request,
-    resolved: Option<Vec<IpAddr>>,
+    mut resolved: Option<Vec<IpAddr>>,
 ) {
+    let mut client = match super::chain::plan(sess, &req, &mut resolved).await {
+        Plan::Chain(ups, direct) => {
+            match super::chain::connect(sess, rule, client, &req, (&ups, direct)).await {
+                Some(c) => c,
+                None => return,
+            }
+        }
+        Plan::Unrouted | Plan::Direct(_) => client,
+    };
     let rt = &sess.rt;
     let what = sess.what(&req);
     let target = req.target.to_string();

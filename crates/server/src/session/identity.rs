@@ -64,6 +64,16 @@ impl Identity {
     }
 }
 
+/// A client's password, kept for a route that forwards it (`method: username`); never
+/// printed.
+pub(crate) struct Secret(pub Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 /// The client side of a session as log lines show it: Dante's `method%user@` prefix when
 /// the session has a user name, then the address.
 pub(crate) struct Peer<'a>(pub &'a Session);
@@ -163,6 +173,7 @@ pub(crate) async fn rule_accepts(sess: &Session, rule: &CompiledRule, id: &mut I
         let Some(method) = passed else {
             return false;
         };
+        sess.keep_password(password);
         *id = Identity::Known(Authed {
             method,
             user: Some(std::mem::take(user)),

@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod bind;
+mod chain;
 mod connect;
 pub(crate) mod identity;
 mod negotiate;
@@ -67,6 +68,8 @@ pub(crate) struct Session {
     pub buckets: OnceLock<Vec<Arc<RuleState>>>,
     /// The server's counters.
     pub stats: Arc<Stats>,
+    /// The password the client authenticated with, kept only when a route forwards it.
+    pub secret: OnceLock<identity::Secret>,
 }
 
 impl Session {
@@ -82,6 +85,13 @@ impl Session {
             self.peer(),
             self.internal
         )
+    }
+
+    /// Keeps the client's password for the routes that forward it (only when one does).
+    pub fn keep_password(&self, password: &[u8]) {
+        if self.rt.routes.forwards_credentials {
+            let _ = self.secret.set(identity::Secret(password.to_vec()));
+        }
     }
 
     /// "socks5/connect"-style label for logs.
@@ -163,6 +173,7 @@ pub async fn serve(
         auth: OnceLock::new(),
         buckets: OnceLock::new(),
         stats,
+        secret: OnceLock::new(),
     };
     let rt = &sess.rt;
 

@@ -296,6 +296,7 @@ async fn subnegotiate(
     match out {
         Outcome::Pass => {
             status(c, UserPassReply::SUCCESS).await?;
+            sess.keep_password(&creds.password);
             Ok(Identity::Known(Authed {
                 method,
                 user: Some(creds.username.clone()),

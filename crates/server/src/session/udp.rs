@@ -6,6 +6,7 @@
 mod association;
 mod batch;
 mod cache;
+mod chained;
 mod source;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
@@ -18,7 +19,9 @@ use super::{reply, Request, Session};
 use crate::generation::secs;
 use crate::logger::Level;
 use crate::rules::CompiledRule;
+use crate::route::Plan;
 use association::{Association, End};
+use chained::Opened;
 use source::Expected;
 
 /// Runs a UDP ASSOCIATE the rules passed; returns when the association ends.
@@ -47,6 +50,29 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut control: TcpStr
         Ok(a) => a,
         Err(_) => return reply::fail(&mut control, req.version, ReplyCode::GeneralFailure).await,
     };
+    // Through a route: the upstream's association is opened before the client's reply.
+    let mut resolved = None;
+    let upstream = match super::chain::plan(sess, &req, &mut resolved).await {
+        Plan::Chain(ups, direct) => match chained::open(sess, rule, &prefix, (&ups, direct)).await
+        {
+            Opened::Chained(up) => Some(up),
+            Opened::Direct => None,
+            Opened::Failed(code, why) => {
+                log_err(&format!(
+                    "{prefix} -: {} (reply {:02x})",
+                    sess.route(format_args!("udp {local} <- expected {declared}: {why}")),
+                    code.as_u8()
+                ));
+                reply::fail(&mut control, req.version, code).await;
+                return;
+            }
+        },
+        Plan::Unrouted | Plan::Direct(_) => None,
+    };
+    let via = upstream
+        .as_ref()
+        .map(|u| format!(" {} relay {}", u.label, u.relay))
+        .unwrap_or_default();
     // Our `hasocks.udp.advertise` (NAT, containers) replaces the address, never the port.
     let advertised = SocketAddr::new(sess.rt.udp_advertise.unwrap_or(local.ip()), local.port());
     if reply::send(&mut control, req.version, ReplyCode::Succeeded, advertised)
@@ -60,7 +86,9 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut control: TcpStr
     } else {
         format!(" (advertised {advertised})")
     };
-    let route = sess.route(format_args!("udp {local}{adv_note} <- expected {declared}"));
+    let route = sess.route(format_args!(
+        "udp {local}{adv_note} <- expected {declared}{via}"
+    ));
     sess.log_if(rule.log.connect, Level::Info, || {
         format!("{prefix} [: {route}")
     });
@@ -71,7 +99,10 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut control: TcpStr
         TargetAddr::Domain(_, port) => Expected::new(None, *port),
     };
     let idle = secs(rule.timeouts.io_udp.unwrap_or(sess.rt.timeouts.io_udp));
-    let relay = Association::new(sess, rule, sock, expected, prefix.clone());
+    let mut relay = Association::new(sess, rule, sock, expected, prefix.clone());
+    if let Some(up) = upstream {
+        relay = relay.chained(up);
+    }
     let (stats, end) = relay.run(control, idle).await;
     sess.stats.udp(&stats.totals());
     let why = match end {
@@ -80,6 +111,7 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut control: TcpStr
         End::IdleTimeout => "i/o timeout (timeout.io.udp)",
         End::Cancelled => "server shutting down",
         End::SocketError => "client-side UDP socket error",
+        End::UpstreamClosed => "the upstream closed its control connection",
     };
     let want = rule.log.disconnect || (rule.log.error && !matches!(end, End::ControlClosed));
     sess.log_if(want, Level::Info, || {

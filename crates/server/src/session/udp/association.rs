@@ -58,6 +58,8 @@ pub(crate) enum End {
     Cancelled,
     /// The client-side UDP socket failed.
     SocketError,
+    /// The upstream of a chained association closed its control connection.
+    UpstreamClosed,
 }
 
 /// What an association moved and dropped.
@@ -157,6 +159,9 @@ enum Step {
     Defer(Defer),
     /// Its payload (from this offset) goes to this address.
     Send(usize, SocketAddr),
+    /// The whole datagram, header and all, goes to a chained upstream's relay; the number
+    /// is where its payload starts (what the counters count).
+    Forward(usize, SocketAddr),
 }
 
 /// Why an outgoing UDP socket could not be made.
@@ -202,6 +207,10 @@ pub(crate) struct Association<'a> {
     active: bool,
     /// Bytes already paid for in the rules' `bandwidth:` buckets.
     paid: u64,
+    /// A chained association's upstream relay (its socket is in `out4` or `out6`).
+    chain_relay: Option<SocketAddr>,
+    /// A chained association's upstream control connection, until `run` takes it.
+    chain_control: Option<TcpStream>,
 }
 
 impl<'a> Association<'a> {
@@ -236,12 +245,25 @@ impl<'a> Association<'a> {
             stashed: Vec::new(),
             active: false,
             paid: 0,
+            chain_relay: None,
+            chain_control: None,
         }
+    }
+
+    /// Makes this a chained association: datagrams go to and come from `up`'s relay.
+    pub fn chained(mut self, up: super::chained::Upstream) -> Self {
+        let v4 = up.relay.is_ipv4();
+        *self.slot(v4) = Out::Open(up.socket, v4);
+        self.chain_relay = Some(up.relay);
+        self.chain_control = Some(up.control);
+        self
     }
 
     /// Relays until the association ends; every socket is dropped on return.
     pub async fn run(mut self, mut control: TcpStream, idle: Option<Duration>) -> (Stats, End) {
         let mut ctl = [0u8; 256];
+        let mut up_ctl = [0u8; 256];
+        let mut upstream = self.chain_control.take();
         let hard_stop = self.sess.hard_stop.clone();
         let idle_span = idle.unwrap_or(Duration::from_secs(86_400));
         let mut last = Instant::now();
@@ -270,6 +292,10 @@ impl<'a> Association<'a> {
                         Err(_) => break End::SocketError,
                     }
                 }
+                r = read_upstream(&mut upstream, &mut up_ctl) => match r {
+                    Ok(0) | Err(_) => break End::UpstreamClosed,
+                    Ok(_) => {}
+                },
                 r = readable(&self.out4) => if r.is_ok() { self.drain_out(true) },
                 r = readable(&self.out6) => if r.is_ok() { self.drain_out(false) },
                 () = &mut sleep, if idle.is_some() => {
@@ -344,6 +370,12 @@ impl<'a> Association<'a> {
                                 self.stats.undeliverable += 1;
                             }
                         }
+                        Step::Forward(off, relay) => {
+                            let q = usize::from(!relay.is_ipv4());
+                            if !b.queue(q, i, 0..len, relay, len.saturating_sub(off)) {
+                                self.stats.undeliverable += 1;
+                            }
+                        }
                         Step::Defer(defer) => {
                             // What came before goes first; the rest waits for the await.
                             self.flush_up(&mut b);
@@ -390,6 +422,10 @@ impl<'a> Association<'a> {
                 self.send_out(dg.get(off..).unwrap_or_default(), dest);
                 None
             }
+            Step::Forward(_, relay) => {
+                self.send_out(dg, relay);
+                None
+            }
         }
     }
 
@@ -424,6 +460,9 @@ impl<'a> Association<'a> {
         if !self.allowed(&hdr.target, dest.ip(), src) {
             self.stats.blocked += 1;
             return Step::Done;
+        }
+        if let Some(relay) = self.chain_relay {
+            return Step::Forward(len.min(dg.len()), relay);
         }
         if matches!(self.slot(dest.is_ipv4()), Out::Unopened) {
             return Step::Defer(Defer::Open(dest.ip()));
@@ -692,6 +731,9 @@ impl<'a> Association<'a> {
             self.stats.undeliverable += 1;
             return;
         };
+        if self.chain_relay.is_some() {
+            return self.on_chained_reply(b, i, n, client);
+        }
         if !self.reply_allowed(from, client) {
             self.stats.reply_blocked += 1;
             return;
@@ -702,6 +744,37 @@ impl<'a> Association<'a> {
             Some(start) if b.queue(0, i, start..HEAD + n, client, n) => {}
             _ => self.stats.undeliverable += 1,
         }
+    }
+}
+
+impl Association<'_> {
+    /// A chained upstream's datagram held at `HEAD..HEAD + n` in slot `i`: its header names
+    /// the replying peer (judged by the `udpreply` rules); it goes to the client as it is.
+    fn on_chained_reply(&mut self, b: &mut Batch, i: usize, n: usize, client: SocketAddr) {
+        let dg = b.slot(i).get(HEAD..HEAD + n).unwrap_or_default();
+        let Ok((hdr, len)) = UdpHeader::decode(dg) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let TargetAddr::Ip(peer) = hdr.target else {
+            self.stats.malformed += 1;
+            return;
+        };
+        if !self.reply_allowed(peer, client) {
+            self.stats.reply_blocked += 1;
+            return;
+        }
+        if !b.queue(0, i, HEAD..HEAD + n, client, n.saturating_sub(len)) {
+            self.stats.undeliverable += 1;
+        }
+    }
+}
+
+/// Reads a chained association's upstream control connection (never ready without one).
+async fn read_upstream(ctl: &mut Option<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
+    match ctl {
+        Some(s) => s.read(buf).await,
+        None => std::future::pending().await,
     }
 }
 
