@@ -359,3 +359,42 @@ async fn an_http_upstream_carries_connect_and_bind_skips_it() {
     assert_eq!(rep, 0);
     assert_eq!(listening.ip(), IpAddr::from([127, 0, 0, 1]));
 }
+
+#[tokio::test]
+async fn metrics_page_and_json_show_each_route_its_state_sessions_failures_and_latency() {
+    use hasocks_server::admin_source::ServerAdmin;
+    let d = temp_dir("route-admin");
+    let dead = closed_port().await;
+    let (_u, up) = upstream("127.0.0.2", 0, NONE).await;
+    let routes = format!("{}{}", route_via(dead, ""), route_via(up, ""));
+    let (h, proxy) = chain(&d.join("log"), NONE, &routes).await;
+    let (mut s, rep) = connect(proxy, whoami().await).await;
+    assert_eq!(rep, 0);
+    assert_eq!(seen_from(&mut s).await, "127.0.0.2");
+    let h = std::sync::Arc::new(h);
+    let a = hasocks_admin::start(
+        "127.0.0.1:0".parse().unwrap(),
+        std::sync::Arc::new(ServerAdmin::new(h.clone())),
+        hasocks_admin::Limits::default(),
+    )
+    .expect("admin");
+    let (_, m) = http_get(a.local_addr(), "/metrics").await.expect("scrape");
+    let bad = format!("hasocks_server_route_state{{route=\"1\",upstream=\"{dead}\",state=\"bad\"}}");
+    assert_eq!(metric(&m, &bad), Some(1.0), "{m}");
+    let ok = format!("hasocks_server_route_sessions_total{{route=\"2\",upstream=\"{up}\"}}");
+    assert_eq!(metric(&m, &ok), Some(1.0));
+    let failed = format!(
+        "hasocks_server_route_failures_total{{route=\"1\",upstream=\"{dead}\",reason=\"connect\"}}"
+    );
+    assert_eq!(metric(&m, &failed), Some(1.0));
+    let count = format!("hasocks_server_route_handshake_seconds_count{{route=\"2\",upstream=\"{up}\"}}");
+    assert_eq!(metric(&m, &count), Some(1.0));
+    assert_promtool_accepts(&m, "the route families");
+    let (_, page) = http_get(a.local_addr(), "/").await.expect("page");
+    assert!(page.contains("<h2>routes</h2>") && page.contains(&up.to_string()), "{page}");
+    let (_, json) = http_get(a.local_addr(), "/status.json").await.expect("json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["routes"][0]["state"], "bad");
+    assert_eq!(v["routes"][1]["sessions"], 1);
+    assert_eq!(v["routes"][1]["via"], up.to_string());
+}

@@ -25,6 +25,9 @@ pub async fn run(args: ServerArgs, activated: Vec<std::net::TcpListener>) -> any
             eprintln!("hasocks: warning: {w}");
         }
         hasocks_server::session::auth::check_libraries(&cfg)?;
+        for line in hasocks_server::route::describe(&cfg) {
+            println!("{line}");
+        }
         println!("{}: configuration OK", args.file.display());
         return Ok(0);
     }

@@ -57,7 +57,8 @@ impl Collector for ServerCollector {
             "Addresses the server listens on",
             listeners,
         )?;
-        admission(e, &self.0.admission())
+        admission(e, &self.0.admission())?;
+        super::routes::metrics(e, &self.0.routes())
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 mod metrics;
+mod routes;
 
 use hasocks_admin::html::{self, num, td};
 use hasocks_admin::{History, Readiness, Sample, Source};
@@ -41,6 +42,7 @@ struct Status<'a> {
     sessions_open: usize,
     admission: crate::admission::AdmissionStatus,
     auth: AuthJson,
+    routes: Vec<crate::route::RouteStatus>,
     #[serde(flatten)]
     stats: &'a StatsSnapshot,
 }
@@ -71,7 +73,9 @@ impl Source for ServerAdmin {
     /// negotiations and failed connects; bytes of TCP sessions and UDP associations, counted
     /// when they end.
     fn sample(&self) -> Sample {
-        sample_of(&self.handle.stats().snapshot())
+        let mut s = sample_of(&self.handle.stats().snapshot());
+        s.hosts = routes::hosts(&self.handle.routes());
+        s
     }
 
     fn status_json(&self) -> String {
@@ -92,6 +96,7 @@ impl Source for ServerAdmin {
                 failures: a.failures,
                 cache_hits: a.cache_hits,
             },
+            routes: self.handle.routes(),
             stats: &stats,
         };
         serde_json::to_string(&s).unwrap_or_else(|_| "{}".into())
@@ -175,6 +180,7 @@ fn page(
             num(format!("{}/{}", s.udp[0], s.udp[2])),
         ]],
     ));
+    body.push_str(&routes::section_html(&h.routes()));
     let fails: Vec<Vec<String>> = NEGOTIATION_FAILURES
         .iter()
         .zip(&s.negotiation_failures)
