@@ -16,7 +16,7 @@ for t in curl /usr/sbin/danted tinyproxy useradd chpasswd; do
 done
 
 W_PORT=$(free_port_retry)
-bg $PY "$here/whoami_http.py" 127.0.0.1 "$W_PORT"
+bg $PY "$here/whoami.py" 127.0.0.1 "$W_PORT"
 wait_port 127.0.0.1 "$W_PORT" || exit 1
 whoami() { # MODE PROXY [USER:PASS]: the address the target saw, or "failed (curl N)"
   local out extra=()
