@@ -200,6 +200,19 @@ pub(super) fn method(word: &str) -> Option<Method> {
     METHODS.iter().copied().find(|m| m.word() == word)
 }
 
+/// The message for a refused Dante keyword: "not supported", and why where the reason is
+/// more than "not implemented".
+pub(super) fn refused(word: &str) -> String {
+    let why = match word {
+        "libwrap" | "libwrap.hosts_access" => {
+            ": it runs TCP wrappers (hosts_access(5)) commands for each request, a program per \
+             connection; write the addresses as client and socks rules"
+        }
+        _ => "",
+    };
+    format!("{}{why}", crate::error::not_supported(word))
+}
+
 /// Whether `word` is a Dante keyword that hasocks refuses.
 pub(super) fn is_unsupported(word: &str) -> bool {
     UNSUPPORTED.contains(&word) || UNSUPPORTED_PREFIXES.iter().any(|p| word.starts_with(p))

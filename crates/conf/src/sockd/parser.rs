@@ -89,7 +89,7 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
                     kw.text
                 )
             } else if is_unsupported(&kw.text) {
-                crate::error::not_supported(&kw.text)
+                super::keywords::refused(&kw.text)
             } else {
                 format!("unknown keyword \"{}\"", kw.text)
             };

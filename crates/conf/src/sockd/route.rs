@@ -57,7 +57,7 @@ pub(super) fn route(c: &mut Cursor<'_>, globals: &SockdConfig) -> Result<Route, 
                  necgssapi, is for GSSAPI towards the upstream, which hasocks does not speak"
                     .to_string()
             } else if is_unsupported(&item.text) {
-                crate::error::not_supported(&item.text)
+                super::keywords::refused(&item.text)
             } else if is_rule_item(&item.text) || is_setting(&item.text) {
                 format!(
                     "keyword \"{}\" is not valid in a route (a route has from, to, via, \

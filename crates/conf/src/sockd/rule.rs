@@ -59,7 +59,7 @@ pub(super) fn rule(c: &mut Cursor<'_>, globals: &SockdConfig) -> Result<(bool, R
             let msg = if is_setting(&kw.text) {
                 format!("setting \"{}\" cannot appear inside a rule", kw.text)
             } else if is_unsupported(&kw.text) {
-                crate::error::not_supported(&kw.text)
+                super::keywords::refused(&kw.text)
             } else {
                 format!("unknown keyword \"{}\"", kw.text)
             };
