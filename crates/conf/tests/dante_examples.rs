@@ -52,9 +52,21 @@ fn warning(c: &SockdConfig, line: u32) -> String {
 fn danted_conf_is_read_with_dantes_meaning_or_refused_with_reasons() {
     let (c, refusals) = walk("danted.conf");
     let expected: [(u32, u32, &str); 4] = [
-        (69, 23, "socksmethod \"rfc931\" is not supported by hasocks: an ident (RFC 1413)"),
-        (167, 23, "clientmethod \"rfc931\" is not supported by hasocks: an ident"),
-        (202, 9, "keyword \"libwrap\" is not supported by hasocks: it runs TCP wrappers"),
+        (
+            69,
+            23,
+            "socksmethod \"rfc931\" is not supported by hasocks: an ident (RFC 1413)",
+        ),
+        (
+            167,
+            23,
+            "clientmethod \"rfc931\" is not supported by hasocks: an ident",
+        ),
+        (
+            202,
+            9,
+            "keyword \"libwrap\" is not supported by hasocks: it runs TCP wrappers",
+        ),
         // Dante refuses it too ("method username (2) is not a valid method for
         // clientmethods").
         (243, 23, "\"username\" cannot be a clientmethod"),
@@ -68,14 +80,20 @@ fn danted_conf_is_read_with_dantes_meaning_or_refused_with_reasons() {
     assert!(warning(&c, 72).contains("read as \"pam.username\""));
     assert!(warning(&c, 114).contains("\"extension: bind\" is deprecated"));
     for line in [89, 90, 102, 106, 134] {
-        assert!(warning(&c, line).contains("is ignored by hasocks"), "line {line}");
+        assert!(
+            warning(&c, line).contains("is ignored by hasocks"),
+            "line {line}"
+        );
     }
     assert_eq!(
         c.socksmethods,
         vec![Method::Username, Method::None, Method::PamUsername]
     );
     assert_eq!(c.internals.len(), 2);
-    assert_eq!(c.externals, vec![HostSpec::Ip("192.168.1.1".parse().unwrap())]);
+    assert_eq!(
+        c.externals,
+        vec![HostSpec::Ip("192.168.1.1".parse().unwrap())]
+    );
     // Rules as Dante reads them: order, verdicts, interfaces and domains as names.
     let verdicts: Vec<Verdict> = c.socks_rules.iter().map(|r| r.verdict).collect();
     assert_eq!(verdicts.len(), 9);
@@ -84,12 +102,18 @@ fn danted_conf_is_read_with_dantes_meaning_or_refused_with_reasons() {
         c.socks_rules[4].commands,
         vec![Command::BindReply, Command::UdpReply]
     );
-    assert_eq!(c.socks_rules[5].to.addr, AddrSpec::Domain("example.com".into()));
+    assert_eq!(
+        c.socks_rules[5].to.addr,
+        AddrSpec::Domain("example.com".into())
+    );
     // The route: http connects from 10/8 go through socks.example.net's SOCKS port.
     let r = &c.routing.routes[0];
     assert_eq!(r.from.addr, AddrSpec::Net("10.0.0.0/8".parse().unwrap()));
     assert_eq!(r.to.port, PortSpec::Op(PortOp::Eq, 80));
-    assert_eq!(r.via, Via::Proxy(HostSpec::Name("socks.example.net".into()), 1080));
+    assert_eq!(
+        r.via,
+        Via::Proxy(HostSpec::Name("socks.example.net".into()), 1080)
+    );
 }
 
 #[test]
@@ -102,7 +126,10 @@ fn danted_basic_and_chaining_are_read_whole() {
     let (c, refusals) = walk("danted-chaining.conf");
     assert!(refusals.is_empty(), "{refusals:?}");
     let r = &c.routing.routes[0];
-    assert_eq!(r.via, Via::Proxy(HostSpec::Name("sockd2.example.org".into()), 1080));
+    assert_eq!(
+        r.via,
+        Via::Proxy(HostSpec::Name("sockd2.example.org".into()), 1080)
+    );
     assert_eq!(r.commands, vec![Command::Connect]);
     assert_eq!(r.to.port, PortSpec::Op(PortOp::Eq, 80));
 }

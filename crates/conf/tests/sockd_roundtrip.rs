@@ -166,28 +166,37 @@ fn route() -> impl Strategy<Value = Route> {
     );
     let protocols = prop::collection::vec(select(vec![Protocol::Tcp, Protocol::Udp]), 0..3);
     let methods = prop::collection::vec(Just(Method::None), 0..2);
-    (endpoint(), endpoint(), via, protos, cmds, protocols, methods).prop_filter_map(
-        "a route the checks accept",
-        |(from, to, via, proxyprotocols, commands, protocols, methods)| {
-            let r = Route {
-                line: 0,
-                from,
-                to,
-                via,
-                commands,
-                protocols,
-                proxyprotocols,
-                methods: methods.into_iter().take(1).collect(),
-            };
-            let carried = r.effective_commands();
-            let fits = r.via == Via::Direct
-                || (r.commands.iter().all(|c| carried.contains(c))
-                    && (r.upstream_protocol() == ProxyProtocol::SocksV5
-                        || r.protocols.is_empty()
-                        || r.protocols.contains(&Protocol::Tcp)));
-            (fits && !carried.is_empty()).then_some(r)
-        },
+    (
+        endpoint(),
+        endpoint(),
+        via,
+        protos,
+        cmds,
+        protocols,
+        methods,
     )
+        .prop_filter_map(
+            "a route the checks accept",
+            |(from, to, via, proxyprotocols, commands, protocols, methods)| {
+                let r = Route {
+                    line: 0,
+                    from,
+                    to,
+                    via,
+                    commands,
+                    protocols,
+                    proxyprotocols,
+                    methods: methods.into_iter().take(1).collect(),
+                };
+                let carried = r.effective_commands();
+                let fits = r.via == Via::Direct
+                    || (r.commands.iter().all(|c| carried.contains(c))
+                        && (r.upstream_protocol() == ProxyProtocol::SocksV5
+                            || r.protocols.is_empty()
+                            || r.protocols.contains(&Protocol::Tcp)));
+                (fits && !carried.is_empty()).then_some(r)
+            },
+        )
 }
 
 fn routing() -> impl Strategy<Value = Routing> {

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
-use crate::client::{socks5_offer, Offer};
+use crate::client::{socks5_offer, socks5_pipelined, Offer};
 use crate::ProbeError;
 
 /// The longest HTTP response head read from an upstream before giving up.
@@ -21,7 +21,8 @@ const MAX_HTTP_HEAD: usize = 8192;
 /// How to talk to one upstream proxy.
 #[derive(Debug, Clone, Copy)]
 pub enum Handshake<'a> {
-    /// SOCKS5, offering these methods.
+    /// SOCKS5, offering these methods; offering `none` alone, greeting and request go in
+    /// one write (one round trip).
     Socks5(Offer<'a>),
     /// SOCKS4 (SOCKS4a for a name target), CONNECT only, with this USERID.
     Socks4(&'a [u8]),
@@ -49,6 +50,10 @@ impl Handshake<'_> {
             }
         };
         match self {
+            Handshake::Socks5(Offer {
+                none: true,
+                auth: None,
+            }) => socks5_pipelined(stream, command, target, deadline).await,
             Handshake::Socks5(offer) => {
                 socks5_offer(stream, command, target, *offer, deadline, None).await
             }
@@ -179,7 +184,9 @@ fn parse_status(head: &[u8]) -> Result<(u16, String), ProbeError> {
         Some(code) if version.starts_with("HTTP/1.") => {
             Ok((code, parts.next().unwrap_or_default().to_string()))
         }
-        _ => Err(ProbeError::Protocol(format!("not an HTTP response: {line:?}"))),
+        _ => Err(ProbeError::Protocol(format!(
+            "not an HTTP response: {line:?}"
+        ))),
     }
 }
 

@@ -130,6 +130,26 @@ pub async fn socks5_offer(
     Ok((c.stream, bound))
 }
 
+/// [`socks5_command`] for a proxy that needs no login, in one round trip: the greeting
+/// (method 00 only) and the request go in one write (RFC 1928 lets a client send the
+/// request as soon as it knows the method it offered is the only one).
+pub async fn socks5_pipelined(
+    stream: TcpStream,
+    command: Command,
+    target: &TargetAddr,
+    deadline: Instant,
+) -> Result<(TcpStream, TargetAddr), ProbeError> {
+    stream.set_nodelay(true).map_err(ProbeError::Io)?;
+    let mut c = Conn {
+        stream,
+        deadline,
+        tap: None,
+        buf: Vec::with_capacity(64),
+    };
+    let bound = c.pipelined(command, target).await?;
+    Ok((c.stream, bound))
+}
+
 /// The second reply of a BIND (RFC 1928 section 6): the proxy's report that the peer
 /// connected, naming the peer. Reads nothing after it.
 pub async fn socks5_second_reply(
@@ -227,13 +247,73 @@ impl Conn<'_> {
         }
         .encode(&mut out);
         self.send(&out, "request").await?;
-        // 7 bytes is the shortest possible reply (one-character domain is 8,
-        // IPv4 10), so reading that much never swallows relayed data.
-        let reply = self.recv(7, "request", "reply", Reply::decode).await?;
+        self.reply().await
+    }
+
+    /// Reads one reply in two reads at most: its first 5 bytes say how long it is.
+    async fn reply(&mut self) -> Result<TargetAddr, ProbeError> {
+        self.buf.clear();
+        self.buf.resize(5, 0);
+        self.read_exact_buf(0, "request").await?;
+        let len = match self.buf.get(3..5) {
+            Some([1, _]) => 10,
+            Some([4, _]) => 22,
+            Some([3, n]) => 7 + usize::from(*n),
+            // Anything else: the decoder names what is wrong.
+            _ => 5,
+        };
+        self.buf.resize(len.max(5), 0);
+        self.read_exact_buf(5, "request").await?;
+        let reply = match Reply::decode(&self.buf) {
+            Ok(Some((r, _))) => r,
+            Ok(None) => return Err(ProbeError::Protocol("bad reply: truncated".into())),
+            Err(e) => {
+                if let Some(t) = self.tap {
+                    t(Direction::Received, &self.buf);
+                }
+                return Err(ProbeError::Protocol(format!("bad reply: {e}")));
+            }
+        };
+        if let Some(t) = self.tap {
+            t(Direction::Received, &self.buf);
+        }
         if reply.code != 0 {
             return Err(ProbeError::Rejected(reply.code));
         }
         Ok(reply.bound)
+    }
+
+    /// Greeting (method 00 only) and request in one write, then both answers: one round
+    /// trip instead of two, for a proxy that needs no login (a chaining server's upstream).
+    async fn pipelined(
+        &mut self,
+        command: Command,
+        target: &TargetAddr,
+    ) -> Result<TargetAddr, ProbeError> {
+        let mut out = Vec::with_capacity(6 + target.encoded_len());
+        Greeting {
+            methods: vec![method::NONE],
+        }
+        .encode(&mut out);
+        Request {
+            command,
+            target: target.clone(),
+        }
+        .encode(&mut out);
+        self.send(&out, "greeting").await?;
+        let sel = self
+            .recv(2, "greeting", "method selection", MethodSelection::decode)
+            .await?;
+        if sel.method == method::NO_ACCEPTABLE {
+            return Err(ProbeError::NoAcceptableMethod);
+        }
+        if sel.method != method::NONE {
+            return Err(ProbeError::Protocol(format!(
+                "proxy selected method {:02x}, offered only 00",
+                sel.method
+            )));
+        }
+        self.reply().await
     }
 
     async fn send(&mut self, bytes: &[u8], phase: &'static str) -> Result<(), ProbeError> {

@@ -22,7 +22,7 @@ mod rendezvous;
 
 pub use address::{resolve, resolve_parsed, target_of, AddressError};
 pub use client::{
-    socks5_command, socks5_connect, socks5_connect_by, socks5_offer, socks5_over,
+    socks5_command, socks5_connect, socks5_connect_by, socks5_offer, socks5_over, socks5_pipelined,
     socks5_second_reply, Auth, Direction, Offer, Tap,
 };
 pub use e2e::{

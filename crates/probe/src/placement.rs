@@ -40,6 +40,6 @@ mod tests {
         let a = score(b"hasocks-relay-v1", &[10, 1, 2, 3], &host);
         assert_eq!(a, score(b"hasocks-relay-v1", &[10, 1, 2, 3], &host));
         assert_ne!(a, score(b"hasocks-relay-v1", &[10, 1, 2, 4], &host));
-        assert_ne!(a, score(b"hasocks-route-v01", &[10, 1, 2, 3], &host));
+        assert_ne!(a, score(b"hasocks-route-v1", &[10, 1, 2, 3], &host));
     }
 }

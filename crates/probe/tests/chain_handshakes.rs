@@ -16,7 +16,10 @@ use tokio::time::Instant;
 
 /// A one-connection proxy that reads the request head, then writes `answer` in `pieces`
 /// (separate writes, a flush between), and returns the request head it read.
-async fn http_proxy(answer: &'static [u8], pieces: usize) -> (SocketAddr, tokio::task::JoinHandle<String>) {
+async fn http_proxy(
+    answer: &'static [u8],
+    pieces: usize,
+) -> (SocketAddr, tokio::task::JoinHandle<String>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -56,7 +59,10 @@ async fn http_connect_reads_a_split_head_and_leaves_the_tunnel_bytes() {
     s.read_exact(&mut rest).await.unwrap();
     assert_eq!(&rest, b"HELLO");
     let head = task.await.unwrap();
-    assert!(head.starts_with("CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n"), "{head}");
+    assert!(
+        head.starts_with("CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n"),
+        "{head}"
+    );
 }
 
 #[tokio::test]

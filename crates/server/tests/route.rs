@@ -96,7 +96,10 @@ async fn connect_through_an_upstream_reaches_the_target_from_the_upstreams_addre
     drop(s);
     let line = wait_for_text(&d.join("log"), "]: ").await;
     let want = format!("route #1 via {up} (socks_v5) external 127.0.0.1:");
-    assert!(line.contains(&want), "the session's lines name route and upstream: {line}");
+    assert!(
+        line.contains(&want),
+        "the session's lines name route and upstream: {line}"
+    );
 }
 
 #[tokio::test]
@@ -151,11 +154,19 @@ async fn a_dead_upstream_is_skipped_at_once_marked_bad_and_then_tried_last() {
     assert_eq!((st[0].state, st[1].state), ("bad", "up"));
     // Marked at the first failure (route.maxfail 1); after that it is tried last, so it
     // failed once only.
-    let connect_failures = st[0].failures.iter().find(|(w, _)| *w == "connect").unwrap().1;
+    let connect_failures = st[0]
+        .failures
+        .iter()
+        .find(|(w, _)| *w == "connect")
+        .unwrap()
+        .1;
     assert_eq!(connect_failures, 1);
     assert_eq!(st[1].sessions, 3);
     let log = wait_for_text(&d.join("log"), "marked bad").await;
-    assert!(log.contains(&format!("route: upstream {dead} marked bad")), "{log}");
+    assert!(
+        log.contains(&format!("route: upstream {dead} marked bad")),
+        "{log}"
+    );
 }
 
 #[tokio::test]
@@ -207,11 +218,19 @@ async fn source_hash_keeps_each_client_on_one_upstream_and_spreads_clients() {
             let (rep, _) = read_reply(&mut s).await;
             assert_eq!(rep, 0);
             let via = seen_from(&mut s).await;
-            assert_eq!(first.get_or_insert(via.clone()), &via, "client {n} kept its upstream");
+            assert_eq!(
+                first.get_or_insert(via.clone()),
+                &via,
+                "client {n} kept its upstream"
+            );
         }
         used.extend(first);
     }
-    assert_eq!(used.len(), 2, "30 clients spread over both upstreams: {used:?}");
+    assert_eq!(
+        used.len(),
+        2,
+        "30 clients spread over both upstreams: {used:?}"
+    );
 }
 
 #[tokio::test]
@@ -243,7 +262,10 @@ async fn a_username_route_forwards_the_clients_name_and_password() {
         "alice:$2y$05$yif5A761wzthbpnkXLpxiu/6UU1iO6UMDV6WCGw0N7WsmtJxCyCe2\n",
     )
     .unwrap();
-    let methods = format!("socksmethod: hasocks.passwordfile\nhasocks.passwordfile: {}", pw.display());
+    let methods = format!(
+        "socksmethod: hasocks.passwordfile\nhasocks.passwordfile: {}",
+        pw.display()
+    );
     let (_u, up) = upstream("127.0.0.2", 0, &methods).await;
     let (_h, proxy) = chain(&d.join("log"), &methods, &route_via(up, "method: username")).await;
     let target = whoami().await;
@@ -255,7 +277,11 @@ async fn a_username_route_forwards_the_clients_name_and_password() {
     let (_h2, proxy2) = chain(&d.join("log2"), &methods, &route_via(up2, "")).await;
     let (_s, st, rep) = login_connect(proxy2, b"alice", b"correct horse", target).await;
     assert_eq!(st, 0);
-    assert_eq!(rep, Some(1), "no acceptable method upstream: a general failure");
+    assert_eq!(
+        rep,
+        Some(1),
+        "no acceptable method upstream: a general failure"
+    );
 }
 
 #[tokio::test]
@@ -263,9 +289,14 @@ async fn bind_through_an_upstream_announces_its_address_and_relays_the_peer() {
     let d = temp_dir("route-bind");
     let (_u, up) = upstream("127.0.0.2", 0, NONE).await;
     let (_h, proxy) = chain(&d.join("log"), "socksmethod: none", &route_via(up, "")).await;
-    let (mut c, rep, listening) = socks5(proxy, &request_ip(2, "127.0.0.1:0".parse().unwrap())).await;
+    let (mut c, rep, listening) =
+        socks5(proxy, &request_ip(2, "127.0.0.1:0".parse().unwrap())).await;
     assert_eq!(rep, 0);
-    assert_eq!(listening.ip().to_string(), "127.0.0.2", "the upstream listens");
+    assert_eq!(
+        listening.ip().to_string(),
+        "127.0.0.2",
+        "the upstream listens"
+    );
     let mut peer = TcpStream::connect(listening).await.unwrap();
     let (rep, from) = read_reply(&mut c).await;
     assert_eq!(rep, 0);
@@ -298,7 +329,9 @@ async fn udp_through_a_chain_of_two_servers_gets_its_echoes() {
         assert_eq!(payload, msg);
     }
     let name = TargetAddr::domain("localhost", echo.port()).unwrap();
-    sock.send_to(&udp_wrap(0, name, b"by name"), relay).await.unwrap();
+    sock.send_to(&udp_wrap(0, name, b"by name"), relay)
+        .await
+        .unwrap();
     let (_, payload) = udp_recv_unwrap(&sock).await;
     assert_eq!(payload, b"by name");
     assert_eq!(seen.lock().unwrap().len(), 4);
@@ -331,7 +364,9 @@ async fn http_proxy() -> SocketAddr {
                     let _ = s.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
                     return;
                 };
-                let _ = s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
                 let _ = tokio::io::copy_bidirectional(&mut s, &mut t).await;
             });
         }
@@ -353,7 +388,10 @@ async fn an_http_upstream_carries_connect_and_bind_skips_it() {
     assert_eq!(rep, 0);
     assert_eq!(seen_from(&mut s).await, "127.0.0.4");
     let (_s, rep) = connect(proxy, closed_port().await).await;
-    assert_eq!(rep, 4, "the proxy's 502 is the target's verdict: host unreachable");
+    assert_eq!(
+        rep, 4,
+        "the proxy's 502 is the target's verdict: host unreachable"
+    );
     // BIND is not carried by an HTTP upstream: the route does not match it, so it is direct.
     let (_c, rep, listening) = socks5(proxy, &request_ip(2, "127.0.0.1:0".parse().unwrap())).await;
     assert_eq!(rep, 0);
@@ -379,7 +417,8 @@ async fn metrics_page_and_json_show_each_route_its_state_sessions_failures_and_l
     )
     .expect("admin");
     let (_, m) = http_get(a.local_addr(), "/metrics").await.expect("scrape");
-    let bad = format!("hasocks_server_route_state{{route=\"1\",upstream=\"{dead}\",state=\"bad\"}}");
+    let bad =
+        format!("hasocks_server_route_state{{route=\"1\",upstream=\"{dead}\",state=\"bad\"}}");
     assert_eq!(metric(&m, &bad), Some(1.0), "{m}");
     let ok = format!("hasocks_server_route_sessions_total{{route=\"2\",upstream=\"{up}\"}}");
     assert_eq!(metric(&m, &ok), Some(1.0));
@@ -387,12 +426,18 @@ async fn metrics_page_and_json_show_each_route_its_state_sessions_failures_and_l
         "hasocks_server_route_failures_total{{route=\"1\",upstream=\"{dead}\",reason=\"connect\"}}"
     );
     assert_eq!(metric(&m, &failed), Some(1.0));
-    let count = format!("hasocks_server_route_handshake_seconds_count{{route=\"2\",upstream=\"{up}\"}}");
+    let count =
+        format!("hasocks_server_route_handshake_seconds_count{{route=\"2\",upstream=\"{up}\"}}");
     assert_eq!(metric(&m, &count), Some(1.0));
     assert_promtool_accepts(&m, "the route families");
     let (_, page) = http_get(a.local_addr(), "/").await.expect("page");
-    assert!(page.contains("<h2>routes</h2>") && page.contains(&up.to_string()), "{page}");
-    let (_, json) = http_get(a.local_addr(), "/status.json").await.expect("json");
+    assert!(
+        page.contains("<h2>routes</h2>") && page.contains(&up.to_string()),
+        "{page}"
+    );
+    let (_, json) = http_get(a.local_addr(), "/status.json")
+        .await
+        .expect("json");
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["routes"][0]["state"], "bad");
     assert_eq!(v["routes"][1]["sessions"], 1);

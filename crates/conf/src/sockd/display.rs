@@ -115,7 +115,11 @@ impl Display for Route {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         writeln!(f, "route {{")?;
         let ind = "        ";
-        writeln!(f, "{ind}from: {} to: {} via: {}", self.from, self.to, self.via)?;
+        writeln!(
+            f,
+            "{ind}from: {} to: {} via: {}",
+            self.from, self.to, self.via
+        )?;
         list(f, ind, "command", &command_words(&self.commands))?;
         list(f, ind, "protocol", &protocol_words(&self.protocols))?;
         let pp: Vec<&str> = self.proxyprotocols.iter().map(|p| p.word()).collect();

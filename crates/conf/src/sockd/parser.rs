@@ -531,7 +531,11 @@ mod tests {
         );
         assert_eq!(
             err("internal: lo\nredirect {\n}"),
-            (2, 1, "keyword \"redirect\" is not supported by hasocks".into())
+            (
+                2,
+                1,
+                "keyword \"redirect\" is not supported by hasocks".into()
+            )
         );
         assert_eq!(
             err("from: 0/0").2,

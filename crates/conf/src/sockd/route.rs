@@ -248,10 +248,7 @@ fn check_route(
     at: &ItemsAt,
     globals: &SockdConfig,
 ) -> Result<(), ConfError> {
-    let socks = r
-        .proxyprotocols
-        .iter()
-        .any(|p| *p != ProxyProtocol::Http);
+    let socks = r.proxyprotocols.iter().any(|p| *p != ProxyProtocol::Http);
     if let Some(w) = &at.proxyprotocol {
         if socks && r.proxyprotocols.contains(&ProxyProtocol::Http) {
             return Err(c.err_word(
@@ -359,10 +356,14 @@ mod tests {
 
     #[test]
     fn danted_example_route_reads_as_dante_means_it() {
-        let r = route("from: 10.0.0.0/8 to: 0.0.0.0/0 port = http via: socks.example.net port = socks");
+        let r =
+            route("from: 10.0.0.0/8 to: 0.0.0.0/0 port = http via: socks.example.net port = socks");
         assert_eq!(r.line, 3);
         assert_eq!(r.to.port, PortSpec::Op(PortOp::Eq, 80));
-        assert_eq!(r.via, Via::Proxy(HostSpec::Name("socks.example.net".into()), 1080));
+        assert_eq!(
+            r.via,
+            Via::Proxy(HostSpec::Name("socks.example.net".into()), 1080)
+        );
         assert_eq!(r.upstream_protocol(), ProxyProtocol::SocksV5);
         assert_eq!(
             r.effective_commands(),
@@ -373,13 +374,29 @@ mod tests {
     #[test]
     fn every_via_form() {
         for (text, via) in [
-            ("192.0.2.1 port = 1081", Via::Proxy(HostSpec::Ip("192.0.2.1".parse().unwrap()), 1081)),
-            ("::1 port = 1081", Via::Proxy(HostSpec::Ip(IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1])), 1081)),
-            ("proxy.example port 3128", Via::Proxy(HostSpec::Name("proxy.example".into()), 3128)),
-            ("192.0.2.1", Via::Proxy(HostSpec::Ip("192.0.2.1".parse().unwrap()), 1080)),
+            (
+                "192.0.2.1 port = 1081",
+                Via::Proxy(HostSpec::Ip("192.0.2.1".parse().unwrap()), 1081),
+            ),
+            (
+                "::1 port = 1081",
+                Via::Proxy(HostSpec::Ip(IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1])), 1081),
+            ),
+            (
+                "proxy.example port 3128",
+                Via::Proxy(HostSpec::Name("proxy.example".into()), 3128),
+            ),
+            (
+                "192.0.2.1",
+                Via::Proxy(HostSpec::Ip("192.0.2.1".parse().unwrap()), 1080),
+            ),
             ("direct", Via::Direct),
         ] {
-            assert_eq!(route(&format!("from: 0/0 to: 0/0 via: {text}")).via, via, "{text}");
+            assert_eq!(
+                route(&format!("from: 0/0 to: 0/0 via: {text}")).via,
+                via,
+                "{text}"
+            );
         }
         for (text, want) in [
             ("10.0.0.0/8 port = 1080", "is a network or domain"),
@@ -400,15 +417,23 @@ mod tests {
         for (text, addr) in [
             ("0/0", AddrSpec::Any),
             ("10.1.0.0/16", AddrSpec::Net("10.1.0.0/16".parse().unwrap())),
-            ("10.0.0.0/255.0.0.0", AddrSpec::Net("10.0.0.0/8".parse().unwrap())),
-            ("2001:db8::/32", AddrSpec::Net("2001:db8::/32".parse().unwrap())),
+            (
+                "10.0.0.0/255.0.0.0",
+                AddrSpec::Net("10.0.0.0/8".parse().unwrap()),
+            ),
+            (
+                "2001:db8::/32",
+                AddrSpec::Net("2001:db8::/32".parse().unwrap()),
+            ),
             ("192.0.2.9", AddrSpec::Net("192.0.2.9/32".parse().unwrap())),
             (".example.com", AddrSpec::Domain("example.com".into())),
             (".", AddrSpec::Domain(String::new())),
             ("host.example", AddrSpec::Name("host.example".into())),
             ("lo", AddrSpec::Name("lo".into())),
         ] {
-            let r = route(&format!("from: {text} port 1-9 to: {text} port != 7 via: direct"));
+            let r = route(&format!(
+                "from: {text} port 1-9 to: {text} port != 7 via: direct"
+            ));
             assert_eq!((&r.from.addr, &r.to.addr), (&addr, &addr), "{text}");
             assert_eq!(r.from.port, PortSpec::Range(1, 9));
             assert_eq!(r.to.port, PortSpec::Op(PortOp::Neq, 7));
@@ -419,7 +444,10 @@ mod tests {
     fn method_is_dantes_word_and_username_warns_of_cleartext() {
         let c = cfg("route {\nfrom: 0/0 to: 0/0 via: 127.0.0.1 port = 1\nmethod: none username\n}")
             .unwrap();
-        assert_eq!(c.routing.routes[0].methods, vec![Method::None, Method::Username]);
+        assert_eq!(
+            c.routing.routes[0].methods,
+            vec![Method::None, Method::Username]
+        );
         let w = &c.warnings[0];
         assert_eq!((w.line, w.col), (5, 14));
         assert!(w.message.contains("cleartext"), "{}", w.message);
@@ -434,10 +462,17 @@ mod tests {
         assert!(m.contains("cannot combine proxyprotocol socks"), "{m}");
         let (l, c, m) = err("via: 127.0.0.1 port = 1\nproxyprotocol: socks_v4\nmethod: username");
         assert_eq!((l, c), (6, 9));
-        assert!(m.contains("not supported by the specified proxy protocol(s): socks_v4"), "{m}");
+        assert!(
+            m.contains("not supported by the specified proxy protocol(s): socks_v4"),
+            "{m}"
+        );
         let text = "internal: lo\nsocksmethod: none\nroute {\nvia: ::1\nmethod: username\n}";
         let e = parse(text, Path::new("r")).unwrap_err();
-        assert!(e.message.contains("no method of the global socksmethod list"), "{e}");
+        assert!(
+            e.message
+                .contains("no method of the global socksmethod list"),
+            "{e}"
+        );
         let (_, _, m) = err("from: 0/0 to: 0/0");
         assert!(m.contains("route has no \"via:\""), "{m}");
     }
@@ -447,7 +482,8 @@ mod tests {
         let r = route("via: 127.0.0.1 port = 3128\nproxyprotocol: http");
         assert_eq!(r.upstream_protocol(), ProxyProtocol::Http);
         assert_eq!(r.effective_commands(), vec![Command::Connect]);
-        let (l, c, m) = err("via: 127.0.0.1 port = 3128\nproxyprotocol: http\ncommand: connect bind");
+        let (l, c, m) =
+            err("via: 127.0.0.1 port = 3128\nproxyprotocol: http\ncommand: connect bind");
         assert_eq!((l, c), (6, 18));
         assert!(m.contains("an HTTP proxy carries CONNECT only"), "{m}");
         let (_, _, m) = err("via: 127.0.0.1 port = 3128\nproxyprotocol: http\nprotocol: udp");
@@ -464,7 +500,10 @@ mod tests {
         assert_eq!(r.effective_commands(), vec![Command::UdpAssociate]);
         assert_eq!(r.protocols, vec![Protocol::Udp]);
         let r = route("via: 127.0.0.1\ncommand: connect bind\nprotocol: tcp");
-        assert_eq!(r.effective_commands(), vec![Command::Connect, Command::Bind]);
+        assert_eq!(
+            r.effective_commands(),
+            vec![Command::Connect, Command::Bind]
+        );
         let (_, _, m) = err("via: 127.0.0.1\ncommand: connect\nprotocol: udp");
         assert!(m.contains("matches no request"), "{m}");
         let c = cfg("route {\nvia: direct\ncommand: bindreply connect\n}").unwrap();
@@ -475,8 +514,14 @@ mod tests {
     fn what_hasocks_cannot_do_in_a_route_is_refused_with_its_reason() {
         for (body, want) in [
             ("via: 127.0.0.1\nproxyprotocol: upnp", "UPnP"),
-            ("via: 127.0.0.1\nclientcompatibility: necgssapi", "necgssapi"),
-            ("via: 127.0.0.1\ngssapi.servicename: rcmd", "not supported by hasocks"),
+            (
+                "via: 127.0.0.1\nclientcompatibility: necgssapi",
+                "necgssapi",
+            ),
+            (
+                "via: 127.0.0.1\ngssapi.servicename: rcmd",
+                "not supported by hasocks",
+            ),
             ("via: 127.0.0.1\nmethod: gssapi", "not supported by hasocks"),
             ("via: 127.0.0.1\nmethod: pam.any", "none or username"),
             ("via: 127.0.0.1\nlog: connect", "not valid in a route"),
@@ -497,12 +542,21 @@ mod tests {
         )
         .unwrap();
         let r = &c.routing;
-        assert_eq!((r.maxfail, r.badexpire, r.timeout, r.check_interval), (3, 0, 2, 5));
+        assert_eq!(
+            (r.maxfail, r.badexpire, r.timeout, r.check_interval),
+            (3, 0, 2, 5)
+        );
         assert_eq!(r.select, RouteSelect::SourceHash);
         assert!(c.socksmethods.contains(&Method::PamUsername));
         let msgs: Vec<&str> = c.warnings.iter().map(|w| w.message.as_str()).collect();
-        assert!(msgs.iter().any(|m| m.contains("extension: bind")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("read as \"pam.username\"")), "{msgs:?}");
+        assert!(
+            msgs.iter().any(|m| m.contains("extension: bind")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.contains("read as \"pam.username\"")),
+            "{msgs:?}"
+        );
         let (_, _, m) = cfg("extension: forward").unwrap_err();
         assert!(m.contains("unknown extension"), "{m}");
         let (_, _, m) = cfg("socksmethod: rfc931").unwrap_err();

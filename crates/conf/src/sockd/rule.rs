@@ -313,7 +313,11 @@ fn throttle(v: &str) -> Result<Throttle, String> {
 }
 
 /// Parses each value word of a list item with `f`.
-pub(super) fn list<T>(c: &mut Cursor<'_>, kw: &Word, f: fn(&str) -> Option<T>) -> Result<Vec<T>, ConfError> {
+pub(super) fn list<T>(
+    c: &mut Cursor<'_>,
+    kw: &Word,
+    f: fn(&str) -> Option<T>,
+) -> Result<Vec<T>, ConfError> {
     let mut out = Vec::new();
     for w in c.values(kw)? {
         match f(&w.text) {
@@ -378,7 +382,10 @@ pub(super) fn methods(c: &mut Cursor<'_>, kw: &Word) -> Result<Vec<(Method, Word
                     .unwrap_or_default();
                 return Err(c.err_word(
                     &w,
-                    format!("{} \"{}\" is not supported by hasocks{why}", kw.text, w.text),
+                    format!(
+                        "{} \"{}\" is not supported by hasocks{why}",
+                        kw.text, w.text
+                    ),
                 ));
             }
             None => match keywords::deprecated_method(&w.text) {

@@ -25,7 +25,9 @@ pub(super) fn metrics(e: &mut DescriptorEncoder<'_>, routes: &[RouteStatus]) -> 
         "Each route's upstream state: up, bad (marked by route.maxfail or a failed check), \
          down (the last check failed, the mark expired), unknown (no check yet), direct",
         None,
-        routes.iter().flat_map(|r| state_set(&labels(r), &STATES, r.state)),
+        routes
+            .iter()
+            .flat_map(|r| state_set(&labels(r), &STATES, r.state)),
     )?;
     counters(
         e,

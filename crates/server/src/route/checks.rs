@@ -101,7 +101,8 @@ async fn round(g: &Generation, listeners: &mut HashMap<IpAddr, Arc<Rendezvous>>)
             Verdict::Down(t) => (false, t),
             // Our own trouble says nothing about the upstream.
             Verdict::Local(t) => {
-                g.logger.log(Level::Warn, &format!("route check of {}: {t}", job.name));
+                g.logger
+                    .log(Level::Warn, &format!("route check of {}: {t}", job.name));
                 continue;
             }
         };
@@ -111,11 +112,17 @@ async fn round(g: &Generation, listeners: &mut HashMap<IpAddr, Arc<Rendezvous>>)
         match change {
             Some(Transition::MarkedBad) => g.logger.log(
                 Level::Warn,
-                &format!("route: upstream {} marked bad: check failed: {text}", job.name),
+                &format!(
+                    "route: upstream {} marked bad: check failed: {text}",
+                    job.name
+                ),
             ),
             Some(Transition::Cleared) => g.logger.log(
                 Level::Warn,
-                &format!("route: upstream {} is back: check passed ({text})", job.name),
+                &format!(
+                    "route: upstream {} is back: check passed ({text})",
+                    job.name
+                ),
             ),
             None => {}
         }

@@ -11,7 +11,13 @@ use hasocks_admin::metrics::AtomicHistogram;
 
 /// Why an attempt through an upstream failed, as counted.
 pub const FAILURES: [&str; 7] = [
-    "connect", "timeout", "handshake", "method", "reply", "refused", "auth",
+    "connect",
+    "timeout",
+    "handshake",
+    "method",
+    "reply",
+    "refused",
+    "auth",
 ];
 
 /// Upper bounds of the handshake latency histogram, in seconds (connect + handshake).
@@ -81,14 +87,21 @@ impl Health {
             return false;
         }
         match badexpire {
-            Some(d) => self.now_ms().saturating_sub(at) < u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            Some(d) => {
+                self.now_ms().saturating_sub(at) < u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+            }
             None => true,
         }
     }
 
     /// Counts a failure that is the upstream's; marks it bad at `maxfail` in a row (0 =
     /// never), or at once when `now` (an active check failed).
-    pub fn failed(&self, maxfail: u32, now: bool, badexpire: Option<Duration>) -> Option<Transition> {
+    pub fn failed(
+        &self,
+        maxfail: u32,
+        now: bool,
+        badexpire: Option<Duration>,
+    ) -> Option<Transition> {
         let n = self.fails.fetch_add(1, Relaxed).saturating_add(1);
         let due = now || (maxfail > 0 && n >= maxfail);
         if !due || self.is_bad(badexpire) {
@@ -136,7 +149,10 @@ impl Health {
 
     /// The last check's text.
     pub fn last_check_text(&self) -> String {
-        self.last_check.lock().map(|t| t.clone()).unwrap_or_default()
+        self.last_check
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
     }
 
     /// Failures in a row now.

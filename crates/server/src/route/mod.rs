@@ -299,10 +299,18 @@ impl Routes {
         if self.select == RouteSelect::SourceHash && ups.len() > 1 {
             let (buf, len) = ip_bytes(client);
             let input = buf.get(..len).unwrap_or_default();
-            let s = |r: &CompiledRoute| r.upstream.as_ref().map_or(0, |u| score(&ROUTE_KEY, input, &u.key));
+            let s = |r: &CompiledRoute| {
+                r.upstream
+                    .as_ref()
+                    .map_or(0, |u| score(&ROUTE_KEY, input, &u.key))
+            };
             ups.sort_by_key(|r| std::cmp::Reverse(s(r)));
         }
-        let bad = |r: &CompiledRoute| r.upstream.as_ref().is_some_and(|u| u.health.is_bad(self.badexpire));
+        let bad = |r: &CompiledRoute| {
+            r.upstream
+                .as_ref()
+                .is_some_and(|u| u.health.is_bad(self.badexpire))
+        };
         let (mut good, rest): (Vec<_>, Vec<_>) = ups.into_iter().partition(|r| !bad(r));
         if !then_direct {
             good.extend(rest);
@@ -353,7 +361,10 @@ fn route_identity(route: &Route, before: &[Route]) -> String {
 }
 
 fn strip_line(r: &Route) -> Route {
-    Route { line: 0, ..r.clone() }
+    Route {
+        line: 0,
+        ..r.clone()
+    }
 }
 
 /// The route's conditions as a rule, so it matches exactly as rules do.

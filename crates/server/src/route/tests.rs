@@ -33,11 +33,7 @@ fn order(p: Plan<'_>) -> Vec<usize> {
     match p {
         Plan::Unrouted => vec![],
         Plan::Direct(r) => vec![r.number, 0],
-        Plan::Chain(ups, d) => ups
-            .iter()
-            .map(|r| r.number)
-            .chain(d.map(|_| 0))
-            .collect(),
+        Plan::Chain(ups, d) => ups.iter().map(|r| r.number).chain(d.map(|_| 0)).collect(),
     }
 }
 
@@ -59,12 +55,21 @@ fn the_matching_routes_form_the_group_in_file_order() {
 fn a_bad_upstream_goes_last_or_is_skipped_for_a_direct_route() {
     let reg = Registry::default();
     let r = routes(THREE, &reg);
-    r.list[1].upstream.as_ref().unwrap().health.failed(1, false, None);
+    r.list[1]
+        .upstream
+        .as_ref()
+        .unwrap()
+        .health
+        .failed(1, false, None);
     let f = facts("192.0.2.9:1", Command::Connect, "198.51.100.1:80");
     assert_eq!(order(r.plan(&f, None).unwrap()), vec![3, 2]);
     let text = format!("{THREE}route {{ via: direct }}\n");
     let r = routes(&text, &reg);
-    assert_eq!(order(r.plan(&f, None).unwrap()), vec![3, 0], "health is kept by upstream");
+    assert_eq!(
+        order(r.plan(&f, None).unwrap()),
+        vec![3, 0],
+        "health is kept by upstream"
+    );
 }
 
 #[test]
@@ -89,8 +94,20 @@ fn http_routes_match_connect_only_and_commands_narrow_routes() {
         &reg,
     );
     let t = "198.51.100.1:80";
-    assert_eq!(order(r.plan(&facts("192.0.2.9:1", Command::Connect, t), None).unwrap()), vec![1]);
-    assert_eq!(order(r.plan(&facts("192.0.2.9:1", Command::Bind, t), None).unwrap()), vec![2]);
+    assert_eq!(
+        order(
+            r.plan(&facts("192.0.2.9:1", Command::Connect, t), None)
+                .unwrap()
+        ),
+        vec![1]
+    );
+    assert_eq!(
+        order(
+            r.plan(&facts("192.0.2.9:1", Command::Bind, t), None)
+                .unwrap()
+        ),
+        vec![2]
+    );
     let udp = facts("192.0.2.9:1", Command::UdpAssociate, t);
     assert!(matches!(r.plan(&udp, None).unwrap(), Plan::Unrouted));
 }
@@ -106,7 +123,11 @@ fn a_name_target_asks_for_its_addresses_only_when_a_route_needs_them() {
     let ips = [IpAddr::from([10, 2, 3, 4])];
     assert_eq!(order(r.plan(&f, Some(&ips)).unwrap()), vec![1]);
     let r = routes("route { to: .example via: 192.0.2.1 }\n", &reg);
-    assert_eq!(order(r.plan(&f, None).unwrap()), vec![1], "a domain decides on the name");
+    assert_eq!(
+        order(r.plan(&f, None).unwrap()),
+        vec![1],
+        "a domain decides on the name"
+    );
 }
 
 #[test]
@@ -118,12 +139,21 @@ fn source_hash_gives_each_client_a_stable_order_and_moves_only_the_dead_ones_cli
         let f = facts(client, Command::Connect, "198.51.100.1:80");
         order(r.plan(&f, None).unwrap())
     };
-    let before: Vec<Vec<usize>> = (1..=40).map(|n| first(&format!("203.0.113.{n}:1"))).collect();
-    let again: Vec<Vec<usize>> = (1..=40).map(|n| first(&format!("203.0.113.{n}:1"))).collect();
+    let before: Vec<Vec<usize>> = (1..=40)
+        .map(|n| first(&format!("203.0.113.{n}:1")))
+        .collect();
+    let again: Vec<Vec<usize>> = (1..=40)
+        .map(|n| first(&format!("203.0.113.{n}:1")))
+        .collect();
     assert_eq!(before, again);
     assert!(before.iter().any(|o| o[0] == 2) && before.iter().any(|o| o[0] == 3));
     // Upstream 2 dies: its clients move to 3; the others stay.
-    r.list[1].upstream.as_ref().unwrap().health.failed(1, false, None);
+    r.list[1]
+        .upstream
+        .as_ref()
+        .unwrap()
+        .health
+        .failed(1, false, None);
     for (n, old) in before.iter().enumerate() {
         let now = first(&format!("203.0.113.{}:1", n + 1));
         assert_eq!(now[0], 3, "client {} now on 3", n + 1);
@@ -141,8 +171,16 @@ fn describe_shows_each_route_and_what_it_carries() {
     )
     .unwrap();
     let lines = describe(&cfg);
-    assert!(lines[0].starts_with("route #1 (line 3): from 0/0 to 0/0 via 192.0.2.1 port = 3128 speaking http"), "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "route #1 (line 3): from 0/0 to 0/0 via 192.0.2.1 port = 3128 speaking http"
+        ),
+        "{lines:?}"
+    );
     assert!(lines[0].ends_with("commands connect"), "{lines:?}");
     assert!(lines[1].contains("carries connect only"), "{lines:?}");
-    assert!(lines[2].contains("unmatched requests go direct"), "{lines:?}");
+    assert!(
+        lines[2].contains("unmatched requests go direct"),
+        "{lines:?}"
+    );
 }

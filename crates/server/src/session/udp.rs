@@ -18,8 +18,8 @@ use tokio::net::{TcpStream, UdpSocket};
 use super::{reply, Request, Session};
 use crate::generation::secs;
 use crate::logger::Level;
-use crate::rules::CompiledRule;
 use crate::route::Plan;
+use crate::rules::CompiledRule;
 use association::{Association, End};
 use chained::Opened;
 use source::Expected;
@@ -53,20 +53,21 @@ pub(crate) async fn run(sess: &Session, rule: &CompiledRule, mut control: TcpStr
     // Through a route: the upstream's association is opened before the client's reply.
     let mut resolved = None;
     let upstream = match super::chain::plan(sess, &req, &mut resolved).await {
-        Plan::Chain(ups, direct) => match chained::open(sess, rule, &prefix, (&ups, direct)).await
-        {
-            Opened::Chained(up) => Some(up),
-            Opened::Direct => None,
-            Opened::Failed(code, why) => {
-                log_err(&format!(
-                    "{prefix} -: {} (reply {:02x})",
-                    sess.route(format_args!("udp {local} <- expected {declared}: {why}")),
-                    code.as_u8()
-                ));
-                reply::fail(&mut control, req.version, code).await;
-                return;
+        Plan::Chain(ups, direct) => {
+            match chained::open(sess, rule, &prefix, (&ups, direct)).await {
+                Opened::Chained(up) => Some(up),
+                Opened::Direct => None,
+                Opened::Failed(code, why) => {
+                    log_err(&format!(
+                        "{prefix} -: {} (reply {:02x})",
+                        sess.route(format_args!("udp {local} <- expected {declared}: {why}")),
+                        code.as_u8()
+                    ));
+                    reply::fail(&mut control, req.version, code).await;
+                    return;
+                }
             }
-        },
+        }
         Plan::Unrouted | Plan::Direct(_) => None,
     };
     let via = upstream

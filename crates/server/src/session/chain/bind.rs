@@ -30,9 +30,8 @@ pub(crate) async fn bind(
 ) -> Option<(TcpStream, Request)> {
     let prefix = format!("{} {}", rule.label(), sess.what(&req));
     let target = req.target.to_string();
-    let log_err = |msg: String| {
-        sess.log_if(rule.log.error || rule.log.connect, Level::Info, || msg)
-    };
+    let log_err =
+        |msg: String| sess.log_if(rule.log.error || rule.log.connect, Level::Info, || msg);
     let wait_secs = rule.timeouts.connect.unwrap_or(sess.rt.timeouts.connect);
     let wait = secs(wait_secs).unwrap_or(DEFAULT_BIND_WAIT);
     let dial_by = Instant::now() + wait.min(Duration::from_secs(75));
@@ -115,6 +114,14 @@ pub(crate) async fn bind(
         other: "peer",
         started: ": peer connected",
     };
-    reply_and_relay(sess, rule, &leg, (client, req.version, peer), upstream, &early).await;
+    reply_and_relay(
+        sess,
+        rule,
+        &leg,
+        (client, req.version, peer),
+        upstream,
+        &early,
+    )
+    .await;
     None
 }

@@ -172,7 +172,11 @@ async fn attempt(
         if left.is_zero() {
             return Err(ProbeError::Timeout("connect"));
         }
-        let source = sess.rt.outgoing_source(addr.ip(), sess.internal).ok().flatten();
+        let source = sess
+            .rt
+            .outgoing_source(addr.ip(), sess.internal)
+            .ok()
+            .flatten();
         let stream = match hasocks_net::sock::connect_tcp(*addr, source, left).await {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
@@ -237,7 +241,10 @@ pub(crate) async fn dial<'a>(
         let e = match attempt(sess, u, command, target, auth, until).await {
             Ok((stream, bound)) => {
                 route.stats.latency.observe(started.elapsed());
-                route.stats.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                route
+                    .stats
+                    .sessions
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if u.health.succeeded() == Some(Transition::Cleared) {
                     log_transition(sess, u, "is back: a session went through");
                 }
@@ -272,10 +279,7 @@ pub(crate) async fn dial<'a>(
                     ""
                 };
                 sess.log_if(rule.log.error || rule.log.connect, Level::Info, || {
-                    format!(
-                        "{prefix} -: {}",
-                        sess.route(format_args!("{text}{next}"))
-                    )
+                    format!("{prefix} -: {}", sess.route(format_args!("{text}{next}")))
                 });
                 why = text;
                 code = if reason == TIMEOUT {

@@ -72,7 +72,17 @@ pub(crate) async fn open(
     let connect_secs = rule.timeouts.connect.unwrap_or(sess.rt.timeouts.connect);
     let deadline = Instant::now() + secs(connect_secs).unwrap_or(Duration::from_secs(75));
     let cmd = v5::Command::UdpAssociate;
-    let d = match dial(sess, rule, prefix, group, cmd, &TargetAddr::Ip(from), deadline).await {
+    let d = match dial(
+        sess,
+        rule,
+        prefix,
+        group,
+        cmd,
+        &TargetAddr::Ip(from),
+        deadline,
+    )
+    .await
+    {
         Ok(d) => d,
         Err(Failed::Direct(_)) => return Opened::Direct,
         Err(Failed::Verdict(code, why) | Failed::Exhausted(code, why)) => {
@@ -96,7 +106,10 @@ pub(crate) async fn open(
             format!("{}: cannot reach its relay {relay}: {e}", d.label()),
         );
     }
-    let socket = match socket.set_nonblocking(true).and_then(|()| UdpSocket::from_std(socket)) {
+    let socket = match socket
+        .set_nonblocking(true)
+        .and_then(|()| UdpSocket::from_std(socket))
+    {
         Ok(s) => s,
         Err(e) => return Opened::Failed(v5::ReplyCode::GeneralFailure, e.to_string()),
     };
