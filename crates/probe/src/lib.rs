@@ -1,6 +1,8 @@
 #![forbid(unsafe_code)]
 //! A small SOCKS5 client for probing servers: the relay's health check,
-//! `hasocks check` (all of its logic, in [`check`]) and `hasocks bench` all use it.
+//! `hasocks check` (all of its logic, in [`check`]) and `hasocks bench` all use it, and the
+//! server's routes speak to their upstreams through [`chain`] (SOCKS5, SOCKS4, HTTP CONNECT)
+//! and order them by [`placement`] (the relay's rendezvous scoring).
 //!
 //! Data flow: a `HOST:PORT` text is parsed by `hasocks_conf::HostPort` (the one service-name policy),
 //! resolved or turned into a SOCKS target by [`address`], then the client handshake

@@ -443,3 +443,67 @@ async fn metrics_page_and_json_show_each_route_its_state_sessions_failures_and_l
     assert_eq!(v["routes"][1]["sessions"], 1);
     assert_eq!(v["routes"][1]["via"], up.to_string());
 }
+
+#[tokio::test]
+async fn a_chained_association_ends_when_its_upstream_ends_it() {
+    let d = temp_dir("route-udp-end");
+    let (u, up) = upstream("127.0.0.2", 0, NONE).await;
+    let (h, proxy) = chain(&d.join("log"), NONE, &route_via(up, "")).await;
+    let (echo, _) = udp_echo_server("127.0.0.1").await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (mut ctl, rep, relay) = udp_associate(proxy, sock.local_addr().unwrap()).await;
+    assert_eq!(rep, 0);
+    sock.send_to(&udp_wrap(0, TargetAddr::Ip(echo), b"x"), relay)
+        .await
+        .unwrap();
+    udp_recv_unwrap(&sock).await;
+    // The upstream stops and cuts its associations: ours follows, the client sees EOF.
+    u.shutdown(Duration::ZERO).await;
+    let rest = tokio::time::timeout(DEADLINE, read_to_eof(&mut ctl)).await;
+    assert!(rest.is_ok(), "the client's control connection is closed");
+    let line = wait_for_text(&d.join("log"), "closed its control connection").await;
+    assert!(
+        line.contains("the upstream closed its control connection"),
+        "{line}"
+    );
+    wait_until("the association is gone", || h.active_sessions() == 0).await;
+}
+
+#[tokio::test]
+async fn an_http_upstream_is_checked_end_to_end_too() {
+    let d = temp_dir("route-http-check");
+    let up = http_proxy().await;
+    let settings = "socksmethod: none\nhasocks.route.check.interval: 1";
+    let (h, _proxy) = chain(
+        &d.join("log"),
+        settings,
+        &route_via(up, "proxyprotocol: http"),
+    )
+    .await;
+    wait_until("the check through the HTTP proxy passes", || {
+        h.routes()[0].last_check.starts_with("ok in")
+    })
+    .await;
+    assert_eq!(h.routes()[0].state, "up");
+}
+
+#[tokio::test]
+async fn a_reload_keeps_an_upstreams_mark_and_a_routes_counters() {
+    let d = temp_dir("route-reload");
+    let dead = closed_port().await;
+    let (_u, up) = upstream("127.0.0.3", 0, NONE).await;
+    let routes = format!("{}{}", route_via(dead, ""), route_via(up, ""));
+    let (h, proxy) = chain(&d.join("log"), NONE, &routes).await;
+    let (_s, rep) = connect(proxy, whoami().await).await;
+    assert_eq!(rep, 0);
+    assert_eq!(h.routes()[0].state, "bad");
+    // The same listener (`port = 0` as configured), the same routes, other rules.
+    let text = format!(
+        "internal: 127.0.0.1 port = 0\nexternal: 127.0.0.1\nsocksmethod: none\n\
+         client pass {{ from: 0/0 to: 0/0 }}\nsocks pass {{ from: 0/0 to: 0/0 }}\n{routes}"
+    );
+    let cfg = hasocks_conf::sockd::parse(&text, Path::new("reload.conf")).unwrap();
+    h.reload(cfg).await.expect("reload");
+    let st = h.routes();
+    assert_eq!((st[0].state, st[0].marked, st[1].sessions), ("bad", 1, 1));
+}
