@@ -313,3 +313,19 @@ publish() {
     log "written to $1"
     "$REPO/bench/merge.sh" && log "merged into $REPO/bench/RESULTS.md"
 }
+
+# start_server NAME CMD...: starts a server listening on 127.0.0.1 port $P_NAME, its output in
+# $TMP/NAME.out; sets PID_NAME and STATUS_NAME (ok, or why not).
+start_server() {
+    local name=$1 port
+    shift
+    eval "port=\$P_$name"
+    "$@" >"$TMP/$name.out" 2>&1 &
+    eval "PID_$name=$!"
+    track "$!"
+    if wait_port "$port" "$!"; then
+        eval "STATUS_$name=ok"
+    else
+        eval "STATUS_$name=\"did not start: $(tail -n 3 "$TMP/$name.out" | tr '\n' ' ')\""
+    fi
+}

@@ -68,22 +68,6 @@ socks pass {
 CONF
 }
 
-# start NAME CMD...: starts a server whose config is $TMP/NAME.conf on port P_NAME; sets
-# PID_NAME and STATUS_NAME.
-start() {
-    local name=$1 port
-    shift
-    eval "port=\$P_$name"
-    "$@" >"$TMP/$name.out" 2>&1 &
-    eval "PID_$name=$!"
-    track "$!"
-    if wait_port "$port" "$!"; then
-        eval "STATUS_$name=ok"
-    else
-        eval "STATUS_$name=\"did not start: $(tail -n 3 "$TMP/$name.out" | tr '\n' ' ')\""
-    fi
-}
-
 # measure NAME: authenticated sessions through server NAME; sets M_NAME_*.
 measure() {
     local name=$1 port pid out
@@ -109,12 +93,12 @@ auth_conf "$P_hasocks_user_nocache" "$TMP/hun.log" username "hasocks.auth.cache:
 auth_conf "$P_hasocks_file_nocache" "$TMP/hfn.log" hasocks.passwordfile "hasocks.passwordfile: $TMP/htpasswd" "hasocks.auth.cache: 0" >"$TMP/hasocks_file_nocache.conf"
 
 if [ -x "$DANTED" ]; then
-    start dante "$DANTED" -f "$TMP/dante.conf" -N 2
+    start_server dante "$DANTED" -f "$TMP/dante.conf" -N 2
 else
     STATUS_dante="no $DANTED"
 fi
 for n in hasocks_user hasocks_file hasocks_user_nocache hasocks_file_nocache; do
-    start "$n" "$BIN" server -f "$TMP/$n.conf"
+    start_server "$n" "$BIN" server -f "$TMP/$n.conf"
 done
 
 # Dante first after a TIME_WAIT drain (it binds its outgoing side before connecting).

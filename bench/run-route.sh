@@ -43,21 +43,6 @@ sockd_conf 127.0.0.1 "$P_up" "$TMP/up.log" connect >"$TMP/up.conf"
 { sockd_conf 127.0.0.1 "$P_dante" "$TMP/dante.log" connect; echo "$ROUTE"; } >"$TMP/dante.conf"
 { sockd_conf 127.0.0.1 "$P_hasocks" "$TMP/hasocks.log" connect; echo "$ROUTE"; } >"$TMP/hasocks.conf"
 
-# start NAME CMD...: a server on port P_NAME; sets PID_NAME and STATUS_NAME.
-start() {
-    local name=$1 port
-    shift
-    eval "port=\$P_$name"
-    "$@" >"$TMP/$name.out" 2>&1 &
-    eval "PID_$name=$!"
-    track "$!"
-    if wait_socks "127.0.0.1:$port" "$!"; then
-        eval "STATUS_$name=ok"
-    else
-        eval "STATUS_$name=\"did not start: $(tail -n 3 "$TMP/$name.out" | tr '\n' ' ')\""
-    fi
-}
-
 # measure NAME: sessions, then throughput, through server NAME; sets M_NAME_*.
 measure() {
     local name=$1 port pid out
@@ -80,13 +65,13 @@ measure() {
     eval "M_${name}_tcpu=$(cat "$TMP/$name.tcpu")"
 }
 
-start up "$BIN" server -f "$TMP/up.conf"
+start_server up "$BIN" server -f "$TMP/up.conf"
 if [ -x "$DANTED" ]; then
-    start dante "$DANTED" -f "$TMP/dante.conf" -N 2
+    start_server dante "$DANTED" -f "$TMP/dante.conf" -N 2
 else
     STATUS_dante="no $DANTED"
 fi
-start hasocks "$BIN" server -f "$TMP/hasocks.conf"
+start_server hasocks "$BIN" server -f "$TMP/hasocks.conf"
 # Dante first after a TIME_WAIT drain (it binds its outgoing side before connecting).
 for n in dante hasocks up; do
     eval "st=\$STATUS_$n"

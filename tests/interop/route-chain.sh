@@ -32,28 +32,14 @@ whoami() { # MODE PROXY [USER:PASS]: the address the target saw, or "failed (cur
 
 # --- hasocks -> Dante ---------------------------------------------------------------------
 DU=$(free_port_retry)
-dante_upstream du 127.0.0.2 "$DU" none
+dante_conf du 127.0.0.2 "$DU" none
 bg /usr/sbin/danted -f "$WORK/du.conf" -N 1 2>"$WORK/du.err"
 HC=$(free_port_retry)
-cat > "$WORK/hc.conf" <<CONF
-logoutput: $WORK/hc.log
-hasocks.socket: $WORK/hc.sock
-internal: 127.0.0.1 port = $HC
-external: 127.0.0.1
-socksmethod: none
-client pass { from: 0/0 to: 0/0 }
-socks pass { from: 0/0 to: 0/0
-        log: error connect disconnect
-}
-route {
-        from: 0/0 to: 0/0 via: 127.0.0.2 port = $DU
-        command: connect
+hasocks_conf hc 127.0.0.1 "$HC" none "" "$(route_to 127.0.0.2 "$DU" "        command: connect
         proxyprotocol: socks_v5
-        method: none
-}
-CONF
+        method: none")"
 "$HASOCKS" server -V -f "$WORK/hc.conf" > "$WORK/hc.v" 2>&1 && ok "hasocks server -V accepts Dante's route syntax" || bad "-V: $(cat "$WORK/hc.v")"
-grep -q "^route #1 (line 10): from 0/0 to 0/0 via 127.0.0.2 port = $DU speaking socks_v5, methods none; commands connect" "$WORK/hc.v" &&
+grep -q "^route #1 (line 12): from 0/0 to 0/0 via 127.0.0.2 port = $DU speaking socks_v5, methods none; commands connect" "$WORK/hc.v" &&
   ok "-V shows the route as parsed" || bad "-V does not show the route: $(cat "$WORK/hc.v")"
 bg "$HASOCKS" server -f "$WORK/hc.conf" 2>"$WORK/hc.err"
 wait_port 127.0.0.2 "$DU" && wait_port 127.0.0.1 "$HC" || exit 1
@@ -66,29 +52,12 @@ grep -q "tcp/connect \]" "$WORK/du.log" && ok "Dante upstream logged the session
 
 # --- Dante -> hasocks ---------------------------------------------------------------------
 HU=$(free_port_retry)
-hasocks_upstream hu 127.0.0.3 "$HU"
+hasocks_conf hu 127.0.0.3 "$HU" none
 bg "$HASOCKS" server -f "$WORK/hu.conf" 2>"$WORK/hu.err"
 DC=$(free_port_retry)
-cat > "$WORK/dc.conf" <<CONF
-errorlog: stderr
-logoutput: $WORK/dc.log
-internal: 127.0.0.1 port = $DC
-external: 127.0.0.1
-socksmethod: none
-clientmethod: none
-user.privileged: root
-user.unprivileged: nobody
-client pass { from: 0/0 to: 0/0 }
-socks pass { from: 0/0 to: 0/0
-        log: error connect disconnect
-}
-route {
-        from: 0/0 to: 0/0 via: 127.0.0.3 port = $HU
-        command: connect
+dante_conf dc 127.0.0.1 "$DC" none "" "" "$(route_to 127.0.0.3 "$HU" "        command: connect
         proxyprotocol: socks_v5
-        method: none
-}
-CONF
+        method: none")"
 bg /usr/sbin/danted -f "$WORK/dc.conf" -N 1 2>"$WORK/dc.err"
 wait_port 127.0.0.3 "$HU" && wait_port 127.0.0.1 "$DC" || exit 1
 "$HASOCKS" server -V -f "$WORK/dc.conf" >/dev/null 2>&1 && ok "hasocks server -V accepts the Dante chain's own config too" || bad "-V refuses dc.conf"
@@ -112,22 +81,8 @@ LogLevel Connect
 CONF
 bg tinyproxy -d -c "$WORK/tinyproxy.conf" >"$WORK/tinyproxy.err" 2>&1
 HH=$(free_port_retry)
-cat > "$WORK/hh.conf" <<CONF
-logoutput: $WORK/hh.log
-hasocks.socket: $WORK/hh.sock
-internal: 127.0.0.1 port = $HH
-external: 127.0.0.1
-socksmethod: none
-client pass { from: 0/0 to: 0/0 }
-socks pass { from: 0/0 to: 0/0
-        log: error connect disconnect
-}
-route {
-        from: 0/0 to: 0/0 via: 127.0.0.4 port = $TP
-        command: connect
-        proxyprotocol: http
-}
-CONF
+hasocks_conf hh 127.0.0.1 "$HH" none "" "$(route_to 127.0.0.4 "$TP" "        command: connect
+        proxyprotocol: http")"
 bg "$HASOCKS" server -f "$WORK/hh.conf" 2>"$WORK/hh.err"
 wait_port 127.0.0.4 "$TP" && wait_port 127.0.0.1 "$HH" || exit 1
 for mode in socks5 socks5-hostname; do
@@ -143,14 +98,13 @@ sed 's/command: connect/command: connect bind/' "$WORK/hh.conf" > "$WORK/hh-bind
 if "$HASOCKS" server -V -f "$WORK/hh-bind.conf" 2>"$WORK/hh-bind.err"; then
   bad "bind through an HTTP upstream was accepted"
 else
-  grep -q "hh-bind.conf:12:26: command \"bind\" cannot go through proxyprotocol http" "$WORK/hh-bind.err" &&
+  grep -q "hh-bind.conf:14:26: command \"bind\" cannot go through proxyprotocol http" "$WORK/hh-bind.err" &&
     ok "bind through an HTTP upstream is refused at file:line:col" || bad "unexpected error: $(cat "$WORK/hh-bind.err")"
 fi
 
 # --- UDP through two hasocks servers --------------------------------------------------------
 HC2=$(free_port_retry)
-sed -e "s/port = $HC/port = $HC2/" -e "s/via: 127.0.0.2 port = $DU/via: 127.0.0.3 port = $HU/" \
-  -e '/command: connect/d' -e "s#$WORK/hc\.#$WORK/hc2.#g" "$WORK/hc.conf" > "$WORK/hc2.conf"
+hasocks_conf hc2 127.0.0.1 "$HC2" none "" "$(route_to 127.0.0.3 "$HU")"
 bg "$HASOCKS" server -f "$WORK/hc2.conf" 2>"$WORK/hc2.err"
 wait_port 127.0.0.1 "$HC2" || exit 1
 $PY "$here/pysocks_udp.py" 127.0.0.1 "$HC2" >"$WORK/udp.out" 2>&1 &&
@@ -169,27 +123,14 @@ trap 'drop_accounts; cleanup' EXIT
 useradd -M -s /usr/sbin/nologin "$A" && echo "$A:$PA" | chpasswd || { bad "cannot create $A"; summary; exit 1; }
 useradd -M -s /usr/sbin/nologin "$B" && echo "$B:$PB" | chpasswd || { bad "cannot create $B"; summary; exit 1; }
 DA=$(free_port_retry)
-dante_upstream da 127.0.0.5 "$DA" username "user: $A"
+dante_conf da 127.0.0.5 "$DA" username "user: $A
+        log: error connect disconnect"
 bg /usr/sbin/danted -f "$WORK/da.conf" -N 1 2>"$WORK/da.err"
 HA=$(free_port_retry)
-cat > "$WORK/ha.conf" <<CONF
-logoutput: $WORK/ha.log
-hasocks.socket: $WORK/ha.sock
-internal: 127.0.0.1 port = $HA
-external: 127.0.0.1
-socksmethod: username
-client pass { from: 0/0 to: 0/0 }
-socks pass { from: 0/0 to: 0/0
-        log: error connect disconnect
-}
-route {
-        from: 0/0 to: 0/0 via: 127.0.0.5 port = $DA
-        proxyprotocol: socks_v5
-        method: username
-}
-CONF
+hasocks_conf ha 127.0.0.1 "$HA" username "" "$(route_to 127.0.0.5 "$DA" "        proxyprotocol: socks_v5
+        method: username")"
 "$HASOCKS" server -V -f "$WORK/ha.conf" >/dev/null 2>"$WORK/ha.v"
-grep -q "ha.conf:13:17: .*forwards each client's user name and password to its upstream in cleartext" "$WORK/ha.v" &&
+grep -q "ha.conf:15:17: .*forwards each client's user name and password to its upstream in cleartext" "$WORK/ha.v" &&
   ok "a username route warns that it forwards passwords in cleartext" || bad "no cleartext warning: $(cat "$WORK/ha.v")"
 bg "$HASOCKS" server -f "$WORK/ha.conf" 2>"$WORK/ha.err"
 wait_port 127.0.0.5 "$DA" && wait_port 127.0.0.1 "$HA" || exit 1

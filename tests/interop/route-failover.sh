@@ -17,8 +17,8 @@ bg $PY "$here/whoami.py" 127.0.0.1 "$T_PORT" tcp
 wait_port 127.0.0.1 "$T_PORT" || exit 1
 P1=$(free_port_retry)
 P2=$(free_port_retry)
-dante_upstream u1 127.0.0.2 "$P1" none
-dante_upstream u2 127.0.0.3 "$P2" none
+dante_conf u1 127.0.0.2 "$P1" none "log: error"
+dante_conf u2 127.0.0.3 "$P2" none "log: error"
 
 # ctl NAME start|kill|stop|cont: a Dante in a process group of its own (its children too).
 cat > "$WORK/ctl" <<'CTL'
@@ -39,51 +39,18 @@ trap 'stop_all; cleanup' EXIT
 "$WORK/ctl" u2 start
 wait_port 127.0.0.2 "$P1" && wait_port 127.0.0.3 "$P2" || exit 1
 
-ROUTES="route {
-        from: 0/0 to: 0/0 via: 127.0.0.2 port = $P1
-        command: connect
-        proxyprotocol: socks_v5
-}
-route {
-        from: 0/0 to: 0/0 via: 127.0.0.3 port = $P2
-        command: connect
-        proxyprotocol: socks_v5
-}"
+ROUTES="$(route_to 127.0.0.2 "$P1" "        command: connect
+        proxyprotocol: socks_v5")
+$(route_to 127.0.0.3 "$P2" "        command: connect
+        proxyprotocol: socks_v5")"
 H=$(free_port_retry)
 A=$(free_port_retry)
-cat > "$WORK/h.conf" <<CONF
-logoutput: $WORK/h.log
-hasocks.socket: $WORK/h.sock
-internal: 127.0.0.1 port = $H
-external: 127.0.0.1
-socksmethod: none
-route.badexpire: 5
+hasocks_conf h 127.0.0.1 "$H" none "route.badexpire: 5
 hasocks.route.check.interval: 1
 hasocks.route.timeout: 1
-hasocks.admin: 127.0.0.1 port = $A
-client pass { from: 0/0 to: 0/0 }
-socks pass { from: 0/0 to: 0/0
-        log: error
-}
-$ROUTES
-CONF
+hasocks.admin: 127.0.0.1 port = $A" "$ROUTES" "log: error"
 D=$(free_port_retry)
-cat > "$WORK/d.conf" <<CONF
-errorlog: stderr
-logoutput: $WORK/d.log
-internal: 127.0.0.1 port = $D
-external: 127.0.0.1
-socksmethod: none
-clientmethod: none
-user.privileged: root
-user.unprivileged: nobody
-route.badexpire: 5
-client pass { from: 0/0 to: 0/0 }
-socks pass { from: 0/0 to: 0/0
-        log: error
-}
-$ROUTES
-CONF
+dante_conf d 127.0.0.1 "$D" none "log: error" "route.badexpire: 5" "$ROUTES"
 "$HASOCKS" server -V -f "$WORK/d.conf" >/dev/null 2>&1 && ok "hasocks reads the Dante reference's config" || bad "hasocks -V d.conf"
 
 JSON=${FAILOVER_JSON:-$WORK/failover.json}

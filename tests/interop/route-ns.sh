@@ -27,8 +27,10 @@ wait_log() {
   return 1
 }
 
-# dante_upstream NAME IP PORT METHOD [SOCKS RULE BODY]: a Dante on IP:PORT going out from IP.
-dante_upstream() {
+# dante_conf NAME IP PORT METHOD [RULE ITEMS] [SETTINGS] [ROUTES]: $WORK/NAME.conf, a Dante
+# on IP:PORT going out from IP, passing every request (with RULE ITEMS, default logging the
+# sessions), SETTINGS before the rules and ROUTES after them.
+dante_conf() {
   cat > "$WORK/$1.conf" <<CONF
 errorlog: stderr
 logoutput: $WORK/$1.log
@@ -38,26 +40,36 @@ socksmethod: $4
 clientmethod: none
 user.privileged: root
 user.unprivileged: nobody
+${6:-}
 client pass { from: 0/0 to: 0/0 }
 socks pass {
         from: 0/0 to: 0/0
-        ${5:-}
-        log: error connect disconnect
+        ${5:-log: error connect disconnect}
 }
+${7:-}
 CONF
 }
 
-# hasocks_upstream NAME IP PORT: a hasocks server on IP:PORT going out from IP.
-hasocks_upstream() {
+# hasocks_conf NAME IP PORT METHOD [SETTINGS] [ROUTES] [RULE ITEMS]: the same for hasocks
+# server (its control socket in $WORK).
+hasocks_conf() {
   cat > "$WORK/$1.conf" <<CONF
 logoutput: $WORK/$1.log
 hasocks.socket: $WORK/$1.sock
 internal: $2 port = $3
 external: $2
-socksmethod: none
+socksmethod: $4
+${5:-}
 client pass { from: 0/0 to: 0/0 }
-socks pass { from: 0/0 to: 0/0
-        log: error connect disconnect
+socks pass {
+        from: 0/0 to: 0/0
+        ${7:-log: error connect disconnect}
 }
+${6:-}
 CONF
+}
+
+# route_to IP PORT [ITEMS]: a route block to the upstream IP:PORT, Dante's syntax.
+route_to() {
+  printf 'route {\n        from: 0/0 to: 0/0 via: %s port = %s\n%s\n}\n' "$1" "$2" "${3:-}"
 }

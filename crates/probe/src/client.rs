@@ -162,11 +162,8 @@ pub async fn socks5_second_reply(
         tap: None,
         buf: Vec::with_capacity(32),
     };
-    let reply = c.recv(7, "second reply", "reply", Reply::decode).await?;
-    if reply.code != 0 {
-        return Err(ProbeError::Rejected(reply.code));
-    }
-    Ok((c.stream, reply.bound))
+    let bound = c.reply("second reply").await?;
+    Ok((c.stream, bound))
 }
 
 /// A `socks-wire` decode function.
@@ -193,6 +190,15 @@ impl Conn<'_> {
         let offered = methods.clone();
         Greeting { methods }.encode(&mut out);
         self.send(&out, "greeting").await?;
+        let chosen = self.selection(&offered).await?;
+        if let (method::USERPASS, Some(a)) = (chosen, offer.auth) {
+            self.login(a).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the method selection; it must be one of `offered`.
+    async fn selection(&mut self, offered: &[u8]) -> Result<u8, ProbeError> {
         let sel = self
             .recv(2, "greeting", "method selection", MethodSelection::decode)
             .await?;
@@ -205,10 +211,7 @@ impl Conn<'_> {
                 sel.method
             )));
         }
-        if let (method::USERPASS, Some(a)) = (sel.method, offer.auth) {
-            self.login(a).await?;
-        }
-        Ok(())
+        Ok(sel.method)
     }
 
     async fn login(&mut self, a: &Auth) -> Result<(), ProbeError> {
@@ -247,14 +250,15 @@ impl Conn<'_> {
         }
         .encode(&mut out);
         self.send(&out, "request").await?;
-        self.reply().await
+        self.reply("request").await
     }
 
-    /// Reads one reply in two reads at most: its first 5 bytes say how long it is.
-    async fn reply(&mut self) -> Result<TargetAddr, ProbeError> {
+    /// Reads one reply in two reads at most (its first 5 bytes say how long it is); a
+    /// timeout names `phase`.
+    async fn reply(&mut self, phase: &'static str) -> Result<TargetAddr, ProbeError> {
         self.buf.clear();
         self.buf.resize(5, 0);
-        self.read_exact_buf(0, "request").await?;
+        self.read_exact_buf(0, phase).await?;
         let len = match self.buf.get(3..5) {
             Some([1, _]) => 10,
             Some([4, _]) => 22,
@@ -263,7 +267,7 @@ impl Conn<'_> {
             _ => 5,
         };
         self.buf.resize(len.max(5), 0);
-        self.read_exact_buf(5, "request").await?;
+        self.read_exact_buf(5, phase).await?;
         let reply = match Reply::decode(&self.buf) {
             Ok(Some((r, _))) => r,
             Ok(None) => return Err(ProbeError::Protocol("bad reply: truncated".into())),
@@ -301,19 +305,8 @@ impl Conn<'_> {
         }
         .encode(&mut out);
         self.send(&out, "greeting").await?;
-        let sel = self
-            .recv(2, "greeting", "method selection", MethodSelection::decode)
-            .await?;
-        if sel.method == method::NO_ACCEPTABLE {
-            return Err(ProbeError::NoAcceptableMethod);
-        }
-        if sel.method != method::NONE {
-            return Err(ProbeError::Protocol(format!(
-                "proxy selected method {:02x}, offered only 00",
-                sel.method
-            )));
-        }
-        self.reply().await
+        self.selection(&[method::NONE]).await?;
+        self.reply("request").await
     }
 
     async fn send(&mut self, bytes: &[u8], phase: &'static str) -> Result<(), ProbeError> {

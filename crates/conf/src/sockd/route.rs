@@ -6,7 +6,7 @@ use super::addr::{parse_hostspec, parse_port};
 use super::cursor::{Cursor, Word};
 use super::keywords::{is_route_item, is_rule_item, is_setting, is_unsupported};
 use super::lexer::{Sym, Tok, Token};
-use super::rule::{command, endpoint, methods, protocol};
+use super::rule::{command, from_or_to, methods, protocol};
 use super::{
     Command, Endpoint, HostSpec, Method, Protocol, ProxyProtocol, Route, SockdConfig, Via,
 };
@@ -49,7 +49,7 @@ pub(super) fn route(c: &mut Cursor<'_>, globals: &SockdConfig) -> Result<Route, 
         methods: Vec::new(),
     };
     let mut at = ItemsAt::default();
-    let (mut saw_from, mut saw_to) = (false, false);
+    let mut seen = [false; 2];
     while let Some(item) = c.block_item(open, "route")? {
         if !is_route_item(&item.text) {
             let msg = if item.text == "clientcompatibility" {
@@ -71,22 +71,7 @@ pub(super) fn route(c: &mut Cursor<'_>, globals: &SockdConfig) -> Result<Route, 
         }
         c.colon(&item)?;
         match item.text.as_str() {
-            "from" | "to" => {
-                let seen = if item.text == "from" {
-                    &mut saw_from
-                } else {
-                    &mut saw_to
-                };
-                if std::mem::replace(seen, true) {
-                    return Err(c.err_word(&item, format!("duplicate \"{}:\" in route", item.text)));
-                }
-                let e = endpoint(c, &item)?;
-                if item.text == "from" {
-                    r.from = e;
-                } else {
-                    r.to = e;
-                }
-            }
+            "from" | "to" => from_or_to(c, &item, (&mut r.from, &mut r.to), &mut seen, "route")?,
             "via" => {
                 if at.via.is_some() {
                     return Err(c.err_word(&item, "duplicate \"via:\" in route"));

@@ -5,8 +5,8 @@ use super::cursor::{Cursor, Word};
 use super::keywords::{self, is_rule_item, is_setting, is_unsupported};
 use super::lexer::{Tok, Token};
 use super::{
-    Command, Endpoint, Limits, LogFlags, Method, MethodUse, PortOp, PortSpec, Protocol, Rule,
-    RuleAuth, RuleTimeouts, SockdConfig, SocksVersion, StateKey, Throttle, Verdict,
+    Command, Endpoint, LogFlags, Method, MethodUse, PortOp, PortSpec, Protocol, Rule, SockdConfig,
+    SocksVersion, StateKey, Throttle, Verdict,
 };
 use crate::ConfError;
 
@@ -35,22 +35,8 @@ pub(super) fn rule(c: &mut Cursor<'_>, globals: &SockdConfig) -> Result<(bool, R
         }
     };
     c.bump();
-    let mut r = Rule {
-        line: kind.line,
-        verdict,
-        from: Endpoint::any(),
-        to: Endpoint::any(),
-        commands: Vec::new(),
-        protocols: Vec::new(),
-        proxyprotocols: Vec::new(),
-        socksmethods: Vec::new(),
-        log: LogFlags::default(),
-        timeouts: RuleTimeouts::default(),
-        udp_portrange: None,
-        auth: RuleAuth::default(),
-        limits: Limits::default(),
-    };
-    let (mut saw_from, mut saw_to) = (false, false);
+    let mut r = Rule::new(kind.line, verdict);
+    let mut seen = [false; 2];
     // Where the items that later checks complain about were written.
     let mut at = ItemsAt::default();
     let what = format!("{} rule", kind.text);
@@ -66,28 +52,8 @@ pub(super) fn rule(c: &mut Cursor<'_>, globals: &SockdConfig) -> Result<(bool, R
             return Err(c.err_word(&kw, msg));
         }
         c.colon(&kw)?;
-        let dup = |seen: &mut bool| {
-            let d = *seen;
-            *seen = true;
-            d
-        };
         match kw.text.as_str() {
-            "from" | "to" => {
-                let seen = if kw.text == "from" {
-                    &mut saw_from
-                } else {
-                    &mut saw_to
-                };
-                if dup(seen) {
-                    return Err(c.err_word(&kw, format!("duplicate \"{}:\" in rule", kw.text)));
-                }
-                let e = endpoint(c, &kw)?;
-                if kw.text == "from" {
-                    r.from = e;
-                } else {
-                    r.to = e;
-                }
-            }
+            "from" | "to" => from_or_to(c, &kw, (&mut r.from, &mut r.to), &mut seen, "rule")?,
             "command" => r.commands.extend(list(c, &kw, command)?),
             "protocol" => r.protocols.extend(list(c, &kw, protocol)?),
             "proxyprotocol" => r.proxyprotocols.extend(list(c, &kw, socks_version)?),
@@ -313,11 +279,7 @@ fn throttle(v: &str) -> Result<Throttle, String> {
 }
 
 /// Parses each value word of a list item with `f`.
-pub(super) fn list<T>(
-    c: &mut Cursor<'_>,
-    kw: &Word,
-    f: fn(&str) -> Option<T>,
-) -> Result<Vec<T>, ConfError> {
+fn list<T>(c: &mut Cursor<'_>, kw: &Word, f: fn(&str) -> Option<T>) -> Result<Vec<T>, ConfError> {
     let mut out = Vec::new();
     for w in c.values(kw)? {
         match f(&w.text) {
@@ -433,8 +395,26 @@ pub(super) fn client_methods(
     Ok(out)
 }
 
+/// A `from:` or `to:` item of a rule or route (`what`): its endpoint goes to the first or
+/// second of `ends`; `seen` marks each, and a second one of the same is an error.
+pub(super) fn from_or_to(
+    c: &mut Cursor<'_>,
+    kw: &Word,
+    ends: (&mut Endpoint, &mut Endpoint),
+    seen: &mut [bool; 2],
+    what: &str,
+) -> Result<(), ConfError> {
+    let i = usize::from(kw.text != "from");
+    if std::mem::replace(&mut seen[i], true) {
+        return Err(c.err_word(kw, format!("duplicate \"{}:\" in {what}", kw.text)));
+    }
+    let e = endpoint(c, kw)?;
+    *(if i == 0 { ends.0 } else { ends.1 }) = e;
+    Ok(())
+}
+
 /// A `from:`/`to:` address with its optional port condition.
-pub(super) fn endpoint(c: &mut Cursor<'_>, kw: &Word) -> Result<Endpoint, ConfError> {
+fn endpoint(c: &mut Cursor<'_>, kw: &Word) -> Result<Endpoint, ConfError> {
     let addr = c.parsed(kw, parse_addr_spec)?;
     if c.peek_word() != Some("port") || c.starts_item(0) {
         return Ok(Endpoint {

@@ -480,6 +480,28 @@ pub struct Rule {
     pub limits: Limits,
 }
 
+impl Rule {
+    /// A rule at `line` with `verdict` and nothing else: `0/0` to `0/0`, every command,
+    /// no items.
+    pub fn new(line: u32, verdict: Verdict) -> Rule {
+        Rule {
+            line,
+            verdict,
+            from: Endpoint::any(),
+            to: Endpoint::any(),
+            commands: Vec::new(),
+            protocols: Vec::new(),
+            proxyprotocols: Vec::new(),
+            socksmethods: Vec::new(),
+            log: LogFlags::default(),
+            timeouts: RuleTimeouts::default(),
+            udp_portrange: None,
+            auth: RuleAuth::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
 /// The `route { }` blocks and the settings about them (server chaining).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routing {

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hasocks_conf::sockd::{
-    Command, HostSpec, LogFlags, Method, ProxyProtocol, Route, RouteSelect, Routing, Rule,
-    RuleAuth, RuleTimeouts, SockdConfig, Verdict, Via,
+    Command, HostSpec, Method, ProxyProtocol, Route, RouteSelect, Routing, Rule, SockdConfig,
+    Verdict, Via,
 };
 use hasocks_probe::placement::{score, HostKey};
 
@@ -370,19 +370,10 @@ fn strip_line(r: &Route) -> Route {
 /// The route's conditions as a rule, so it matches exactly as rules do.
 fn as_rule(route: &Route, resolve: &dyn Fn(&str) -> Vec<IpAddr>) -> CompiledRule {
     let rule = Rule {
-        line: route.line,
-        verdict: Verdict::Pass,
         from: route.from.clone(),
         to: route.to.clone(),
         commands: route.effective_commands(),
-        protocols: Vec::new(),
-        proxyprotocols: Vec::new(),
-        socksmethods: Vec::new(),
-        log: LogFlags::default(),
-        timeouts: RuleTimeouts::default(),
-        udp_portrange: None,
-        auth: RuleAuth::default(),
-        limits: Default::default(),
+        ..Rule::new(route.line, Verdict::Pass)
     };
     CompiledRule::compile(0, &rule, resolve, &AuthDefaults::default())
 }

@@ -54,6 +54,27 @@ pub(crate) struct Request {
     pub identity: Identity,
 }
 
+impl Request {
+    /// The request as the rules (and routes) see it, from `client`.
+    pub(crate) fn facts(&self, client: SocketAddr) -> RequestFacts<'_> {
+        let (ip, name, port) = match &self.target {
+            TargetAddr::Ip(a) => (Some(a.ip()), None, a.port()),
+            TargetAddr::Domain(n, p) => (None, Some(n.as_str()), *p),
+        };
+        RequestFacts {
+            client,
+            command: self.command,
+            version: match self.version {
+                Version::V4 => SocksVersion::V4,
+                Version::V5 => SocksVersion::V5,
+            },
+            target_ip: ip,
+            target_name: name,
+            target_port: port,
+        }
+    }
+}
+
 /// What every part of a session needs to know about it.
 pub(crate) struct Session {
     pub rt: Arc<Generation>,
@@ -397,21 +418,8 @@ async fn match_socks<'a>(
     req: &Request,
 ) -> (&'a CompiledRule, Option<Vec<IpAddr>>, Identity) {
     let mut identity = req.identity.clone();
-    let (ip, name, port) = match &req.target {
-        TargetAddr::Ip(a) => (Some(a.ip()), None, a.port()),
-        TargetAddr::Domain(n, p) => (None, Some(n.as_str()), *p),
-    };
-    let facts = RequestFacts {
-        client: sess.client,
-        command: req.command,
-        version: match req.version {
-            Version::V4 => SocksVersion::V4,
-            Version::V5 => SocksVersion::V5,
-        },
-        target_ip: ip,
-        target_name: name,
-        target_port: port,
-    };
+    let facts = req.facts(sess.client);
+    let (name, port) = (facts.target_name, facts.target_port);
     let mut resolved: Option<Vec<IpAddr>> = None;
     for rule in &sess.rt.socks_rules {
         let verdict = match socks_rule_matches(rule, &facts, resolved.as_deref()) {

@@ -11,7 +11,7 @@ mod connect;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use hasocks_conf::sockd::{ProxyProtocol, SocksVersion};
+use hasocks_conf::sockd::ProxyProtocol;
 use hasocks_probe::chain::Handshake;
 use hasocks_probe::{Auth, Offer, ProbeError};
 use hasocks_socks_wire::v5::{self, ReplyCode};
@@ -21,12 +21,12 @@ use tokio::time::Instant;
 
 pub(crate) use connect::connect;
 
-use super::{resolve, Request, Session, Version};
+use super::{resolve, Request, Session};
 use crate::generation::secs;
 use crate::logger::Level;
 use crate::route::health::Transition;
 use crate::route::{CompiledRoute, Plan, Upstream};
-use crate::rules::{CompiledRule, RequestFacts};
+use crate::rules::CompiledRule;
 
 /// The plan of `req`; resolves the target name when a route needs its addresses (and
 /// keeps them in `resolved`).
@@ -39,21 +39,8 @@ pub(crate) async fn plan<'a>(
     if routes.list.is_empty() {
         return Plan::Unrouted;
     }
-    let (ip, name, port) = match &req.target {
-        TargetAddr::Ip(a) => (Some(a.ip()), None, a.port()),
-        TargetAddr::Domain(n, p) => (None, Some(n.as_str()), *p),
-    };
-    let facts = RequestFacts {
-        client: sess.client,
-        command: req.command,
-        version: match req.version {
-            Version::V4 => SocksVersion::V4,
-            Version::V5 => SocksVersion::V5,
-        },
-        target_ip: ip,
-        target_name: name,
-        target_port: port,
-    };
+    let facts = req.facts(sess.client);
+    let (name, port) = (facts.target_name, facts.target_port);
     if let Some(p) = routes.plan(&facts, resolved.as_deref()) {
         return p;
     }
