@@ -329,3 +329,17 @@ start_server() {
         eval "STATUS_$name=\"did not start: $(tail -n 3 "$TMP/$name.out" | tr '\n' ' ')\""
     fi
 }
+
+# measure_each NAME...: runs the script's `measure NAME` for each server that started
+# (STATUS_NAME ok), Dante's after a TIME_WAIT drain (it binds its outgoing side before
+# connecting).
+measure_each() {
+    local n st
+    for n in "$@"; do
+        eval "st=\$STATUS_$n"
+        log "[$n] $st"
+        [ "$st" = ok ] || continue
+        [ "$n" = dante ] && drain_time_wait
+        measure "$n"
+    done
+}

@@ -101,14 +101,9 @@ for n in hasocks_user hasocks_file hasocks_user_nocache hasocks_file_nocache; do
     start_server "$n" "$BIN" server -f "$TMP/$n.conf"
 done
 
-# Dante first after a TIME_WAIT drain (it binds its outgoing side before connecting).
-for n in $NAMES; do
-    eval "st=\$STATUS_$n"
-    log "[$n] $st"
-    [ "$st" = ok ] || continue
-    [ "$n" = dante ] && drain_time_wait
-    measure "$n"
-done
+# Dante first (the order of NAMES).
+# shellcheck disable=SC2086
+measure_each $NAMES
 
 # --- table ------------------------------------------------------------------
 v() { eval "echo \${M_$1_$2:-n/a}"; }

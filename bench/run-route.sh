@@ -72,14 +72,7 @@ else
     STATUS_dante="no $DANTED"
 fi
 start_server hasocks "$BIN" server -f "$TMP/hasocks.conf"
-# Dante first after a TIME_WAIT drain (it binds its outgoing side before connecting).
-for n in dante hasocks up; do
-    eval "st=\$STATUS_$n"
-    log "[$n] $st"
-    [ "$st" = ok ] || continue
-    [ "$n" = dante ] && drain_time_wait
-    measure "$n"
-done
+measure_each dante hasocks up
 
 # --- table ------------------------------------------------------------------
 v() { eval "echo \${M_$1_$2:-n/a}"; }
