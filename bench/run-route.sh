@@ -86,7 +86,7 @@ DVER=$(dante_version)
 {
     section_head "Server chaining: hasocks route vs Dante route" "the servers"
     echo "- Dante: $DVER, \`danted -f FILE -N 2\`; status: $STATUS_dante"
-    echo "- hasocks: \`hasocks server -f FILE\` ($("$BIN" --version 2>/dev/null)); status: $STATUS_hasocks"
+    echo "- hasocks: \`hasocks server -f FILE\` ($("$BIN" --version 2>/dev/null | head -n1)); status: $STATUS_hasocks"
     echo "- both chaining servers read the same sockd.conf, with Dante's route syntax: \`route { from: 0.0.0.0/0 to: 0.0.0.0/0 via: 127.0.0.1 port = UPSTREAM command: connect proxyprotocol: socks_v5 method: none }\`; the upstream is one hasocks server for both (status: $STATUS_up), so the chaining server is the only difference"
     echo "- load: \`hasocks bench\` with its in-process target on 127.0.0.1; sessions = connect + greeting + CONNECT + ${PAYLOAD}-byte echo + close, through chain and upstream; throughput = upload only, counted at the target"
     echo "- server CPU: the chaining server's (the upstream's not counted): $CPU_NOTE"

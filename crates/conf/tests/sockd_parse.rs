@@ -239,17 +239,24 @@ fn unsupported_dante_keywords_each_named() {
         "session.inheritable",
         "redirect",
         "libwrap",
-        "via",
         "method",
         "clientcompatibility",
     ] {
         let text = format!("internal: lo\nsocks pass {{\n  {kw}: x\n}}\n");
-        assert_eq!(
-            e(&text),
-            format!("/etc/sockd.conf:3:3: keyword \"{kw}\" is not supported by hasocks")
+        // libwrap's message goes on with its reason.
+        assert!(
+            e(&text).starts_with(&format!(
+                "/etc/sockd.conf:3:3: keyword \"{kw}\" is not supported by hasocks"
+            )),
+            "{kw}"
         );
     }
-    for (kw, rest) in [("route", "{"), ("hostid", "pass {"), ("monitor", "{")] {
+    let text = "internal: lo\nsocks pass {\n  via: direct\n}\n";
+    assert_eq!(
+        e(text),
+        "/etc/sockd.conf:3:3: keyword \"via\" is only valid inside a route"
+    );
+    for (kw, rest) in [("hostid", "pass {"), ("monitor", "{")] {
         let text = format!("internal: lo\n{kw} {rest}\n}}\n");
         assert_eq!(
             e(&text),
@@ -273,15 +280,15 @@ fn unknown_keyword() {
 #[test]
 fn unsupported_socksmethod() {
     for m in ["gssapi", "rfc931", "bsdauth", "ldapauth"] {
-        assert_eq!(
-            e(&format!("internal: lo\nsocksmethod: {m}\n")),
-            format!("/etc/sockd.conf:2:14: socksmethod \"{m}\" is not supported by hasocks")
+        assert!(
+            e(&format!("internal: lo\nsocksmethod: {m}\n")).starts_with(&format!(
+                "/etc/sockd.conf:2:14: socksmethod \"{m}\" is not supported by hasocks"
+            ))
         );
     }
-    assert_eq!(
-        e("internal: lo\nclientmethod: none rfc931\n"),
-        "/etc/sockd.conf:2:20: clientmethod \"rfc931\" is not supported by hasocks"
-    );
+    assert!(e("internal: lo\nclientmethod: none rfc931\n").starts_with(
+        "/etc/sockd.conf:2:20: clientmethod \"rfc931\" is not supported by hasocks: an ident"
+    ));
 }
 
 #[test]
@@ -332,7 +339,7 @@ fn unterminated_brace() {
 fn missing_closing_brace_before_next_rule() {
     assert_eq!(
         e("internal: lo\nclient pass {\n  from: 0/0 to: 0/0\nsocks pass {\n}\n"),
-        "/etc/sockd.conf:4:1: missing \"}\" before \"socks\" (rule opened at line 2)"
+        "/etc/sockd.conf:4:1: missing \"}\" before \"socks\" (client rule opened at line 2)"
     );
 }
 

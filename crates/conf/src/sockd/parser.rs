@@ -90,6 +90,8 @@ pub(super) fn parse_config(c: &mut Cursor<'_>) -> Result<SockdConfig, ConfError>
                 )
             } else if is_unsupported(&kw.text) {
                 super::keywords::refused(&kw.text)
+            } else if super::keywords::is_route_item(&kw.text) {
+                format!("keyword \"{}\" is only valid inside a route", kw.text)
             } else {
                 format!("unknown keyword \"{}\"", kw.text)
             };

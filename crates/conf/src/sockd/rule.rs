@@ -46,6 +46,8 @@ pub(super) fn rule(c: &mut Cursor<'_>, globals: &SockdConfig) -> Result<(bool, R
                 format!("setting \"{}\" cannot appear inside a rule", kw.text)
             } else if is_unsupported(&kw.text) {
                 super::keywords::refused(&kw.text)
+            } else if keywords::is_route_item(&kw.text) {
+                format!("keyword \"{}\" is only valid inside a route", kw.text)
             } else {
                 format!("unknown keyword \"{}\"", kw.text)
             };
