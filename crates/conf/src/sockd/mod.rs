@@ -11,11 +11,13 @@ pub mod keywords;
 mod lexer;
 mod parser;
 mod route;
+mod route_types;
 mod rule;
 mod types;
 
 use std::path::Path;
 
+pub use route_types::*;
 pub use types::*;
 
 use crate::ConfError;
