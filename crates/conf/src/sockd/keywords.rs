@@ -42,6 +42,9 @@ pub const SETTINGS: &[&str] = &[
     "hasocks.maxconn",
     "hasocks.maxconn.negotiating",
     "hasocks.maxconn.negotiating.source",
+    "gssapi.servicename",
+    "gssapi.keytab",
+    "gssapi.enctype",
 ];
 
 /// Items valid inside a `client pass|block { }` or `socks pass|block { }` rule.
@@ -70,6 +73,9 @@ pub const RULE_ITEMS: &[&str] = &[
     "session.state.max",
     "session.state.throttle",
     "bandwidth",
+    "gssapi.servicename",
+    "gssapi.keytab",
+    "gssapi.enctype",
 ];
 
 /// The authentication methods `socksmethod:` and `clientmethod:` accept, by their word
@@ -82,10 +88,11 @@ pub const METHODS: &[Method] = &[
     Method::PamUsername,
     Method::PasswordFile,
     Method::Socks4UserId,
+    Method::Gssapi,
 ];
 
 /// Dante methods hasocks refuses with "not supported" (not "unknown").
-pub const UNSUPPORTED_METHODS: &[&str] = &["gssapi", "rfc931", "bsdauth", "ldapauth"];
+pub const UNSUPPORTED_METHODS: &[&str] = &["rfc931", "bsdauth", "ldapauth"];
 
 /// Dante 1.4 keywords (settings, rule items or rule kinds) that hasocks does not implement.
 /// Naming them gives "not supported by hasocks" instead of "unknown keyword".
@@ -175,7 +182,7 @@ mod tests {
         for m in METHODS {
             assert_eq!(method(m.word()), Some(*m));
         }
-        assert_eq!(method("gssapi"), None);
+        assert_eq!(method("rfc931"), None);
     }
 
     #[test]

@@ -143,6 +143,9 @@ pub(super) fn rule(c: &mut Cursor<'_>, globals: &SockdConfig) -> Result<(bool, R
                 at.names.get_or_insert(kw.clone());
             }
             "pam.servicename" => r.auth.pam_servicename = Some(c.one_value(&kw)?.text),
+            "gssapi.servicename" | "gssapi.keytab" | "gssapi.enctype" => {
+                super::gssapi::item(c, &kw, &mut r.auth.gssapi)?
+            }
             "session.max" => r.limits.max = Some(c.parsed(&kw, positive)?),
             "session.throttle" => r.limits.throttle = Some(c.parsed(&kw, throttle)?),
             "session.state.key" => {
