@@ -1,0 +1,184 @@
+"""A SOCKS5 client with GSS-API authentication (RFC 1961) on Python's gssapi package, for the
+levels curl does not reach: the context exchange, the protection level (wrapped, or bare
+with --nec), then a CONNECT whose request, reply and data are encapsulated when the level
+is integrity or confidentiality. The target is an echo server this script runs on
+127.0.0.1; the data sent comes back and is compared.
+
+Prints one JSON line: {"ok": bool, "level": granted, "bytes": echoed, "error": ...}.
+--replay: after one good session, opens a second connection and sends the first session's
+context token again (the server must answer 01 FF).
+--sessions N and --bytes B make it a small benchmark (sessions/s, MB/s in the JSON).
+"""
+import argparse
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+
+import gssapi
+
+LEVELS = {"clear": 0, "integrity": 1, "confidentiality": 2}
+
+
+def recv_exact(s, n):
+    out = bytearray()
+    while len(out) < n:
+        b = s.recv(n - len(out))
+        if not b:
+            raise EOFError("proxy closed after %d of %d bytes" % (len(out), n))
+        out += b
+    return bytes(out)
+
+
+def read_frame(s):
+    ver, mtyp = recv_exact(s, 2)
+    if ver != 1:
+        raise ValueError("bad RFC 1961 version %d" % ver)
+    if mtyp == 0xFF:
+        return 0xFF, b""
+    (n,) = struct.unpack("!H", recv_exact(s, 2))
+    return mtyp, recv_exact(s, n)
+
+
+def frame(mtyp, token):
+    return bytes([1, mtyp]) + struct.pack("!H", len(token)) + token
+
+
+def echo_server():
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(128)
+
+    def serve(c):
+        with c:
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    return
+                c.sendall(b)
+
+    def loop():
+        while True:
+            c, _ = ls.accept()
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+    return ls.getsockname()
+
+
+class Session:
+    def __init__(self, proxy, service, level, nec, replay_token=None):
+        self.s = socket.create_connection(proxy, timeout=20)
+        self.s.sendall(b"\x05\x01\x01")
+        if recv_exact(self.s, 2) != b"\x05\x01":
+            raise RuntimeError("proxy did not select GSSAPI")
+        flags = (gssapi.RequirementFlag.mutual_authentication
+                 | gssapi.RequirementFlag.replay_detection
+                 | gssapi.RequirementFlag.out_of_sequence_detection
+                 | gssapi.RequirementFlag.integrity
+                 | gssapi.RequirementFlag.confidentiality)
+        name = gssapi.Name(service, gssapi.NameType.hostbased_service)
+        self.ctx = gssapi.SecurityContext(name=name, usage="initiate", flags=flags)
+        token = self.ctx.step()
+        self.first_token = token
+        if replay_token is not None:
+            token = replay_token
+        while True:
+            self.s.sendall(frame(1, token))
+            mtyp, answer = read_frame(self.s)
+            if mtyp == 0xFF:
+                raise PermissionError("proxy aborted the context establishment (01 ff)")
+            token = self.ctx.step(answer)
+            if self.ctx.complete:
+                break
+        asked = bytes([LEVELS[level]])
+        tok = asked if nec else self.ctx.wrap(asked, False).message
+        self.s.sendall(frame(2, tok))
+        mtyp, answer = read_frame(self.s)
+        if mtyp == 0xFF:
+            raise PermissionError("proxy refused protection level %s (01 ff)" % level)
+        got = answer if nec else self.ctx.unwrap(answer).message
+        self.level = got[0]
+        self.conf = self.level == 2
+
+    def send(self, data):
+        if self.level == 0:
+            self.s.sendall(data)
+            return
+        out = bytearray()
+        for i in range(0, len(data), 32768):
+            out += frame(3, self.ctx.wrap(data[i:i + 32768], self.conf).message)
+        self.s.sendall(out)
+
+    def recv_plain(self, n):
+        if self.level == 0:
+            return recv_exact(self.s, n)
+        buf = bytearray()
+        while len(buf) < n:
+            mtyp, tok = read_frame(self.s)
+            if mtyp != 3:
+                raise ValueError("expected an encapsulated message, got type %d" % mtyp)
+            buf += self.ctx.unwrap(tok).message
+        return bytes(buf)
+
+    def connect(self, target):
+        ip, port = target
+        self.send(b"\x05\x01\x00\x01" + socket.inet_aton(ip) + struct.pack("!H", port))
+        reply = self.recv_plain(10)
+        if reply[1] != 0:
+            raise ConnectionRefusedError("SOCKS reply %02x" % reply[1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--proxy", required=True)
+    ap.add_argument("--service", default="rcmd@localhost")
+    ap.add_argument("--level", choices=LEVELS, default="confidentiality")
+    ap.add_argument("--nec", action="store_true")
+    ap.add_argument("--replay", action="store_true")
+    ap.add_argument("--sessions", type=int, default=1)
+    ap.add_argument("--bytes", type=int, default=100000)
+    a = ap.parse_args()
+    host, port = a.proxy.rsplit(":", 1)
+    proxy = (host, int(port))
+    target = echo_server()
+    result = {"ok": False, "level": None, "bytes": 0}
+    try:
+        payload = bytes(range(256)) * (a.bytes // 256 + 1)
+        payload = payload[:a.bytes]
+        start = time.monotonic()
+        moved = 0
+        for _ in range(a.sessions):
+            sess = Session(proxy, a.service, a.level, a.nec)
+            sess.connect(target)
+            result["level"] = sess.level
+            sent = 0
+            while sent < len(payload):
+                piece = payload[sent:sent + 262144]
+                sess.send(piece)
+                if sess.recv_plain(len(piece)) != piece:
+                    raise ValueError("echo differs")
+                sent += len(piece)
+            moved += sent
+            sess.s.close()
+            first = sess.first_token
+        took = time.monotonic() - start
+        result.update(ok=True, bytes=moved, seconds=round(took, 4),
+                      sessions_per_s=round(a.sessions / took, 1),
+                      mb_per_s=round(2 * moved / took / 1e6, 2))
+        if a.replay:
+            try:
+                Session(proxy, a.service, a.level, a.nec, replay_token=first)
+                result.update(ok=False, error="replayed token accepted")
+            except PermissionError as e:
+                result["replay"] = str(e)
+    except Exception as e:  # reported, the caller decides
+        result["error"] = "%s: %s" % (type(e).__name__, e)
+    print(json.dumps(result))
+    sys.exit(0 if result["ok"] else 1)
+
+
+if __name__ == "__main__":
+    main()
