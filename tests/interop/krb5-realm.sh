@@ -3,8 +3,9 @@
 # the service principal rcmd/localhost with its keytab, and users alice and bob.
 # Sourced, not run: `realm_up DIR` exports KRB5_CONFIG, KRB5_KDC_PROFILE, KRB5RCACHEDIR and
 # REALM_KDC_PID; `realm_down` stops the KDC (the caller removes DIR).
-# Files in DIR: server.keytab (rcmd/localhost), server-old.keytab (rcmd/localhost at kvno 1,
-# stale once the key is rotated), alice.cc (alice's tickets after kinit), alice.pw, bob.pw.
+# Files in DIR: server.keytab (rcmd/localhost), stale.keytab (rcmd/localhost's key before a
+# rotation), probe.keytab (principal probe), alice.cc (alice's tickets after kinit), alice.pw,
+# bob.pw.
 
 REALM=HASOCKS.TEST
 
@@ -44,6 +45,9 @@ CONF
   : >"$dir/kadm5.acl"
   kdb5_util create -s -r "$REALM" -P "hasocks-master-$$" >/dev/null
   kadmin.local -q "addprinc -randkey rcmd/localhost" >/dev/null
+  kadmin.local -q "ktadd -k $dir/server.keytab rcmd/localhost" >/dev/null
+  # The key rotated after this copy: stale.keytab lacks the key tickets are now issued for.
+  cp "$dir/server.keytab" "$dir/stale.keytab"
   kadmin.local -q "ktadd -k $dir/server.keytab rcmd/localhost" >/dev/null
   echo "alice-pw-$$" >"$dir/alice.pw"
   echo "bob-pw-$$" >"$dir/bob.pw"
