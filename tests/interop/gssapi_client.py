@@ -69,8 +69,15 @@ def echo_server():
 
 
 class Session:
-    def __init__(self, proxy, service, level, nec, replay_token=None):
+    def __init__(self, proxy, service, level, nec, replay_token=None, plain=False):
         self.s = socket.create_connection(proxy, timeout=20)
+        if plain:
+            # Method none: the reference a GSSAPI session is measured against.
+            self.s.sendall(b"\x05\x01\x00")
+            if recv_exact(self.s, 2) != b"\x05\x00":
+                raise RuntimeError("proxy did not select method none")
+            self.level, self.first_token = 0, None
+            return
         self.s.sendall(b"\x05\x01\x01")
         if recv_exact(self.s, 2) != b"\x05\x01":
             raise RuntimeError("proxy did not select GSSAPI")
@@ -140,6 +147,7 @@ def main():
     ap.add_argument("--replay", action="store_true")
     ap.add_argument("--sessions", type=int, default=1)
     ap.add_argument("--bytes", type=int, default=100000)
+    ap.add_argument("--plain", action="store_true", help="method none instead of GSSAPI")
     a = ap.parse_args()
     host, port = a.proxy.rsplit(":", 1)
     proxy = (host, int(port))
@@ -151,12 +159,12 @@ def main():
         start = time.monotonic()
         moved = 0
         for _ in range(a.sessions):
-            sess = Session(proxy, a.service, a.level, a.nec)
+            sess = Session(proxy, a.service, a.level, a.nec, plain=a.plain)
             sess.connect(target)
             result["level"] = sess.level
             sent = 0
             while sent < len(payload):
-                piece = payload[sent:sent + 262144]
+                piece = payload[sent:sent + 1048576]
                 sess.send(piece)
                 if sess.recv_plain(len(piece)) != piece:
                     raise ValueError("echo differs")
