@@ -38,7 +38,8 @@ socksmethod: gssapi
 gssapi.keytab: FILE:$keytab
 $enctype
 client pass { from: 127.0.0.0/8 to: 0/0 log: error }
-socks pass { from: 127.0.0.0/8 to: 0/0 socksmethod: gssapi user: alice@$REALM
+socks pass { from: 127.0.0.0/8 to: 0/0 socksmethod: gssapi
+  user: alice@$REALM probe@$REALM
   log: connect disconnect error }
 socks block { from: 0/0 to: 0/0 log: connect error }
 CONF
@@ -149,6 +150,37 @@ check "an expired ticket is refused with 01 ff" "true" \
   "$(jq_py "$out" error | grep -q 'aborted the context' && echo true)"
 grep -q "gssapi: gss_accept_sec_context: .*Ticket expired" "$WORK/expired.log" &&
   ok "log: ticket expired" || { bad "expired log line"; tail -3 "$WORK/expired.log"; }
+
+# The relay's socks check with a keytab: up for the server with the key, down for the stale one.
+PR=$(free_port_retry)
+cat >"$WORK/relayd.conf" <<CONF
+interval 2
+timeout 1500
+log state changes
+socket "$WORK/relay.sock"
+table <gss> { 127.0.0.1 port $P2, 127.0.0.1 port $P3 }
+relay "gss" {
+  listen on 127.0.0.1 port $PR
+  forward to <gss> port $P2 mode loadbalance check socks hasocks.gssapi \
+    keytab "FILE:$REALMDIR/probe.keytab" principal "probe@$REALM" service "rcmd@localhost"
+}
+CONF
+bg "$HASOCKS" relay -f "$WORK/relayd.conf" 2>"$WORK/relay.log"
+wait_log() {
+  for _ in $(seq 1 100); do
+    grep -q -- "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+if wait_log "$WORK/relay.log" "check socks gssapi (.*socks gssapi ok), state unknown -> up" &&
+  wait_log "$WORK/relay.log" "check socks gssapi (.*status ff)), state unknown -> down"; then
+  ok "relay check socks hasocks.gssapi: the good server up, the stale-keytab one down"
+else
+  bad "relay gssapi check"; tail -5 "$WORK/relay.log"
+fi
+grep -q "pass(1) socks5/connect \[: client gssapi%probe@$REALM@" "$WORK/strict.log" &&
+  ok "the check's session is logged under probe@$REALM" || bad "probe session log line"
 
 # Malformed tokens: garbage at every step; the server stays up and serves the next client.
 $PY - "$P" <<'PY'

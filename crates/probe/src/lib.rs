@@ -15,6 +15,7 @@ pub mod check;
 mod client;
 mod e2e;
 mod error;
+mod gssapi;
 mod random;
 mod rendezvous;
 
@@ -26,5 +27,6 @@ pub use e2e::{
     end_to_end, end_to_end_on, end_to_end_traced, end_to_end_via, EndToEnd, PROBE_BYTES,
 };
 pub use error::ProbeError;
+pub use gssapi::{end_to_end_via_gss, GssAuth};
 pub use random::fill_random;
 pub use rendezvous::Rendezvous;
