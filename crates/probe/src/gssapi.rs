@@ -107,7 +107,7 @@ struct Gss {
 
 impl Gss {
     async fn read_more(&mut self, what: &'static str) -> Result<(), ProbeError> {
-        let mut chunk = [0u8; 16 * 1024];
+        let mut chunk = vec![0u8; 16 * 1024];
         let n = timeout_at(self.deadline, self.s.read(&mut chunk))
             .await
             .map_err(|_| ProbeError::Timeout(what))?

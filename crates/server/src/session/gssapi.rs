@@ -41,7 +41,10 @@ pub(crate) fn protected() -> Option<Arc<Protect>> {
 
 /// Acceptor credentials by (service, keytab), acquired once: the library reads the keytab
 /// again at each accept, so a rotated key is still seen.
-static CREDS: Mutex<Option<HashMap<(String, String), Arc<Credential>>>> = Mutex::new(None);
+static CREDS: Mutex<Option<Creds>> = Mutex::new(None);
+
+/// Credentials by (service, keytab).
+type Creds = HashMap<(String, String), Arc<Credential>>;
 
 fn credential(g: &Gssapi) -> Result<Arc<Credential>, GssError> {
     let service = g.servicename.as_deref().unwrap_or(DEFAULT_GSSAPI_SERVICE);
@@ -231,7 +234,7 @@ pub(crate) async fn read_frame_from(
             buf.drain(..used);
             return Ok(f);
         }
-        let mut chunk = [0u8; 16 * 1024];
+        let mut chunk = vec![0u8; 16 * 1024];
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
             return Err(ReadError::Eof);

@@ -485,9 +485,7 @@ pub(crate) async fn reply_and_relay(
     let protect = gssapi::protected();
     let mut early = pending.len() as u64;
     // Protected, `pending` is still framed: the encapsulated relay unwraps it.
-    if protect.is_some() {
-        early = 0;
-    } else if !pending.is_empty() && far.write_all(pending).await.is_err() {
+    if protect.is_some() || (!pending.is_empty() && far.write_all(pending).await.is_err()) {
         early = 0;
     }
     let idle = rule.timeouts.io_tcp.unwrap_or(sess.rt.timeouts.io_tcp);
