@@ -166,13 +166,8 @@ relay "gss" {
 }
 CONF
 bg "$HASOCKS" relay -f "$WORK/relayd.conf" 2>"$WORK/relay.log"
-wait_log() {
-  for _ in $(seq 1 100); do
-    grep -q -- "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
+# wait_log FILE PATTERN: until a line matches (10 s at most).
+wait_log() { timeout 10 sh -c 'until grep -q -- "$2" "$1" 2>/dev/null; do sleep 0.1; done' _ "$1" "$2"; }
 if wait_log "$WORK/relay.log" "check socks gssapi (.*socks gssapi ok), state unknown -> up" &&
   wait_log "$WORK/relay.log" "check socks gssapi (.*status ff)), state unknown -> down"; then
   ok "relay check socks hasocks.gssapi: the good server up, the stale-keytab one down"
