@@ -96,6 +96,11 @@ for level in clear integrity confidentiality; do
       "$(jq_py "$out" ok) $(jq_py "$out" bytes)"
   done
 done
+for level in integrity confidentiality; do
+  out=$($CLIENT --proxy "127.0.0.1:$P" --level $level --bind)
+  check "python gssapi $level: BIND, both replies and data encapsulated" "true 16384" \
+    "$(jq_py "$out" ok) $(jq_py "$out" bytes)"
+done
 grep -q "pass(1) socks5/connect ]: client gssapi%alice@$REALM@.*300000 bytes up, 300000 bytes down" \
   "$WORK/main.log" && ok "log: the session's bytes under the principal" || bad "session log line"
 

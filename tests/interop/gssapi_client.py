@@ -138,6 +138,29 @@ class Session:
             raise ConnectionRefusedError("SOCKS reply %02x" % reply[1])
 
 
+def bind(proxy, a):
+    """BIND: the first reply names the port, a peer connects, the second reply names it,
+    then bytes both ways, all of it encapsulated at the negotiated level."""
+    sess = Session(proxy, a.service, a.level, a.nec, plain=a.plain)
+    sess.send(b"\x05\x02\x00\x01" + socket.inet_aton("127.0.0.1") + b"\x00\x00")
+    first = sess.recv_plain(10)
+    if first[1] != 0:
+        raise ConnectionRefusedError("SOCKS reply %02x" % first[1])
+    (port,) = struct.unpack("!H", first[8:10])
+    peer = socket.create_connection(("127.0.0.1", port), timeout=20)
+    second = sess.recv_plain(10)
+    if second[1] != 0:
+        raise ConnectionRefusedError("second SOCKS reply %02x" % second[1])
+    data = bytes(range(256)) * 64
+    sess.send(data)
+    got = recv_exact(peer, len(data))
+    peer.sendall(got[::-1])
+    back = sess.recv_plain(len(data))
+    if got != data or back != data[::-1]:
+        raise ValueError("BIND data differs")
+    return {"ok": True, "level": sess.level, "bytes": len(data)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--proxy", required=True)
@@ -148,11 +171,19 @@ def main():
     ap.add_argument("--sessions", type=int, default=1)
     ap.add_argument("--bytes", type=int, default=100000)
     ap.add_argument("--plain", action="store_true", help="method none instead of GSSAPI")
+    ap.add_argument("--bind", action="store_true", help="a BIND instead of a CONNECT")
     a = ap.parse_args()
     host, port = a.proxy.rsplit(":", 1)
     proxy = (host, int(port))
     target = echo_server()
     result = {"ok": False, "level": None, "bytes": 0}
+    if a.bind:
+        try:
+            result.update(bind(proxy, a))
+        except Exception as e:  # reported, the caller decides
+            result["error"] = "%s: %s" % (type(e).__name__, e)
+        print(json.dumps(result))
+        sys.exit(0 if result["ok"] else 1)
     try:
         payload = bytes(range(256)) * (a.bytes // 256 + 1)
         payload = payload[:a.bytes]
