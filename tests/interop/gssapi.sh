@@ -96,9 +96,12 @@ for level in clear integrity confidentiality; do
       "$(jq_py "$out" ok) $(jq_py "$out" bytes)"
   done
 done
-for level in integrity confidentiality; do
+for level in clear integrity confidentiality; do
+  out=$($CLIENT --proxy "127.0.0.1:$P" --level $level --udp)
+  check "python gssapi $level: UDP ASSOCIATE, 20 datagrams each way (encapsulated unless clear)" "true 11500" \
+    "$(jq_py "$out" ok) $(jq_py "$out" bytes)"
   out=$($CLIENT --proxy "127.0.0.1:$P" --level $level --bind)
-  check "python gssapi $level: BIND, both replies and data encapsulated" "true 16384" \
+  check "python gssapi $level: BIND, both replies and data (encapsulated unless clear)" "true 16384" \
     "$(jq_py "$out" ok) $(jq_py "$out" bytes)"
 done
 grep -q "pass(1) socks5/connect ]: client gssapi%alice@$REALM@.*300000 bytes up, 300000 bytes down" \

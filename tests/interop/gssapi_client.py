@@ -161,6 +161,46 @@ def bind(proxy, a):
     return {"ok": True, "level": sess.level, "bytes": len(data)}
 
 
+def udp(proxy, a):
+    """UDP ASSOCIATE: datagrams to a UDP echo target and back, each one (SOCKS UDP header
+    included) encapsulated at the negotiated level."""
+    echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    echo.bind(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            d, src = echo.recvfrom(65535)
+            echo.sendto(d, src)
+
+    threading.Thread(target=serve, daemon=True).start()
+    sess = Session(proxy, a.service, a.level, a.nec, plain=a.plain)
+    sess.send(b"\x05\x03\x00\x01" + socket.inet_aton("127.0.0.1") + b"\x00\x00")
+    reply = sess.recv_plain(10)
+    if reply[1] != 0:
+        raise ConnectionRefusedError("SOCKS reply %02x" % reply[1])
+    relay = (socket.inet_ntoa(reply[4:8]), struct.unpack("!H", reply[8:10])[0])
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    u.settimeout(5)
+    header = b"\x00\x00\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack("!H", echo.getsockname()[1])
+    moved = 0
+    for k in range(20):
+        payload = bytes([k]) * (100 + 50 * k)
+        dg = header + payload
+        if sess.level:
+            dg = frame(3, sess.ctx.wrap(dg, sess.conf).message)
+        u.sendto(dg, relay)
+        back, _ = u.recvfrom(65535)
+        if sess.level:
+            if back[:2] != b"\x01\x03" or struct.unpack("!H", back[2:4])[0] != len(back) - 4:
+                raise ValueError("reply datagram is not one encapsulation message")
+            back = sess.ctx.unwrap(back[4:]).message
+        if back[10:] != payload or back[3] != 1:
+            raise ValueError("UDP echo differs")
+        moved += len(payload)
+    return {"ok": True, "level": sess.level, "bytes": moved}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--proxy", required=True)
@@ -172,14 +212,15 @@ def main():
     ap.add_argument("--bytes", type=int, default=100000)
     ap.add_argument("--plain", action="store_true", help="method none instead of GSSAPI")
     ap.add_argument("--bind", action="store_true", help="a BIND instead of a CONNECT")
+    ap.add_argument("--udp", action="store_true", help="a UDP ASSOCIATE instead of a CONNECT")
     a = ap.parse_args()
     host, port = a.proxy.rsplit(":", 1)
     proxy = (host, int(port))
     target = echo_server()
     result = {"ok": False, "level": None, "bytes": 0}
-    if a.bind:
+    if a.bind or a.udp:
         try:
-            result.update(bind(proxy, a))
+            result.update(bind(proxy, a) if a.bind else udp(proxy, a))
         except Exception as e:  # reported, the caller decides
             result["error"] = "%s: %s" % (type(e).__name__, e)
         print(json.dumps(result))

@@ -102,6 +102,19 @@ impl Protect {
         }
     }
 
+    /// Unwraps a UDP datagram from the client that is one encapsulation message (RFC 1961
+    /// protects each datagram, SOCKS UDP header included) into `plain`; false when it is not
+    /// one, or the token does not unwrap (the datagram is then dropped).
+    pub(crate) fn unwrap_datagram(&self, dg: &mut [u8], plain: &mut Vec<u8>) -> bool {
+        match Frame::locate(dg) {
+            Ok(Some((Some(MessageType::Encapsulation), start, end))) if end == dg.len() => {
+                let token = dg.get_mut(start..end).unwrap_or_default();
+                self.ctx().unwrap_datagram(token, plain).is_ok()
+            }
+            _ => false,
+        }
+    }
+
     /// Writes `data` to the client encapsulated (the SOCKS reply).
     pub(crate) async fn send(&self, stream: &mut TcpStream, data: &[u8]) -> io::Result<()> {
         let mut out = Vec::with_capacity(data.len() + 128);

@@ -4,8 +4,8 @@
 pub mod auth;
 mod bind;
 mod connect;
-mod encap;
-mod gssapi;
+pub(crate) mod encap;
+pub(crate) mod gssapi;
 pub(crate) mod identity;
 mod negotiate;
 pub(crate) mod reply;
@@ -325,18 +325,6 @@ async fn serve_session(
     match req.command {
         Command::Connect => connect::run(&sess, rule, stream, req, resolved).await,
         Command::Bind => bind::run(&sess, rule, stream, req, resolved).await,
-        Command::UdpAssociate if gssapi::protected().is_some() => {
-            sess.log_if(rule.log.error || rule.log.connect, Level::Info, || {
-                format!(
-                    "{} {} -: client {} -> target {target_desc}: udpassociate with gssapi \
-                     per-message protection is not supported (use gssapi.enctype: clear)",
-                    rule.label(),
-                    sess.what(&req),
-                    sess.peer()
-                )
-            });
-            reply::fail(&mut stream, req.version, ReplyCode::CommandNotSupported).await;
-        }
         Command::UdpAssociate if req.version == Version::V5 => {
             udp::run(&sess, rule, stream, req).await
         }

@@ -220,6 +220,25 @@ impl Context {
     /// A replayed, old or out-of-order message is an error, as a bad one is. The library
     /// works in place: `token` is garbage afterwards.
     pub fn unwrap(&mut self, token: &mut [u8], out: &mut Vec<u8>) -> Result<bool, GssError> {
+        self.unwrap_with(token, out, ffi::out_of_order)
+    }
+
+    /// [`Context::unwrap`] for datagrams, which may be lost or reordered on the way: a gap or
+    /// an early message passes, a replayed or too old one does not.
+    pub fn unwrap_datagram(
+        &mut self,
+        token: &mut [u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, GssError> {
+        self.unwrap_with(token, out, ffi::replayed)
+    }
+
+    fn unwrap_with(
+        &mut self,
+        token: &mut [u8],
+        out: &mut Vec<u8>,
+        refused: fn(u32) -> bool,
+    ) -> Result<bool, GssError> {
         let gss = lib()?;
         let input = Buffer::input(token);
         let mut msg = Buffer::empty();
@@ -243,7 +262,7 @@ impl Context {
             out.truncate(start);
             return Err(e);
         }
-        if ffi::out_of_order(major) {
+        if refused(major) {
             out.truncate(start);
             return Err(GssError {
                 call: "gss_unwrap",

@@ -101,6 +101,11 @@ pub(crate) fn out_of_order(major: OmUint32) -> bool {
     major & (GSS_S_DUPLICATE_TOKEN | GSS_S_OLD_TOKEN | GSS_S_UNSEQ_TOKEN | GSS_S_GAP_TOKEN) != 0
 }
 
+/// Whether an unwrapped message was seen before or is older than the replay window.
+pub(crate) fn replayed(major: OmUint32) -> bool {
+    major & (GSS_S_DUPLICATE_TOKEN | GSS_S_OLD_TOKEN) != 0
+}
+
 pub(crate) fn classify(major: OmUint32, message: &str) -> ErrorKind {
     // MIT reports a replayed AP-REQ as GSS_S_FAILURE with the Kerberos text "Request is a
     // replay", and an expired ticket as GSS_S_FAILURE "Ticket expired": the text decides.
