@@ -52,11 +52,16 @@ async fn exchange(proxy: std::net::SocketAddr, methods: &[u8], then: &[u8]) -> V
 #[tokio::test]
 async fn gssapi_is_selected_when_offered_and_a_token_without_keytab_gets_the_abort_message() {
     let d = dir("nokeytab");
-    let (_h, proxy) = start(&conf(&d)).await;
+    let (h, proxy) = start(&conf(&d)).await;
     let got = exchange(proxy, &[0, 1], &[1, 1, 0, 3, 0x60, 1, 0]).await;
     assert_eq!(got, [5, 1, 1, 0xff], "method 01, then RFC 1961's abort");
     let line = wait_for_text(&d.join("log"), "gssapi:").await;
     assert!(line.contains("block(1) client"), "{line}");
+    assert_eq!(
+        h.auth_stats().failures,
+        1,
+        "counted as a failed authentication"
+    );
 }
 
 #[tokio::test]

@@ -245,7 +245,10 @@ async fn subnegotiate(
     clientmethod: Method,
 ) -> Result<Identity, NegError> {
     if method == Method::Gssapi {
-        let id = super::gssapi::negotiate(c, &crule.gssapi, clientmethod).await?;
+        let id = super::gssapi::negotiate(c, &crule.gssapi, clientmethod).await;
+        // server_auth_successes / server_auth_failures count GSS-API's verdicts too.
+        sess.rt.shared.verifier.stats().count(id.is_ok());
+        let id = id?;
         // Known from here on: a failure after this point logs the principal.
         if let Some(a) = id.known() {
             let _ = sess.auth.set(a.clone());

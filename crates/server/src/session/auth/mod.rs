@@ -197,6 +197,16 @@ pub struct AuthCounts {
 }
 
 impl AuthStats {
+    /// Counts an authentication decided outside the verifier (GSS-API's).
+    pub fn count(&self, passed: bool) {
+        let c = if passed {
+            &self.successes
+        } else {
+            &self.failures
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The counts now.
     pub fn snapshot(&self) -> AuthCounts {
         AuthCounts {
