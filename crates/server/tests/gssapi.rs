@@ -62,6 +62,7 @@ async fn gssapi_is_selected_when_offered_and_a_token_without_keytab_gets_the_abo
         1,
         "counted as a failed authentication"
     );
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[tokio::test]
@@ -82,6 +83,7 @@ async fn malformed_frames_get_the_abort_message_and_the_server_serves_the_next_c
     // Still serving: a client that offers only `none` gets it.
     let got = exchange(proxy, &[0], &[]).await;
     assert_eq!(got, [5, 0]);
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[tokio::test]
@@ -89,4 +91,5 @@ async fn a_client_offering_only_username_gets_no_acceptable_method() {
     let d = dir("nomethod");
     let (_h, proxy) = start(&conf(&d)).await;
     assert_eq!(exchange(proxy, &[2], &[]).await, [5, 0xff]);
+    let _ = std::fs::remove_dir_all(&d);
 }
