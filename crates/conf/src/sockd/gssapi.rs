@@ -48,8 +48,9 @@ mod tests {
         let c = parse(
             "internal: lo\nsocksmethod: gssapi none\ngssapi.servicename: rcmd\n\
              gssapi.keytab: FILE:/etc/danted.keytab\ngssapi.enctype: integrity confidentiality\n\
-             socks pass {\nfrom: 0/0 to: 0/0\nsocksmethod: gssapi\nuser: alice@EXAMPLE.COM\n\
-             gssapi.servicename: socks/proxy.example.com@EXAMPLE.COM\ngssapi.enctype: clear\n}\n",
+             client pass {\nfrom: 0/0 to: 0/0\n\
+             gssapi.servicename: socks/proxy.example.com@EXAMPLE.COM\ngssapi.enctype: clear\n}\n\
+             socks pass {\nfrom: 0/0 to: 0/0\nsocksmethod: gssapi\nuser: alice@EXAMPLE.COM\n}\n",
             Path::new("t"),
         )
         .unwrap();
@@ -58,9 +59,9 @@ mod tests {
         assert_eq!(c.gssapi.keytab.as_deref(), Some("FILE:/etc/danted.keytab"));
         let e = c.gssapi.enctype.unwrap();
         assert!(!e.clear && e.integrity && e.confidentiality);
-        let r = &c.socks_rules[0];
-        assert_eq!(r.auth.users, vec!["alice@EXAMPLE.COM"]);
-        let g = r.auth.gssapi.or(&c.gssapi);
+        assert_eq!(c.socks_rules[0].auth.users, vec!["alice@EXAMPLE.COM"]);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let g = c.client_rules[0].auth.gssapi.or(&c.gssapi);
         assert_eq!(
             g.servicename.as_deref(),
             Some("socks/proxy.example.com@EXAMPLE.COM")
@@ -81,6 +82,22 @@ mod tests {
         .unwrap_err();
         assert_eq!((e.line, e.col), (3, 27), "{e}");
         assert!(e.message.contains("unknown gssapi.enctype \"des\""), "{e}");
+    }
+
+    #[test]
+    fn gssapi_items_in_a_socks_rule_are_taken_with_a_warning() {
+        let c = parse(
+            "internal: lo\nsocksmethod: gssapi\nsocks pass {\nfrom: 0/0 to: 0/0\n\
+             gssapi.keytab: FILE:/k\n}\n",
+            Path::new("t"),
+        )
+        .unwrap();
+        assert_eq!(c.warnings.len(), 1);
+        assert!(
+            c.warnings[0].message.contains("changes nothing"),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]
