@@ -4,7 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 status=0
-for s in server-curl.sh server-auth.sh relay-dante.sh relay-flood.sh route-chain.sh route-failover.sh; do
+for s in server-curl.sh server-auth.sh relay-dante.sh relay-flood.sh gssapi.sh route-chain.sh route-failover.sh; do
   echo "== $s"
   bash "$s" || status=1
 done

@@ -381,6 +381,16 @@ fn render(cfg: &mut RelaydConfig) -> String {
                     Check::Script(p) => {
                         let _ = write!(s, "script \"{}\"", p.display());
                     }
+                    Check::SocksGssapi { gssapi } => {
+                        let _ = write!(
+                            s,
+                            "socks hasocks.gssapi keytab \"{}\" principal \"{}\"",
+                            gssapi.keytab, gssapi.principal
+                        );
+                        if let Some(v) = &gssapi.service {
+                            let _ = write!(s, " service \"{v}\"");
+                        }
+                    }
                     Check::Socks { target, auth } => {
                         s.push_str("socks");
                         if let Some((u, p)) = auth {

@@ -227,6 +227,7 @@ fn method() -> impl Strategy<Value = Method> {
         Method::PamAddress,
         Method::PamUsername,
         Method::Socks4UserId,
+        Method::Gssapi,
     ])
 }
 
@@ -312,6 +313,7 @@ fn config() -> impl Strategy<Value = SockdConfig> {
             socksmethods,
             clientmethods: s.6,
             pam_servicename: None,
+            gssapi: Default::default(),
             password_file: None,
             socket: None,
             auth_cache: None,

@@ -18,6 +18,7 @@ pub mod check;
 mod client;
 mod e2e;
 mod error;
+mod gssapi;
 pub mod placement;
 mod random;
 mod rendezvous;
@@ -32,5 +33,6 @@ pub use e2e::{
     PROBE_BYTES,
 };
 pub use error::ProbeError;
+pub use gssapi::{end_to_end_via_gss, GssAuth};
 pub use random::fill_random;
 pub use rendezvous::Rendezvous;

@@ -184,6 +184,7 @@ impl Generation {
             socksmethods: cfg.socksmethods.clone(),
             clientmethods: cfg.clientmethods.clone(),
             pam_service: pam_service.clone(),
+            gssapi: cfg.gssapi.clone(),
         };
         let mut keys = Vec::new();
         let mut compile = |kind: &str, rules: &[hasocks_conf::sockd::Rule]| {
@@ -249,7 +250,7 @@ impl Generation {
                 }))
             }
             Method::PasswordFile => self.password_file.clone().map(Db::File),
-            Method::None | Method::Socks4UserId => None,
+            Method::None | Method::Socks4UserId | Method::Gssapi => None,
         }
     }
 

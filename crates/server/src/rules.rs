@@ -21,6 +21,8 @@ pub struct AuthDefaults {
     pub clientmethods: Vec<Method>,
     /// Global `pam.servicename:` (default `sockd`).
     pub pam_service: String,
+    /// Global `gssapi.*` settings.
+    pub gssapi: hasocks_conf::sockd::Gssapi,
 }
 
 /// The address side of a rule, with names resolved at load time.
@@ -84,6 +86,8 @@ pub struct CompiledRule {
     pub groups: Vec<String>,
     /// `pam.servicename` in force for this rule.
     pub pam_service: String,
+    /// `gssapi.*` in force for this rule (the rule's over the global ones).
+    pub gssapi: hasocks_conf::sockd::Gssapi,
     /// Its `session.*`/`bandwidth:` state (long-lived, see [`crate::limits`]).
     pub limits: Option<Arc<RuleState>>,
 }
@@ -136,6 +140,7 @@ impl CompiledRule {
                 .pam_servicename
                 .clone()
                 .unwrap_or_else(|| auth.pam_service.clone()),
+            gssapi: rule.auth.gssapi.or(&auth.gssapi),
             limits: None,
         }
     }
@@ -172,6 +177,7 @@ impl CompiledRule {
             users: Vec::new(),
             groups: Vec::new(),
             pam_service: hasocks_conf::sockd::DEFAULT_PAM_SERVICE.to_string(),
+            gssapi: Default::default(),
             limits: None,
         }
     }

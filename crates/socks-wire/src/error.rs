@@ -29,6 +29,15 @@ pub enum WireError {
     /// A datagram (which is always whole) ended inside its header.
     #[error("datagram shorter than its header")]
     Truncated,
+    /// An RFC 1961 message type other than 01, 02, 03 or FF.
+    #[error("unknown GSS-API message type {0:#04x}")]
+    BadMessageType(u8),
+    /// An RFC 1961 protection level other than 00..03.
+    #[error("unknown GSS-API protection level {0:#04x}")]
+    BadProtectionLevel(u8),
+    /// A protection-level token that is not one octet once unwrapped.
+    #[error("GSS-API protection-level token of {0} bytes (must be 1)")]
+    BadProtectionToken(usize),
 }
 
 impl WireError {
@@ -57,6 +66,9 @@ mod tests {
             WireError::InvalidDomain,
             WireError::FieldTooLong,
             WireError::Truncated,
+            WireError::BadMessageType(0),
+            WireError::BadProtectionLevel(9),
+            WireError::BadProtectionToken(2),
         ] {
             assert_eq!(e.reply_code(), ReplyCode::GeneralFailure, "{e}");
         }

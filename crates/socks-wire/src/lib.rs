@@ -1,6 +1,6 @@
 #![forbid(unsafe_code)]
 //! Sans-io codec for SOCKS 4, 4a and 5 (RFC 1928), username/password
-//! authentication (RFC 1929) and the SOCKS5 UDP datagram header.
+//! authentication (RFC 1929), GSS-API framing (RFC 1961) and the SOCKS5 UDP datagram header.
 //!
 //! Data flow: bytes read by a server or client -> `decode` -> a typed message -> the caller's
 //! decision -> `encode` -> bytes to write. No sockets, no async, no allocation beyond the
@@ -13,6 +13,7 @@
 
 mod addr;
 mod error;
+pub mod gssapi;
 mod reader;
 pub mod udp;
 pub mod v4;

@@ -1,4 +1,5 @@
-//! System libraries that hasocks loads at run time, by their runtime names (`libpam.so.0`),
+//! System libraries that hasocks loads at run time, by their runtime names (`libpam.so.0`,
+//! `libgssapi_krb5.so.2`),
 //! never at link time: building needs only Rust and a C linker (no `-dev` package), and a
 //! machine without one of them still runs every feature that does not need it.
 //!
@@ -9,6 +10,7 @@
 //!
 //! This is the one crate with `unsafe` (calls into C): each block says why it holds.
 
+pub mod gssapi;
 pub mod pam;
 
 mod load;
@@ -28,11 +30,18 @@ pub struct Optional {
 
 /// Every optional library, each tried (and then kept loaded) once.
 pub fn optional() -> Vec<Optional> {
-    vec![Optional {
-        feature: "PAM",
-        library: pam::LIBRARY,
-        found: pam::library().map(|_| ()),
-    }]
+    vec![
+        Optional {
+            feature: "PAM",
+            library: pam::LIBRARY,
+            found: pam::library().map(|_| ()),
+        },
+        Optional {
+            feature: "GSSAPI",
+            library: gssapi::LIBRARY,
+            found: gssapi::library(),
+        },
+    ]
 }
 
 /// One line per optional library: `PAM: libpam.so.0 found` or why it is not available.

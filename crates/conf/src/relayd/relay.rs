@@ -392,9 +392,10 @@ impl Parser {
         Ok(())
     }
 
-    /// Ours: `check socks [connect ADDR port P] [user "u" password "p"]`, parts in any order.
+    /// Ours: `check socks [connect ADDR port P] [user "u" password "p"]` or `check socks
+    /// hasocks.gssapi keytab "K" principal "P" [service "S"]`, parts in any order.
     fn socks_check(&mut self) -> Res<Check> {
-        let (mut target, mut auth) = (None, None);
+        let (mut target, mut auth, mut gssapi) = (None, None, None);
         loop {
             let t = self.s.peek()?;
             match t.word().unwrap_or_default() {
@@ -416,14 +417,55 @@ impl Parser {
                     }
                     auth = Some((user, password));
                 }
+                "hasocks.gssapi" if gssapi.is_none() && auth.is_none() => {
+                    self.s.next()?;
+                    gssapi = Some(self.gssapi_check()?);
+                }
+                "user" | "hasocks.gssapi" if gssapi.is_some() || auth.is_some() => {
+                    return Err(self.s.err(
+                        &t,
+                        "a check socks takes \"user\" or \"hasocks.gssapi\", not both",
+                    ));
+                }
                 w @ ("connect" | "user") => {
                     return Err(self
                         .s
                         .err(&t, format!("\"{w}\" given twice in one check socks")));
                 }
-                _ => return Ok(Check::Socks { target, auth }),
+                _ => {
+                    return match (gssapi, target) {
+                        (Some(_), Some(_)) => Err(self.s.err(
+                            &t,
+                            "check socks with hasocks.gssapi goes through the relay's own \
+                             listener: \"connect\" is not supported with it",
+                        )),
+                        (Some(gssapi), None) => Ok(Check::SocksGssapi { gssapi }),
+                        (None, target) => Ok(Check::Socks { target, auth }),
+                    }
+                }
             }
         }
+    }
+}
+
+impl Parser {
+    /// `keytab "K" principal "P" [service "S"]` after `hasocks.gssapi`.
+    fn gssapi_check(&mut self) -> Res<super::GssapiCheck> {
+        self.expect_word("keytab", "hasocks.gssapi")?;
+        let (keytab, _) = self.value("a keytab after \"keytab\"")?;
+        self.expect_word("principal", "hasocks.gssapi keytab K")?;
+        let (principal, _) = self.value("a principal after \"principal\"")?;
+        let service = if self.s.peek()?.word() == Some("service") {
+            self.s.next()?;
+            Some(self.value("a service after \"service\"")?.0)
+        } else {
+            None
+        };
+        Ok(super::GssapiCheck {
+            keytab,
+            principal,
+            service,
+        })
     }
 }
 
@@ -440,6 +482,34 @@ mod tests {
     }
 
     const HEAD: &str = "table <t> { h }\n";
+
+    #[test]
+    fn a_socks_check_can_authenticate_with_a_keytab() {
+        let text = format!(
+            "{HEAD}relay r {{\n listen on a port 1\n forward to <t> check socks \
+             hasocks.gssapi keytab \"FILE:/etc/p.keytab\" principal \"probe@R\" \
+             service \"rcmd@proxy\"\n}}\n"
+        );
+        assert_eq!(
+            run(&text).unwrap().relays[0].forwards[0].check,
+            Some(Check::SocksGssapi {
+                gssapi: crate::relayd::GssapiCheck {
+                    keytab: "FILE:/etc/p.keytab".into(),
+                    principal: "probe@R".into(),
+                    service: Some("rcmd@proxy".into()),
+                }
+            })
+        );
+        let both = format!(
+            "{HEAD}relay r {{\n listen on a port 1\n forward to <t> check socks user u \
+             password p hasocks.gssapi keytab k principal p\n}}\n"
+        );
+        let e = run(&both).unwrap_err();
+        assert!(e.message.contains("not both"), "{e}");
+        let connect = text.replace("service", "connect 127.0.0.1 port 80 service");
+        let e = run(&connect).unwrap_err();
+        assert!(e.message.contains("not supported with it"), "{e}");
+    }
 
     #[test]
     fn a_relay_may_be_written_on_one_line() {

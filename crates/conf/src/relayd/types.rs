@@ -191,4 +191,23 @@ pub enum Check {
         /// RFC 1929 credentials.
         auth: Option<(String, String)>,
     },
+    /// Ours: `check socks hasocks.gssapi keytab "K" principal "P" [service "S"]`: the
+    /// socks check through the relay's own listener, authenticated with GSS-API (RFC 1961) as
+    /// the keytab's principal, its data encapsulated at the integrity level.
+    SocksGssapi {
+        /// Who the check authenticates as.
+        gssapi: GssapiCheck,
+    },
+}
+
+/// The credentials of a `check socks ... hasocks.gssapi`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GssapiCheck {
+    /// `keytab "FILE:/etc/hasocks/probe.keytab"`: the client keytab.
+    pub keytab: String,
+    /// `principal "probe@EXAMPLE.COM"`: the principal whose key it holds.
+    pub principal: String,
+    /// `service "rcmd@proxy.example.com"`: the servers' service; None = `rcmd@` and the host
+    /// as the table names it.
+    pub service: Option<String>,
 }

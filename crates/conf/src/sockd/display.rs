@@ -210,6 +210,7 @@ impl Display for Rule {
         if let Some(s) = &a.pam_servicename {
             writeln!(f, "{ind}pam.servicename: {s}")?;
         }
+        write_gssapi(f, ind, &a.gssapi)?;
         let l = &self.limits;
         if let Some(n) = l.max {
             writeln!(f, "{ind}session.max: {n}")?;
@@ -258,6 +259,7 @@ impl Display for SockdConfig {
         if let Some(s) = &self.pam_servicename {
             writeln!(f, "pam.servicename: {s}")?;
         }
+        write_gssapi(f, "", &self.gssapi)?;
         if let Some(p) = &self.password_file {
             writeln!(f, "hasocks.passwordfile: {}", p.display())?;
         }
@@ -311,4 +313,18 @@ impl Display for SockdConfig {
         }
         Ok(())
     }
+}
+
+/// The `gssapi.*` lines that are set.
+fn write_gssapi(f: &mut Formatter<'_>, ind: &str, g: &super::Gssapi) -> fmt::Result {
+    if let Some(s) = &g.servicename {
+        writeln!(f, "{ind}gssapi.servicename: {s}")?;
+    }
+    if let Some(k) = &g.keytab {
+        writeln!(f, "{ind}gssapi.keytab: {k}")?;
+    }
+    if let Some(e) = &g.enctype {
+        writeln!(f, "{ind}gssapi.enctype: {}", e.words().join(" "))?;
+    }
+    Ok(())
 }

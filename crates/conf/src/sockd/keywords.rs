@@ -42,6 +42,9 @@ pub const SETTINGS: &[&str] = &[
     "hasocks.maxconn",
     "hasocks.maxconn.negotiating",
     "hasocks.maxconn.negotiating.source",
+    "gssapi.servicename",
+    "gssapi.keytab",
+    "gssapi.enctype",
     "route.maxfail",
     "route.badexpire",
     "hasocks.route.select",
@@ -76,6 +79,9 @@ pub const RULE_ITEMS: &[&str] = &[
     "session.state.max",
     "session.state.throttle",
     "bandwidth",
+    "gssapi.servicename",
+    "gssapi.keytab",
+    "gssapi.enctype",
 ];
 
 /// Items valid inside a `route { }` block (`method` is Dante's route word for what rules
@@ -102,10 +108,11 @@ pub const METHODS: &[Method] = &[
     Method::PamUsername,
     Method::PasswordFile,
     Method::Socks4UserId,
+    Method::Gssapi,
 ];
 
 /// Dante methods hasocks refuses with "not supported" (not "unknown").
-pub const UNSUPPORTED_METHODS: &[&str] = &["gssapi", "rfc931", "bsdauth", "ldapauth"];
+pub const UNSUPPORTED_METHODS: &[&str] = &["rfc931", "bsdauth", "ldapauth"];
 
 /// Deprecated method words Dante still reads, and the method each stands for. Dante 1.4
 /// reads `pam` as a PAM check of a user name and password (it answers `05 FF` to a client
@@ -235,7 +242,7 @@ mod tests {
         for m in METHODS {
             assert_eq!(method(m.word()), Some(*m));
         }
-        assert_eq!(method("gssapi"), None);
+        assert_eq!(method("rfc931"), None);
     }
 
     #[test]

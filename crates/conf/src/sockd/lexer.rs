@@ -162,7 +162,10 @@ fn split_word(word: &str, line: u32, col: u32, out: &mut Vec<Token>) {
         return;
     }
     let (prefix, rest) = (&word[..i], &word[i + 1..]);
-    if !prefix.is_empty() && !keyword_like(prefix) {
+    // Keywords are lower case; an upper-case prefix is a Kerberos residual type
+    // (`gssapi.keytab: FILE:/etc/danted.keytab`), part of the value.
+    let residual = !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_uppercase());
+    if residual || (!prefix.is_empty() && !keyword_like(prefix)) {
         out.push(Token {
             tok: Tok::Word(word.to_string()),
             line,

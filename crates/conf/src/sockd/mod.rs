@@ -7,6 +7,7 @@
 mod addr;
 mod cursor;
 mod display;
+mod gssapi;
 pub mod keywords;
 mod lexer;
 mod parser;

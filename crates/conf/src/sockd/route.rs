@@ -121,15 +121,20 @@ pub(super) fn route(c: &mut Cursor<'_>, globals: &SockdConfig) -> Result<Route, 
                             at.username.get_or_insert(w);
                         }
                         _ => {
+                            let why = if w.text == "gssapi" {
+                                "hasocks does not speak GSS-API to an upstream"
+                            } else {
+                                "the others check a client here; they are nothing to offer \
+                                 an upstream"
+                            };
                             return Err(c.err_word(
                                 &w,
                                 format!(
                                     "a route offers its upstream method none or username, not \
-                                     \"{}\" (the upstream is a SOCKS server, not an \
-                                     authentication database)",
+                                     \"{}\" ({why})",
                                     w.text
                                 ),
-                            ))
+                            ));
                         }
                     }
                     if !r.methods.contains(&m) {
@@ -507,7 +512,10 @@ mod tests {
                 "via: 127.0.0.1\ngssapi.servicename: rcmd",
                 "not supported by hasocks",
             ),
-            ("via: 127.0.0.1\nmethod: gssapi", "not supported by hasocks"),
+            (
+                "via: 127.0.0.1\nmethod: gssapi",
+                "does not speak GSS-API to an upstream",
+            ),
             ("via: 127.0.0.1\nmethod: pam.any", "none or username"),
             ("via: 127.0.0.1\nlog: connect", "not valid in a route"),
             ("via: 127.0.0.1\nvia: direct", "duplicate \"via:\""),

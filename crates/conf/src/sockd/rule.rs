@@ -82,6 +82,19 @@ pub(super) fn rule(c: &mut Cursor<'_>, globals: &SockdConfig) -> Result<(bool, R
                 at.names.get_or_insert(kw.clone());
             }
             "pam.servicename" => r.auth.pam_servicename = Some(c.one_value(&kw)?.text),
+            "gssapi.servicename" | "gssapi.keytab" | "gssapi.enctype" => {
+                if kind.text != "client" {
+                    c.warn(
+                        &kw,
+                        format!(
+                            "\"{}\" in a socks rule changes nothing: the method is negotiated \
+                             before the socks rules, under the client rule's gssapi.* settings",
+                            kw.text
+                        ),
+                    );
+                }
+                super::gssapi::item(c, &kw, &mut r.auth.gssapi)?
+            }
             "session.max" => r.limits.max = Some(c.parsed(&kw, positive)?),
             "session.throttle" => r.limits.throttle = Some(c.parsed(&kw, throttle)?),
             "session.state.key" => {

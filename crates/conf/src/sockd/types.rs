@@ -28,6 +28,8 @@ pub struct SockdConfig {
     pub clientmethods: Vec<Method>,
     /// `pam.servicename:`; None = `sockd`, as in Dante.
     pub pam_servicename: Option<String>,
+    /// `gssapi.servicename:`, `gssapi.keytab:`, `gssapi.enctype:` outside the rules.
+    pub gssapi: Gssapi,
     /// Ours: `hasocks.passwordfile: FILE`: the htpasswd file of method `hasocks.passwordfile`.
     pub password_file: Option<std::path::PathBuf>,
     /// `hasocks.socket: PATH`: the control socket a successor takes the listeners over
@@ -179,6 +181,9 @@ pub enum Method {
     /// Ours: `hasocks.socks4userid`: a SOCKS4 request's USERID, unverified, is the session's
     /// user name (for `user:` rules). SOCKS4 only; SOCKS5 clients never get it.
     Socks4UserId,
+    /// `gssapi`: GSS-API (Kerberos) authentication, RFC 1961 (wire method 0x01); the
+    /// client's principal (`alice@EXAMPLE.COM`) is the user name.
+    Gssapi,
 }
 
 impl Method {
@@ -192,6 +197,7 @@ impl Method {
             Method::PamUsername => "pam.username",
             Method::PasswordFile => "hasocks.passwordfile",
             Method::Socks4UserId => "hasocks.socks4userid",
+            Method::Gssapi => "gssapi",
         }
     }
 
@@ -200,7 +206,11 @@ impl Method {
     pub fn provides_name(self) -> bool {
         matches!(
             self,
-            Method::Username | Method::PamUsername | Method::PasswordFile | Method::Socks4UserId
+            Method::Username
+                | Method::PamUsername
+                | Method::PasswordFile
+                | Method::Socks4UserId
+                | Method::Gssapi
         )
     }
 
@@ -270,6 +280,79 @@ pub struct RuleAuth {
     pub groups: Vec<String>,
     /// `pam.servicename:` in the rule; None = the global one.
     pub pam_servicename: Option<String>,
+    /// `gssapi.*` in the rule; each unset one is the global one.
+    pub gssapi: Gssapi,
+}
+
+/// Dante's default `gssapi.servicename`.
+pub const DEFAULT_GSSAPI_SERVICE: &str = "rcmd";
+/// Dante's default `gssapi.keytab` (Debian's build).
+pub const DEFAULT_GSSAPI_KEYTAB: &str = "FILE:/etc/danted.keytab";
+
+/// The `gssapi.*` settings of the config or of one rule (None = not set there).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
+pub struct Gssapi {
+    /// `gssapi.servicename:` (`rcmd`, or a whole principal `rcmd/host@REALM`).
+    pub servicename: Option<String>,
+    /// `gssapi.keytab:` (`FILE:/etc/danted.keytab`).
+    pub keytab: Option<String>,
+    /// `gssapi.enctype:`.
+    pub enctype: Option<GssEnctypes>,
+}
+
+impl Gssapi {
+    /// These settings where set, else `outer`'s (a rule's over the global ones).
+    pub fn or(&self, outer: &Gssapi) -> Gssapi {
+        Gssapi {
+            servicename: self
+                .servicename
+                .clone()
+                .or_else(|| outer.servicename.clone()),
+            keytab: self.keytab.clone().or_else(|| outer.keytab.clone()),
+            enctype: self.enctype.or(outer.enctype),
+        }
+    }
+
+    /// Whether none is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Gssapi::default()
+    }
+}
+
+/// The protection levels `gssapi.enctype:` allows after GSS-API authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GssEnctypes {
+    /// `clear`: no per-message protection (not in RFC 1961; what curl asks for).
+    pub clear: bool,
+    /// `integrity`: every message signed.
+    pub integrity: bool,
+    /// `confidentiality`: every message signed and encrypted.
+    pub confidentiality: bool,
+}
+
+impl Default for GssEnctypes {
+    /// Dante's default: whatever the client offers except clear.
+    fn default() -> Self {
+        GssEnctypes {
+            clear: false,
+            integrity: true,
+            confidentiality: true,
+        }
+    }
+}
+
+impl GssEnctypes {
+    /// The words, in Dante's order.
+    pub fn words(&self) -> Vec<&'static str> {
+        [
+            (self.clear, "clear"),
+            (self.integrity, "integrity"),
+            (self.confidentiality, "confidentiality"),
+        ]
+        .into_iter()
+        .filter_map(|(on, w)| on.then_some(w))
+        .collect()
+    }
 }
 
 /// Timeouts in seconds; 0 = none where Dante says so.

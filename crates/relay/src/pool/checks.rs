@@ -103,6 +103,9 @@ pub(crate) async fn run(
             )
             .await
         }
+        Check::SocksGssapi { gssapi } => {
+            socks_gssapi(addr, gssapi, name, timeout, preamble, rendezvous).await
+        }
     };
     match step {
         Ok(msg) => Verdict::Up(msg),
@@ -298,6 +301,31 @@ async fn socks(
     };
     match hasocks_probe::end_to_end(&probe).await {
         Ok(_) => Ok("socks ok".into()),
+        Err(e) => Err(probe_verdict(&e)),
+    }
+}
+
+/// The socks check authenticated with GSS-API, through the shared rendezvous.
+async fn socks_gssapi(
+    addr: SocketAddr,
+    g: &hasocks_conf::relayd::GssapiCheck,
+    name: &str,
+    timeout: Duration,
+    preamble: &[u8],
+    rendezvous: &Rendezvous,
+) -> Step<String> {
+    let host = name.rsplit_once(':').map_or(name, |(h, _)| h);
+    let auth = hasocks_probe::GssAuth {
+        keytab: g.keytab.clone(),
+        principal: g.principal.clone(),
+        service: g.service.clone().unwrap_or_else(|| format!("rcmd@{host}")),
+    };
+    let rv = rendezvous
+        .at(local_ip_towards(addr))
+        .await
+        .map_err(|e| failed(&e, "socks check listener failed"))?;
+    match hasocks_probe::end_to_end_via_gss(&rv, addr, &auth, timeout, preamble).await {
+        Ok(_) => Ok("socks gssapi ok".into()),
         Err(e) => Err(probe_verdict(&e)),
     }
 }

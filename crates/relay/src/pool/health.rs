@@ -143,6 +143,7 @@ pub(crate) fn check_name(check: &hasocks_conf::relayd::Check) -> &'static str {
         Check::Binary { .. } => "binary send expect",
         Check::Script(_) => "script",
         Check::Socks { .. } => "socks",
+        Check::SocksGssapi { .. } => "socks gssapi",
     }
 }
 

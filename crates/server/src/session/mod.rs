@@ -5,6 +5,8 @@ pub mod auth;
 mod bind;
 mod chain;
 mod connect;
+pub(crate) mod encap;
+pub(crate) mod gssapi;
 pub(crate) mod identity;
 mod negotiate;
 pub(crate) mod reply;
@@ -144,6 +146,18 @@ impl Session {
 /// Serves one accepted connection to its end. Never panics on client input. `ticket` holds
 /// its admission: evicted while negotiating, the connection is closed.
 pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    rt: Arc<Generation>,
+    stats: Arc<Stats>,
+    hard_stop: CancellationToken,
+    ticket: Ticket,
+) {
+    // The slot a `gssapi` session's per-message protection is kept in.
+    gssapi::scope(serve_session(stream, peer, rt, stats, hard_stop, ticket)).await
+}
+
+async fn serve_session(
     mut stream: TcpStream,
     peer: SocketAddr,
     rt: Arc<Generation>,
@@ -267,8 +281,9 @@ pub async fn serve(
             let wanted = e.is_auth() || crule.log.error || crule.log.connect || rt.debug > 0;
             sess.log_if(wanted, Level::Info, || {
                 format!(
-                    "block({}) client: client {client} -> internal {internal}: error after reading {read} byte{} in {} second{}: {e}",
+                    "block({}) client: client {} -> internal {internal}: error after reading {read} byte{} in {} second{}: {e}",
                     crule.number,
+                    sess.peer(),
                     plural(read as u64),
                     sess.started.elapsed().as_secs(),
                     plural(sess.started.elapsed().as_secs()),
@@ -474,8 +489,10 @@ pub(crate) async fn reply_and_relay(
     sess.log_if(rule.log.connect, Level::Info, || {
         format!("{prefix} [: {route}{started}")
     });
+    let protect = gssapi::protected();
     let mut early = pending.len() as u64;
-    if !pending.is_empty() && far.write_all(pending).await.is_err() {
+    // Protected, `pending` is still framed: the encapsulated relay unwraps it.
+    if protect.is_some() || (!pending.is_empty() && far.write_all(pending).await.is_err()) {
         early = 0;
     }
     let idle = rule.timeouts.io_tcp.unwrap_or(sess.rt.timeouts.io_tcp);
@@ -483,9 +500,11 @@ pub(crate) async fn reply_and_relay(
         idle_timeout: secs(idle),
         cancel: Some(sess.hard_stop.clone()),
     };
-    let report = match sess.buckets.get().filter(|b| !b.is_empty()) {
-        Some(states) => throttle::pump(client, far, states, opts).await,
-        None => hasocks_net::copy::pump(client, far, opts).await,
+    let buckets = sess.buckets.get().filter(|b| !b.is_empty());
+    let (report, gss_why) = match (&protect, buckets) {
+        (Some(p), b) => encap::pump(p, client, far, pending, opts, b.map(|v| v.as_slice())).await,
+        (None, Some(states)) => (throttle::pump(client, far, states, opts).await, None),
+        (None, None) => (hasocks_net::copy::pump(client, far, opts).await, None),
     };
     sess.stats.bytes(report.a_to_b + early, report.b_to_a);
     let why = match report.end {
@@ -495,6 +514,7 @@ pub(crate) async fn reply_and_relay(
         EndReason::ErrorA => "client connection error".to_string(),
         EndReason::ErrorB => format!("{other} connection error"),
     };
+    let why = gss_why.unwrap_or(why);
     let want = rule.log.disconnect || (rule.log.error && report.end != EndReason::Closed);
     sess.log_if(want, Level::Info, || {
         format!(

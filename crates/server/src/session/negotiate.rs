@@ -5,7 +5,8 @@
 //! Method selection is Dante's (`selectmethod()`): the matched client rule's `socksmethod`
 //! list, else the global one, in the server's order; the first the client offered wins.
 //! `username`, `pam.username` and `hasocks.passwordfile` need 0x02; `pam.any` and
-//! `pam.address` take 0x02 if offered, else 0x00; nothing matches: `05 FF`.
+//! `pam.address` take 0x02 if offered, else 0x00; `gssapi` needs 0x01 (RFC 1961, in
+//! [`super::gssapi`]); nothing matches: `05 FF`.
 
 use hasocks_conf::sockd::Method;
 use hasocks_socks_wire::v4;
@@ -217,6 +218,7 @@ pub(crate) fn select_method(methods: &[Method], offered: &[u8]) -> Option<(Metho
                 .into_iter()
                 .find(|w| has(*w)),
             Method::Socks4UserId => None,
+            Method::Gssapi => has(v5::method::GSSAPI).then_some(v5::method::GSSAPI),
         }?;
         Some((*m, wire))
     })
@@ -242,6 +244,17 @@ async fn subnegotiate(
     wire: u8,
     clientmethod: Method,
 ) -> Result<Identity, NegError> {
+    if method == Method::Gssapi {
+        let id = super::gssapi::negotiate(c, &crule.gssapi, clientmethod).await;
+        // server_auth_successes / server_auth_failures count GSS-API's verdicts too.
+        sess.rt.shared.verifier.stats().count(id.is_ok());
+        let id = id?;
+        // Known from here on: a failure after this point logs the principal.
+        if let Some(a) = id.known() {
+            let _ = sess.auth.set(a.clone());
+        }
+        return Ok(id);
+    }
     let rt = &sess.rt;
     let verifier = &rt.shared.verifier;
     let rhost = sess.client.ip();
@@ -319,10 +332,11 @@ async fn status(c: &mut Conn<'_>, status: u8) -> Result<(), NegError> {
 
 /// The SOCKS5 request.
 async fn v5_request(c: &mut Conn<'_>, identity: Identity) -> Result<Request, NegError> {
-    let r = c
-        .msg(v5::Request::decode)
-        .await
-        .map_err(|e| NegError::Read(e, Some(Version::V5)))?;
+    let r = match super::gssapi::protected() {
+        Some(p) => p.read_request(c).await,
+        None => c.msg(v5::Request::decode).await,
+    }
+    .map_err(|e| NegError::Read(e, Some(Version::V5)))?;
     let command = match r.command {
         v5::Command::Connect => Command::Connect,
         v5::Command::Bind => Command::Bind,
@@ -356,5 +370,7 @@ mod tests {
         assert_eq!(select_method(&[PamUsername], &[0, 1]), Option::None);
         assert_eq!(select_method(&[Socks4UserId], &[0, 2]), Option::None);
         assert_eq!(select_method(&[], &[0, 2]), Option::None);
+        assert_eq!(select_method(&[Gssapi, None], &[0, 1]), Some((Gssapi, 1)));
+        assert_eq!(select_method(&[Gssapi], &[0, 2]), Option::None);
     }
 }

@@ -58,7 +58,11 @@ pub async fn send(
             .encode(&mut out)
         }
     }
-    stream.write_all(&out).await
+    // After `gssapi` with per-message protection, the reply is encapsulated too.
+    match super::gssapi::protected() {
+        Some(p) => p.send(stream, &out).await,
+        None => stream.write_all(&out).await,
+    }
 }
 
 /// Sends a failure reply and ignores write errors (the client may be gone already).

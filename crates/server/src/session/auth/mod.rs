@@ -109,24 +109,43 @@ pub fn system_check(req: &SystemRequest) -> Outcome {
 pub fn check_libraries(
     cfg: &hasocks_conf::sockd::SockdConfig,
 ) -> Result<(), hasocks_conf::ConfError> {
-    let Some(u) = cfg.method_uses.iter().find(|u| u.method.is_pam()) else {
-        return Ok(());
-    };
-    match hasocks_syslib::pam::library() {
-        Ok(_) => Ok(()),
-        Err(e) => Err(hasocks_conf::ConfError::new(
-            &u.file,
-            u.line,
-            u.col,
-            format!(
-                "method \"{}\" needs PAM, and {} cannot be loaded on this machine: {} \
-                 (install libpam0g, or use another method)",
-                u.method.word(),
-                e.library,
-                e.reason
-            ),
-        )),
+    let pam = cfg.method_uses.iter().find(|u| u.method.is_pam());
+    if let Some(u) = pam {
+        if let Err(e) = hasocks_syslib::pam::library() {
+            return Err(missing_library(u, "PAM", &e, "libpam0g"));
+        }
     }
+    let gss = cfg
+        .method_uses
+        .iter()
+        .find(|u| u.method == hasocks_conf::sockd::Method::Gssapi);
+    if let Some(u) = gss {
+        if let Err(e) = hasocks_syslib::gssapi::library() {
+            return Err(missing_library(u, "GSSAPI", &e, "libgssapi-krb5-2"));
+        }
+    }
+    Ok(())
+}
+
+/// `file:line:col: method "M" needs FEATURE, and LIB cannot be loaded ...`.
+fn missing_library(
+    u: &hasocks_conf::sockd::MethodUse,
+    feature: &str,
+    e: &hasocks_syslib::LoadError,
+    package: &str,
+) -> hasocks_conf::ConfError {
+    hasocks_conf::ConfError::new(
+        &u.file,
+        u.line,
+        u.col,
+        format!(
+            "method \"{}\" needs {feature}, and {} cannot be loaded on this machine: {} \
+             (install {package}, or use another method)",
+            u.method.word(),
+            e.library,
+            e.reason
+        ),
+    )
 }
 
 /// The user name of a PAM check that has none (`pam.address`, `pam.any` without RFC 1929).
@@ -178,6 +197,16 @@ pub struct AuthCounts {
 }
 
 impl AuthStats {
+    /// Counts an authentication decided outside the verifier (GSS-API's).
+    pub fn count(&self, passed: bool) {
+        let c = if passed {
+            &self.successes
+        } else {
+            &self.failures
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The counts now.
     pub fn snapshot(&self) -> AuthCounts {
         AuthCounts {

@@ -211,6 +211,8 @@ pub(crate) struct Association<'a> {
     chain_relay: Option<SocketAddr>,
     /// A chained association's upstream control connection, until `run` takes it.
     chain_control: Option<TcpStream>,
+    /// After `gssapi` with per-message protection: every datagram is encapsulated.
+    protect: Option<std::sync::Arc<crate::session::encap::Protect>>,
 }
 
 impl<'a> Association<'a> {
@@ -247,6 +249,7 @@ impl<'a> Association<'a> {
             paid: 0,
             chain_relay: None,
             chain_control: None,
+            protect: crate::session::gssapi::protected(),
         }
     }
 
@@ -356,8 +359,13 @@ impl<'a> Association<'a> {
                     Err(e) => return Err(e),
                 };
                 handled += n;
+                // Encapsulated datagrams are unwrapped in their slots first.
+                let lens = self.protect.as_ref().map(|p| open_batch(p, &mut b, n));
                 for i in 0..n {
                     let (len, src) = b.got(i);
+                    let len = lens
+                        .as_ref()
+                        .map_or(len, |l| l.get(i).copied().unwrap_or(0));
                     let Some(src) = src else {
                         continue;
                     };
@@ -383,6 +391,9 @@ impl<'a> Association<'a> {
                             self.stashed.clear();
                             for j in i..n {
                                 let (len, src) = b.got(j);
+                                let len = lens
+                                    .as_ref()
+                                    .map_or(len, |l| l.get(j).copied().unwrap_or(0));
                                 if let Some(src) = src {
                                     let dg = b.slot(j).get(..len).unwrap_or_default();
                                     self.stash.extend_from_slice(dg);
@@ -725,6 +736,21 @@ impl<'a> Association<'a> {
         });
     }
 
+    /// Sends one reply datagram (header and `n` payload bytes) to the client encapsulated.
+    fn send_wrapped(&mut self, dg: &[u8], client: SocketAddr, n: usize) {
+        let mut out = Vec::with_capacity(dg.len() + 128);
+        let sent = self.protect.as_ref().is_some_and(|p| {
+            p.wrap(dg, &mut out).is_ok() && self.client_sock.try_send_to(&out, client).is_ok()
+        });
+        if sent {
+            self.stats.down_dgrams += 1;
+            self.stats.down_bytes += n as u64;
+            self.active = true;
+        } else {
+            self.stats.undeliverable += 1;
+        }
+    }
+
     /// Handles one reply held at `HEAD..HEAD + n` in slot `i`: queues it for the client.
     fn on_reply(&mut self, b: &mut Batch, i: usize, n: usize, from: SocketAddr) {
         let Some(client) = self.client else {
@@ -741,6 +767,10 @@ impl<'a> Association<'a> {
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         let slot = b.slot_mut(i);
         match put_header(slot, from).filter(|_| HEAD + n <= slot.len()) {
+            Some(start) if self.protect.is_some() => {
+                let dg = slot.get(start..HEAD + n).unwrap_or_default();
+                self.send_wrapped(dg, client, n);
+            }
             Some(start) if b.queue(0, i, start..HEAD + n, client, n) => {}
             _ => self.stats.undeliverable += 1,
         }
@@ -764,6 +794,11 @@ impl Association<'_> {
             self.stats.reply_blocked += 1;
             return;
         }
+        // Under GSS-API protection the client gets it wrapped, as any reply.
+        if self.protect.is_some() {
+            let dg = b.slot(i).get(HEAD..HEAD + n).unwrap_or_default();
+            return self.send_wrapped(dg, client, n.saturating_sub(len));
+        }
         if !b.queue(0, i, HEAD..HEAD + n, client, n.saturating_sub(len)) {
             self.stats.undeliverable += 1;
         }
@@ -776,6 +811,30 @@ async fn read_upstream(ctl: &mut Option<TcpStream>, buf: &mut [u8]) -> io::Resul
         Some(s) => s.read(buf).await,
         None => std::future::pending().await,
     }
+}
+
+/// Unwraps the `n` encapsulated datagrams of a batch in their slots; returns each one's
+/// plain length (0: not a valid message, dropped and counted by `classify` as too short).
+fn open_batch(p: &crate::session::encap::Protect, b: &mut Batch, n: usize) -> Vec<usize> {
+    let mut plain = Vec::new();
+    (0..n)
+        .map(|i| {
+            let (len, _) = b.got(i);
+            let slot = b.slot_mut(i);
+            plain.clear();
+            let opened = slot
+                .get_mut(..len)
+                .is_some_and(|dg| p.unwrap_datagram(dg, &mut plain));
+            // The plain datagram is shorter than its message: it fits where that was.
+            match slot.get_mut(..plain.len()) {
+                Some(s) if opened => {
+                    s.copy_from_slice(&plain);
+                    plain.len()
+                }
+                _ => 0,
+            }
+        })
+        .collect()
 }
 
 /// Writes `RSV RSV FRAG ATYP ADDR PORT` for `from` just before `buf[HEAD]`; returns where
