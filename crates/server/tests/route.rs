@@ -17,6 +17,28 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 const NONE: &str = "socksmethod: none";
 
+/// A test's scratch folder, removed when the test ends (passing or not).
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        Scratch(temp_dir(tag))
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A target on 127.0.0.1 that writes the address it was reached from, then echoes.
 async fn whoami() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -85,7 +107,7 @@ async fn connect(proxy: SocketAddr, target: SocketAddr) -> (TcpStream, u8) {
 
 #[tokio::test]
 async fn connect_through_an_upstream_reaches_the_target_from_the_upstreams_address() {
-    let d = temp_dir("route-connect");
+    let d = Scratch::new("route-connect");
     let (_u, up) = upstream("127.0.0.2", 0, NONE).await;
     let (_h, proxy) = chain(&d.join("log"), "socksmethod: none", &route_via(up, "")).await;
     let target = whoami().await;
@@ -104,7 +126,7 @@ async fn connect_through_an_upstream_reaches_the_target_from_the_upstreams_addre
 
 #[tokio::test]
 async fn a_request_no_route_matches_goes_direct() {
-    let d = temp_dir("route-direct");
+    let d = Scratch::new("route-direct");
     let (_u, up) = upstream("127.0.0.2", 0, NONE).await;
     let routes = format!(
         "route {{\nfrom: 0/0 to: 10.0.0.0/8 via: {} port = {}\n}}\n",
@@ -119,7 +141,7 @@ async fn a_request_no_route_matches_goes_direct() {
 
 #[tokio::test]
 async fn a_direct_route_first_in_its_group_wins_and_names_resolve_for_to() {
-    let d = temp_dir("route-direct-first");
+    let d = Scratch::new("route-direct-first");
     let (_u, up) = upstream("127.0.0.2", 0, NONE).await;
     let routes = format!(
         "route {{\nfrom: 0/0 to: localhost via: direct\n}}\n{}",
@@ -139,7 +161,7 @@ async fn a_direct_route_first_in_its_group_wins_and_names_resolve_for_to() {
 
 #[tokio::test]
 async fn a_dead_upstream_is_skipped_at_once_marked_bad_and_then_tried_last() {
-    let d = temp_dir("route-dead");
+    let d = Scratch::new("route-dead");
     let dead = closed_port().await;
     let (_u, up) = upstream("127.0.0.3", 0, NONE).await;
     let routes = format!("{}{}", route_via(dead, ""), route_via(up, ""));
@@ -171,7 +193,7 @@ async fn a_dead_upstream_is_skipped_at_once_marked_bad_and_then_tried_last() {
 
 #[tokio::test]
 async fn when_every_upstream_fails_the_client_gets_a_failure_reply() {
-    let d = temp_dir("route-all-dead");
+    let d = Scratch::new("route-all-dead");
     let routes = format!(
         "{}{}",
         route_via(closed_port().await, ""),
@@ -185,7 +207,7 @@ async fn when_every_upstream_fails_the_client_gets_a_failure_reply() {
 
 #[tokio::test]
 async fn the_targets_refusal_through_an_upstream_is_passed_on_without_failover() {
-    let d = temp_dir("route-refused");
+    let d = Scratch::new("route-refused");
     let (_u, up) = upstream("127.0.0.2", 0, NONE).await;
     let (_u2, up2) = upstream("127.0.0.3", 0, NONE).await;
     let routes = format!("{}{}", route_via(up, ""), route_via(up2, ""));
@@ -199,7 +221,7 @@ async fn the_targets_refusal_through_an_upstream_is_passed_on_without_failover()
 
 #[tokio::test]
 async fn source_hash_keeps_each_client_on_one_upstream_and_spreads_clients() {
-    let d = temp_dir("route-hash");
+    let d = Scratch::new("route-hash");
     let (_a, up_a) = upstream("127.0.0.2", 0, NONE).await;
     let (_b, up_b) = upstream("127.0.0.3", 0, NONE).await;
     let routes = format!("{}{}", route_via(up_a, ""), route_via(up_b, ""));
@@ -235,7 +257,7 @@ async fn source_hash_keeps_each_client_on_one_upstream_and_spreads_clients() {
 
 #[tokio::test]
 async fn a_check_marks_a_dead_upstream_bad_and_its_return_clears_it() {
-    let d = temp_dir("route-check");
+    let d = Scratch::new("route-check");
     let port = free_port("127.0.0.2");
     let (u, up) = upstream("127.0.0.2", port, NONE).await;
     let settings = "socksmethod: none\nhasocks.route.check.interval: 1\nhasocks.route.timeout: 2";
@@ -253,7 +275,7 @@ async fn a_check_marks_a_dead_upstream_bad_and_its_return_clears_it() {
 
 #[tokio::test]
 async fn a_username_route_forwards_the_clients_name_and_password() {
-    let d = temp_dir("route-user");
+    let d = Scratch::new("route-user");
     // alice / "correct horse" (htpasswd -nbB -C 5) on both; the upstream takes no method
     // none, so only the forwarded login lets a session through it.
     let pw = d.join("htpasswd");
@@ -286,7 +308,7 @@ async fn a_username_route_forwards_the_clients_name_and_password() {
 
 #[tokio::test]
 async fn bind_through_an_upstream_announces_its_address_and_relays_the_peer() {
-    let d = temp_dir("route-bind");
+    let d = Scratch::new("route-bind");
     let (_u, up) = upstream("127.0.0.2", 0, NONE).await;
     let (_h, proxy) = chain(&d.join("log"), "socksmethod: none", &route_via(up, "")).await;
     let (mut c, rep, listening) =
@@ -313,7 +335,7 @@ async fn bind_through_an_upstream_announces_its_address_and_relays_the_peer() {
 
 #[tokio::test]
 async fn udp_through_a_chain_of_two_servers_gets_its_echoes() {
-    let d = temp_dir("route-udp");
+    let d = Scratch::new("route-udp");
     let (_u, up) = upstream("127.0.0.2", 0, NONE).await;
     let (_h, proxy) = chain(&d.join("log"), "socksmethod: none", &route_via(up, "")).await;
     let (echo, seen) = udp_echo_server("127.0.0.1").await;
@@ -376,7 +398,7 @@ async fn http_proxy() -> SocketAddr {
 
 #[tokio::test]
 async fn an_http_upstream_carries_connect_and_bind_skips_it() {
-    let d = temp_dir("route-http");
+    let d = Scratch::new("route-http");
     let up = http_proxy().await;
     let (_h, proxy) = chain(
         &d.join("log"),
@@ -401,7 +423,7 @@ async fn an_http_upstream_carries_connect_and_bind_skips_it() {
 #[tokio::test]
 async fn metrics_page_and_json_show_each_route_its_state_sessions_failures_and_latency() {
     use hasocks_server::admin_source::ServerAdmin;
-    let d = temp_dir("route-admin");
+    let d = Scratch::new("route-admin");
     let dead = closed_port().await;
     let (_u, up) = upstream("127.0.0.2", 0, NONE).await;
     let routes = format!("{}{}", route_via(dead, ""), route_via(up, ""));
@@ -446,7 +468,7 @@ async fn metrics_page_and_json_show_each_route_its_state_sessions_failures_and_l
 
 #[tokio::test]
 async fn a_chained_association_ends_when_its_upstream_ends_it() {
-    let d = temp_dir("route-udp-end");
+    let d = Scratch::new("route-udp-end");
     let (u, up) = upstream("127.0.0.2", 0, NONE).await;
     let (h, proxy) = chain(&d.join("log"), NONE, &route_via(up, "")).await;
     let (echo, _) = udp_echo_server("127.0.0.1").await;
@@ -471,7 +493,7 @@ async fn a_chained_association_ends_when_its_upstream_ends_it() {
 
 #[tokio::test]
 async fn an_http_upstream_is_checked_end_to_end_too() {
-    let d = temp_dir("route-http-check");
+    let d = Scratch::new("route-http-check");
     let up = http_proxy().await;
     let settings = "socksmethod: none\nhasocks.route.check.interval: 1";
     let (h, _proxy) = chain(
@@ -489,7 +511,7 @@ async fn an_http_upstream_is_checked_end_to_end_too() {
 
 #[tokio::test]
 async fn a_reload_keeps_an_upstreams_mark_and_a_routes_counters() {
-    let d = temp_dir("route-reload");
+    let d = Scratch::new("route-reload");
     let dead = closed_port().await;
     let (_u, up) = upstream("127.0.0.3", 0, NONE).await;
     let routes = format!("{}{}", route_via(dead, ""), route_via(up, ""));
