@@ -14,7 +14,7 @@ log() { printf '%s\n' "$*" >&2; }
 # The load settings given in the environment, read before any script sets its defaults, so
 # that the recorded command line reproduces the run.
 GIVEN_ENV=""
-for _v in ROUNDS ROUNDS_AB DURATION STREAMS CONCURRENCY IDLE PAYLOAD WINDOW BATCH FLOOD_SECS; do
+for _v in ROUNDS ROUNDS_AB DURATION STREAMS CONCURRENCY IDLE PAYLOAD WINDOW BATCH FLOOD_SECS CHAIN_CPU; do
     [ -n "${!_v:-}" ] && GIVEN_ENV="$GIVEN_ENV $_v=${!_v}"
 done
 unset _v
@@ -77,6 +77,7 @@ cleanup() {
     local p
     for p in $PIDS; do kill "$p" 2>/dev/null; done
     for p in $PIDS; do wait "$p" 2>/dev/null; done
+    remove_cgroups
     [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
 }
 
@@ -328,6 +329,34 @@ start_server() {
     else
         eval "STATUS_$name=\"did not start: $(tail -n 3 "$TMP/$name.out" | tr '\n' ' ')\""
     fi
+}
+
+# cpu_capped CMD...: runs CMD (exec, so its PID is the caller's $!) inside a CPU cgroup
+# capped at $CHAIN_CPU CPUs (cgroup v1 cpu controller, or v2), children included, so a
+# server can be measured at a fixed CPU budget: then sessions/s is its own capacity, not
+# what the load generator and the other processes on this 2-CPU machine leave it. Without
+# CHAIN_CPU it just runs CMD.
+cpu_capped() {
+    if [ -z "${CHAIN_CPU:-}" ]; then exec "$@"; fi
+    local cg quota
+    quota=$(awk -v c="$CHAIN_CPU" 'BEGIN{printf "%d", c*100000}')
+    if [ -d /sys/fs/cgroup/cpu ] && [ -w /sys/fs/cgroup/cpu ]; then
+        cg=/sys/fs/cgroup/cpu/hasocks-bench-$$-$RANDOM
+        mkdir "$cg" && echo 100000 >"$cg/cpu.cfs_period_us" && echo "$quota" >"$cg/cpu.cfs_quota_us" ||
+            { echo "cpu_capped: cannot make $cg" >&2; exit 1; }
+    else
+        cg=/sys/fs/cgroup/hasocks-bench-$$-$RANDOM
+        mkdir "$cg" && echo "$quota 100000" >"$cg/cpu.max" ||
+            { echo "cpu_capped: cannot make $cg (no cgroup cpu controller here)" >&2; exit 1; }
+    fi
+    echo "$cg" >>"$TMP/cgroups"
+    echo $BASHPID >"$cg/cgroup.procs" || exit 1
+    exec "$@"
+}
+remove_cgroups() {
+    local cg
+    [ -f "$TMP/cgroups" ] || return 0
+    while read -r cg; do rmdir "$cg" 2>/dev/null; done <"$TMP/cgroups"
 }
 
 # measure_each NAME...: runs the script's `measure NAME` for each server that started

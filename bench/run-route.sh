@@ -16,6 +16,12 @@
 #        DANTED=path       danted binary (default /usr/sbin/danted)
 #        DURATION=10 STREAMS=8 CONCURRENCY=50 PAYLOAD=64
 #        RESULTS=bench/results/route.md   where to write the section
+#        CHAIN_CPU=0.5    cap each chaining server (Dante with its children, hasocks) at this
+#                         many CPUs, so sessions/s measures its capacity at an equal CPU
+#                         budget instead of what the other processes leave it
+# Loopback ports: Dante binds its outgoing side before connecting, so back-to-back runs can
+# exhaust the ephemeral range on TIME_WAIT; bench/in-netns.sh runs this in a fresh network
+# namespace with the whole range.
 # Run as root (Dante wants user.privileged: root). Runtime about 2 minutes (it may wait up
 # to 70 s for TIME_WAIT sockets of earlier runs to expire before Dante's phase).
 set -u
@@ -67,11 +73,11 @@ measure() {
 
 start_server up "$BIN" server -f "$TMP/up.conf"
 if [ -x "$DANTED" ]; then
-    start_server dante "$DANTED" -f "$TMP/dante.conf" -N 2
+    start_server dante cpu_capped "$DANTED" -f "$TMP/dante.conf" -N 2
 else
     STATUS_dante="no $DANTED"
 fi
-start_server hasocks "$BIN" server -f "$TMP/hasocks.conf"
+start_server hasocks cpu_capped "$BIN" server -f "$TMP/hasocks.conf"
 measure_each dante hasocks up
 
 # --- table ------------------------------------------------------------------
@@ -89,6 +95,7 @@ DVER=$(dante_version)
     echo "- hasocks: \`hasocks server -f FILE\` ($("$BIN" --version 2>/dev/null | head -n1)); status: $STATUS_hasocks"
     echo "- both chaining servers read the same sockd.conf, with Dante's route syntax: \`route { from: 0.0.0.0/0 to: 0.0.0.0/0 via: 127.0.0.1 port = UPSTREAM command: connect proxyprotocol: socks_v5 method: none }\`; the upstream is one hasocks server for both (status: $STATUS_up), so the chaining server is the only difference"
     echo "- load: \`hasocks bench\` with its in-process target on 127.0.0.1; sessions = connect + greeting + CONNECT + ${PAYLOAD}-byte echo + close, through chain and upstream; throughput = upload only, counted at the target"
+    [ -n "${CHAIN_CPU:-}" ] && echo "- CPU budget: each chaining server capped at $CHAIN_CPU CPU (a cpu cgroup, children included); the upstream and the load generator are not capped"
     echo "- server CPU: the chaining server's (the upstream's not counted): $CPU_NOTE"
     echo
     echo "| metric | upstream alone (1 hop) | Dante -> upstream | hasocks -> upstream | hasocks/Dante |"
