@@ -24,7 +24,16 @@ pub(crate) async fn run(
 ) {
     let mut client = match super::chain::plan(sess, &req, &mut resolved).await {
         Plan::Chain(ups, direct) => {
-            match super::chain::connect(sess, rule, client, &req, (&ups, direct)).await {
+            // Boxed, as the chained handshake's states would size every CONNECT task.
+            match Box::pin(super::chain::connect(
+                sess,
+                rule,
+                client,
+                &req,
+                (&ups, direct),
+            ))
+            .await
+            {
                 Some(c) => c,
                 None => return,
             }

@@ -30,8 +30,12 @@ tokio::task_local! {
 }
 
 /// Runs `session` with an empty protection slot (what [`protected`] reads).
-pub(crate) async fn scope<F: std::future::Future>(session: F) -> F::Output {
-    PROTECTED.scope(OnceLock::new(), session).await
+/// A plain function, not an `async fn`: an async wrapper would hold `session` twice (as its
+/// argument and inside the scope), doubling every session task's allocation.
+pub(crate) fn scope<F: std::future::Future>(
+    session: F,
+) -> impl std::future::Future<Output = F::Output> {
+    PROTECTED.scope(OnceLock::new(), session)
 }
 
 /// The session's per-message protection, if it negotiated one.

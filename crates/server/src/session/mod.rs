@@ -145,16 +145,17 @@ impl Session {
 
 /// Serves one accepted connection to its end. Never panics on client input. `ticket` holds
 /// its admission: evicted while negotiating, the connection is closed.
-pub async fn serve(
+pub fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     rt: Arc<Generation>,
     stats: Arc<Stats>,
     hard_stop: CancellationToken,
     ticket: Ticket,
-) {
-    // The slot a `gssapi` session's per-message protection is kept in.
-    gssapi::scope(serve_session(stream, peer, rt, stats, hard_stop, ticket)).await
+) -> impl std::future::Future<Output = ()> {
+    // The slot a `gssapi` session's per-message protection is kept in. Not an `async fn`, for
+    // the same reason as `gssapi::scope`: the session's future is held once, not twice.
+    gssapi::scope(serve_session(stream, peer, rt, stats, hard_stop, ticket))
 }
 
 async fn serve_session(
@@ -212,7 +213,7 @@ async fn serve_session(
     };
     let rt = &sess.rt;
 
-    let (crule, clientmethod) = match_client_rule(&sess).await;
+    let (crule, clientmethod) = Box::pin(match_client_rule(&sess)).await;
     if crule.verdict == Verdict::Block {
         sess.stats.block(RuleKind::Client, crule.number, client, "");
         sess.log_if(crule.log.connect || crule.log.error, Level::Info, || {
@@ -247,7 +248,9 @@ async fn serve_session(
         buf: &mut buf,
         read: &mut read,
     };
-    let negotiation = negotiate_request(&mut conn, &sess, crule, clientmethod);
+    // Boxed: the negotiation (with GSS-API's exchange) is over before the session's long
+    // part, and its states would otherwise size every session's task for its whole life.
+    let negotiation = Box::pin(negotiate_request(&mut conn, &sess, crule, clientmethod));
     let negotiation = async {
         match secs(neg_secs) {
             Some(limit) => match tokio::time::timeout(limit, negotiation).await {
@@ -295,7 +298,7 @@ async fn serve_session(
     };
 
     let target_desc = req.target.to_string();
-    let (rule, resolved, identity) = match_socks(&sess, &req).await;
+    let (rule, resolved, identity) = Box::pin(match_socks(&sess, &req)).await;
     if let Some(a) = identity.known() {
         let _ = sess.auth.set(a.clone());
     }
@@ -355,10 +358,12 @@ async fn serve_session(
     };
     let _open = sess.stats.session(version, command);
     match req.command {
+        // BIND and UDP sessions are boxed so that the task of every CONNECT session (the
+        // many, and the ones that sit idle) is not allocated at their larger size.
         Command::Connect => connect::run(&sess, rule, stream, req, resolved).await,
-        Command::Bind => bind::run(&sess, rule, stream, req, resolved).await,
+        Command::Bind => Box::pin(bind::run(&sess, rule, stream, req, resolved)).await,
         Command::UdpAssociate if req.version == Version::V5 => {
-            udp::run(&sess, rule, stream, req).await
+            Box::pin(udp::run(&sess, rule, stream, req)).await
         }
         _ => {
             sess.log_if(rule.log.error, Level::Info, || {
@@ -502,8 +507,23 @@ pub(crate) async fn reply_and_relay(
     };
     let buckets = sess.buckets.get().filter(|b| !b.is_empty());
     let (report, gss_why) = match (&protect, buckets) {
-        (Some(p), b) => encap::pump(p, client, far, pending, opts, b.map(|v| v.as_slice())).await,
-        (None, Some(states)) => (throttle::pump(client, far, states, opts).await, None),
+        // The GSS-API and throttled pumps are boxed: a plain session's task is not sized
+        // for their states.
+        (Some(p), b) => {
+            Box::pin(encap::pump(
+                p,
+                client,
+                far,
+                pending,
+                opts,
+                b.map(|v| v.as_slice()),
+            ))
+            .await
+        }
+        (None, Some(states)) => (
+            Box::pin(throttle::pump(client, far, states, opts)).await,
+            None,
+        ),
         (None, None) => (hasocks_net::copy::pump(client, far, opts).await, None),
     };
     sess.stats.bytes(report.a_to_b + early, report.b_to_a);
