@@ -80,6 +80,13 @@ pub enum Command {
         /// Which relay.
         target: Target,
     },
+    /// `relay drain|undrain`: the whole process leaves (or rejoins) a tier of relays behind a
+    /// router. While draining, `/ready` answers 503 so the route is withdrawn, and every
+    /// session, new ones too, is still served (the router decides where traffic goes).
+    RelayDrain {
+        /// Drain (true) or undrain.
+        drain: bool,
+    },
     /// `poll`: check every host now.
     Poll,
     /// `reload`: re-read the config file.
@@ -267,6 +274,7 @@ mod tests {
                 target: Target::Name("127.0.0.2".into()),
             },
             Command::Takeover,
+            Command::RelayDrain { drain: true },
             Command::Load {
                 file: "/etc/relayd.conf".into(),
             },
@@ -282,6 +290,14 @@ mod tests {
         assert_eq!(
             encode_request(Command::Takeover),
             b"{\"v\":1,\"cmd\":\"takeover\"}\n"
+        );
+    }
+
+    #[test]
+    fn relay_drain_is_one_json_word_with_its_direction() {
+        assert_eq!(
+            encode_request(Command::RelayDrain { drain: false }),
+            b"{\"v\":1,\"cmd\":\"relay_drain\",\"drain\":false}\n"
         );
     }
 

@@ -283,6 +283,13 @@ pub struct Status {
     pub started_at_ms: u64,
     /// The session caps and their use.
     pub admission: AdmissionStatus,
+    /// `relay drain` in effect: `/ready` answers 503 (so a route health hook withdraws the
+    /// route) while every session, new ones too, is still served.
+    #[serde(default)]
+    pub draining: bool,
+    /// Sessions open now over every relay (what a drain waits to reach 0).
+    #[serde(default)]
+    pub sessions_open: u64,
     /// Relays in config order.
     pub relays: Vec<RelayStatus>,
     /// Table instances in order of first use.
@@ -498,6 +505,16 @@ pub enum EventKind {
         /// Its number.
         generation: u64,
     },
+    /// `relay drain` (ours): not ready, still serving.
+    RelayDrain {
+        /// Sessions open when it took effect.
+        sessions_open: u64,
+    },
+    /// `relay undrain` (ours): ready again.
+    RelayUndrain {
+        /// Sessions open when it took effect.
+        sessions_open: u64,
+    },
 }
 
 impl EventKind {
@@ -513,6 +530,8 @@ impl EventKind {
             EventKind::RelayDisable { .. } => "ctl_relay_disable",
             EventKind::RelayEnable { .. } => "ctl_relay_enable",
             EventKind::Reload { .. } => "ctl_reload",
+            EventKind::RelayDrain { .. } => "ctl_relay_drain",
+            EventKind::RelayUndrain { .. } => "ctl_relay_undrain",
         }
     }
 
@@ -528,6 +547,8 @@ impl EventKind {
             EventKind::RelayDisable { .. } => 7,
             EventKind::RelayEnable { .. } => 8,
             EventKind::Reload { .. } => 9,
+            EventKind::RelayDrain { .. } => 10,
+            EventKind::RelayUndrain { .. } => 11,
         }
     }
 }

@@ -23,7 +23,7 @@ pub fn status(s: &Status, what: Show) -> String {
     row(&mut out, "Id", "Type", "Name", "Avlblty", "Status");
     for r in &s.relays {
         if what != Show::Hosts {
-            relay_row(&mut out, r, what == Show::Relays);
+            relay_row(&mut out, r, s.draining, what == Show::Relays);
         }
         if what == Show::Relays {
             continue;
@@ -32,11 +32,19 @@ pub fn status(s: &Status, what: Show) -> String {
             table_rows(&mut out, t, what == Show::Hosts);
         }
     }
+    // Ours: what a drain's hook waits on (the open sessions reaching 0).
+    if s.draining && what != Show::Hosts {
+        let _ = writeln!(out, "draining, {} sessions open", s.sessions_open);
+    }
     out
 }
 
-fn relay_row(out: &mut String, r: &RelayStatus, stats: bool) {
-    let st = if r.disabled { "disabled" } else { "active" };
+fn relay_row(out: &mut String, r: &RelayStatus, draining: bool, stats: bool) {
+    let st = match (r.disabled, draining) {
+        (true, _) => "disabled",
+        (false, true) => "draining",
+        (false, false) => "active",
+    };
     row(out, &r.id.to_string(), "relay", &r.name, "", st);
     if stats && r.sessions_total > 0 {
         let p = r.rates;
@@ -161,7 +169,9 @@ pub fn event(e: &Event) -> String {
         | EventKind::TableEnable { id, .. }
         | EventKind::RelayDisable { id, .. }
         | EventKind::RelayEnable { id, .. } => *id,
-        EventKind::Reload { .. } => 0,
+        EventKind::Reload { .. }
+        | EventKind::RelayDrain { .. }
+        | EventKind::RelayUndrain { .. } => 0,
     };
     let _ = writeln!(
         out,
@@ -196,6 +206,9 @@ pub fn event(e: &Event) -> String {
         }
         EventKind::Reload { generation } => {
             let _ = writeln!(out, "\tgeneration: {generation}");
+        }
+        EventKind::RelayDrain { sessions_open } | EventKind::RelayUndrain { sessions_open } => {
+            let _ = writeln!(out, "\tsessions open: {sessions_open}");
         }
     }
     out
@@ -348,6 +361,8 @@ mod tests {
             pid: 42,
             started_at_ms: 0,
             admission: Default::default(),
+            draining: false,
+            sessions_open: 0,
             relays: vec![RelayStatus {
                 id: 1,
                 name: "relaysockd".into(),
@@ -420,6 +435,37 @@ Id  \tType    \tName                    \tAvlblty\tStatus
             "1   \trelay   \trelaysockd              \t       \tactive"
         );
         assert!(!got.contains("total:"));
+    }
+
+    #[test]
+    fn show_summary_of_a_draining_relay_says_so_with_its_open_sessions() {
+        let mut s = fixture();
+        s.draining = true;
+        s.sessions_open = 3;
+        let got = status(&s, Show::Summary);
+        let rows: Vec<&str> = got.lines().collect();
+        assert_eq!(
+            rows[1],
+            "1   \trelay   \trelaysockd              \t       \tdraining"
+        );
+        assert_eq!(rows.last(), Some(&"draining, 3 sessions open"));
+        assert!(!status(&s, Show::Hosts).contains("draining, 3"));
+        assert!(!status(&fixture(), Show::Summary).contains("draining"));
+    }
+
+    #[test]
+    fn relay_drain_events_print_with_the_open_sessions() {
+        let e = Event {
+            at_ms: 1_700_000_000_000,
+            pid: 42,
+            kind: EventKind::RelayDrain { sessions_open: 5 },
+        };
+        assert_eq!(
+            event(&e),
+            "ctl_relay_drain: imsg type 10 len 0 peerid 0 pid 42\n\
+             \ttimestamp: 1700000000, Tue Nov 14 22:13:20 2023\n\
+             \tsessions open: 5\n"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ show summary|hosts|relays|sessions
 host disable|enable|drain NAME|ID
 table disable|enable NAME|ID
 relay disable|enable NAME|ID
+relay drain|undrain
 poll
 reload
 load FILE
@@ -87,16 +88,27 @@ pub fn parse<S: AsRef<str>>(words: &[S]) -> Result<Command, UsageError> {
             let target = Target::parse(next(&mut w, "a host name or id")?);
             Command::Host { action, target }
         }
-        kind @ ("table" | "relay") => {
-            let action = next(&mut w, &format!("disable or enable after {kind}"))?;
-            let enable =
-                pick(action, &["disable", "enable"], &format!(" after {kind}"))? == "enable";
-            let target = Target::parse(next(&mut w, &format!("a {kind} name or id"))?);
-            if kind == "table" {
-                Command::Table { enable, target }
-            } else {
-                Command::Relay { enable, target }
+        "relay" => {
+            let action = next(&mut w, "disable, enable, drain or undrain after relay")?;
+            match pick(
+                action,
+                &["disable", "enable", "drain", "undrain"],
+                " after relay",
+            )? {
+                // The whole process: no target.
+                "drain" => Command::RelayDrain { drain: true },
+                "undrain" => Command::RelayDrain { drain: false },
+                enable => Command::Relay {
+                    enable: enable == "enable",
+                    target: Target::parse(next(&mut w, "a relay name or id")?),
+                },
             }
+        }
+        "table" => {
+            let action = next(&mut w, "disable or enable after table")?;
+            let enable = pick(action, &["disable", "enable"], " after table")? == "enable";
+            let target = Target::parse(next(&mut w, "a table name or id")?);
+            Command::Table { enable, target }
         }
         "poll" => Command::Poll,
         "reload" => Command::Reload,
@@ -161,6 +173,30 @@ mod tests {
             parse(&["load", "/etc/other.conf"]).unwrap(),
             Command::Load {
                 file: "/etc/other.conf".into()
+            }
+        );
+    }
+
+    #[test]
+    fn relay_drain_and_undrain_take_no_target_and_disable_still_does() {
+        assert_eq!(
+            parse(&["relay", "drain"]).unwrap(),
+            Command::RelayDrain { drain: true }
+        );
+        assert_eq!(
+            parse(&["rela", "un"]).unwrap(),
+            Command::RelayDrain { drain: false }
+        );
+        assert!(parse(&["relay", "drain", "socks"])
+            .unwrap_err()
+            .0
+            .contains("unexpected \"socks\""));
+        assert!(parse(&["relay", "d"]).unwrap_err().0.contains("ambiguous"));
+        assert_eq!(
+            parse(&["relay", "dis", "1"]).unwrap(),
+            Command::Relay {
+                enable: false,
+                target: Target::Id(1)
             }
         );
     }

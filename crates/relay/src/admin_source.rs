@@ -336,6 +336,13 @@ impl Collector for RelayCollector {
             "The config generation in effect (1 at start, one more per reload)",
             None,
             [(Vec::new(), s.generation as f64)],
+        )?;
+        gauges(
+            e,
+            "relay_draining",
+            "Whether relay drain is in effect (1): /ready answers 503, sessions are still served",
+            None,
+            [(Vec::new(), f64::from(u8::from(s.draining)))],
         )
     }
 }
@@ -354,12 +361,15 @@ pub fn page(s: &Status, history: &History, now: SystemTime) -> String {
     );
     let mut body = history.section_html();
     for r in &s.relays {
-        let st = if r.disabled { "disabled" } else { "active" };
+        let (st, class) = match (r.disabled, s.draining) {
+            (true, _) => ("disabled", "bad"),
+            (false, true) => ("draining", "draining"),
+            (false, false) => ("active", "ok"),
+        };
         let listens: Vec<String> = r.listens.iter().map(|a| a.to_string()).collect();
         body.push_str(&format!(
-            "<h2>relay {} <small class=\"{}\">{st}</small></h2>\n",
+            "<h2>relay {} <small class=\"{class}\">{st}</small></h2>\n",
             html::escape(&r.name),
-            if r.disabled { "bad" } else { "ok" }
         ));
         body.push_str(&html::table(
             &[
@@ -537,6 +547,8 @@ mod tests {
             pid: 1,
             started_at_ms: 0,
             admission: Default::default(),
+            draining: false,
+            sessions_open: 0,
             relays: vec![relay(10, 1), relay(5, 0)],
             tables: vec![TableStatus {
                 id: 1,

@@ -148,6 +148,10 @@ impl Daemon for RelayDaemon {
             Command::Host { action, target } => done(h.host_action(&target, action)),
             Command::Table { enable, target } => done(h.table_action(&target, enable)),
             Command::Relay { enable, target } => done(h.relay_action(&target, enable)),
+            Command::RelayDrain { drain } => {
+                h.set_draining(drain);
+                Body::Done { matched: 1 }
+            }
             Command::Poll => {
                 h.poll();
                 Body::Done { matched: 1 }

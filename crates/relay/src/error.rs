@@ -88,6 +88,9 @@ pub enum Unready {
         /// The configured address.
         addr: SocketAddr,
     },
+    /// `relay drain` is in effect (sessions are still served).
+    #[error("draining")]
+    Draining,
     /// An enabled relay has no pool with a host that takes sessions.
     #[error("relay {relay}: no host up")]
     NoHostUp {

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admission;
 use crate::error::{CtlError, NotReady, RelayError};
-use crate::events::{Event, Events};
+use crate::events::{Event, EventKind, Events};
 use crate::generation::Generation;
 use crate::listeners::Listeners;
 use crate::pool::checks::Rendezvous;
@@ -52,6 +52,9 @@ pub struct RelayHandle {
     rendezvous: Arc<Rendezvous>,
     /// The session caps.
     admission: Arc<Admission>,
+    /// `relay drain`: not ready, still serving. Here, not in a generation, so a reload keeps
+    /// it.
+    draining: AtomicBool,
 }
 
 /// Worker threads when the config has no `prefork`: one per CPU.
@@ -100,6 +103,7 @@ impl RelayHandle {
             started: SystemTime::now(),
             rendezvous: Arc::default(),
             admission: Admission::new(0, 0),
+            draining: AtomicBool::new(false),
         };
         lock(&h.records).inherit_states(inherit.hosts);
         h.reload(cfg).await?;
@@ -163,6 +167,7 @@ impl RelayHandle {
             &self.listeners,
             self.started,
             self.admission.status(),
+            (self.draining(), self.open_sessions() as u64),
         )
     }
 
@@ -170,7 +175,33 @@ impl RelayHandle {
     /// with at least one host that takes sessions; else why not. Cheap (no snapshot): it is
     /// what `/ready` and keepalived ask, often.
     pub fn readiness(&self) -> Result<(), NotReady> {
-        status::readiness(&self.current.load(), &self.listeners)
+        status::readiness(&self.current.load(), &self.listeners, self.draining())
+    }
+
+    /// `relay drain` (true) or `relay undrain`: while draining, [`readiness`](Self::readiness)
+    /// says no (so `/ready` answers 503 and a route health hook withdraws the route) and
+    /// every session, new ones too, is served as before: the router decides where traffic
+    /// goes, the drain only signals. Kept across reloads. Returns whether it changed.
+    pub fn set_draining(&self, drain: bool) -> bool {
+        let was = self.draining.swap(drain, Ordering::Relaxed);
+        let sessions_open = self.open_sessions() as u64;
+        if was != drain {
+            if drain {
+                tracing::info!(
+                    "relay draining: /ready answers 503, sessions still served ({sessions_open} open)"
+                );
+                self.events.emit(EventKind::RelayDrain { sessions_open });
+            } else {
+                tracing::info!("relay undrained: ready again ({sessions_open} sessions open)");
+                self.events.emit(EventKind::RelayUndrain { sessions_open });
+            }
+        }
+        was != drain
+    }
+
+    /// Whether `relay drain` is in effect.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Each relay's session-duration histogram (relay name, figures).

@@ -19,13 +19,15 @@ use hasocks_ctl_proto::relay::{
 };
 
 /// The relays, pools and hosts of `gen` with their counters (open sessions' bytes from
-/// `sessions`, actual addresses from `listeners`), and the process's start and admission.
+/// `sessions`, actual addresses from `listeners`), and the process's start, admission, drain
+/// and open sessions.
 pub(crate) fn snapshot(
     gen: &Generation,
     sessions: &Sessions,
     listeners: &Listeners,
     started: SystemTime,
     admission: AdmissionStatus,
+    (draining, sessions_open): (bool, u64),
 ) -> Status {
     let bytes = sessions.host_bytes(gen.hosts().map(|(_, h)| &*h.record));
     let bound = listeners.bound();
@@ -34,6 +36,8 @@ pub(crate) fn snapshot(
         pid: std::process::id(),
         started_at_ms: unix_ms(started),
         admission,
+        draining,
+        sessions_open,
         relays: gen.relays.iter().map(|r| relay_status(r, &bound)).collect(),
         tables: gen
             .tables
@@ -118,13 +122,23 @@ fn host_status(t: &Pool, h: &PoolHost, bytes: Option<(u64, u64)>) -> HostStatus 
     }
 }
 
-/// Whether the relay should get traffic: every listener bound and every enabled relay with a
-/// pool that serves; else why not. Cheap (no snapshot): `/ready` and keepalived ask often.
-pub(crate) fn readiness(gen: &Generation, listeners: &Listeners) -> Result<(), NotReady> {
+/// Whether the relay should get traffic: not draining, every listener bound and every enabled
+/// relay with a pool that serves; else why not. Cheap (no snapshot): `/ready` and keepalived
+/// ask often.
+pub(crate) fn readiness(
+    gen: &Generation,
+    listeners: &Listeners,
+    draining: bool,
+) -> Result<(), NotReady> {
     if gen.relays.is_empty() {
         return Err(NotReady(vec![Unready::NoRelay]));
     }
-    let mut why = Vec::new();
+    // First, so a hook that matches the body sees it at the start.
+    let mut why = if draining {
+        vec![Unready::Draining]
+    } else {
+        Vec::new()
+    };
     for r in &gen.relays {
         if let Some(k) = r.listens.iter().find(|k| !listeners.has(k)) {
             why.push(Unready::NotBound {
