@@ -45,6 +45,18 @@ pub fn state(h: &RelayHandle, table: &str, i: usize) -> HostState {
         .expect("table and host exist")
 }
 
+/// The config of [`relay_with_admin`]: one relay over `ports` (round robin, TCP check).
+pub fn pool_config(ports: &[u16]) -> hasocks_conf::relayd::RelaydConfig {
+    config(
+        vec![table("pool", ports)],
+        vec![relay(vec![forward(
+            "pool",
+            Mode::RoundRobin,
+            Some(Check::Tcp),
+        )])],
+    )
+}
+
 /// A relay over `backends` (round robin, TCP check) with an admin listener.
 pub async fn relay_with_admin(ports: &[u16]) -> (Arc<RelayHandle>, hasocks_admin::AdminHandle) {
     relay_with_admin_sampling(ports, hasocks_admin::history::SAMPLE_INTERVAL).await
@@ -55,15 +67,7 @@ pub async fn relay_with_admin_sampling(
     ports: &[u16],
     every: std::time::Duration,
 ) -> (Arc<RelayHandle>, hasocks_admin::AdminHandle) {
-    let cfg = config(
-        vec![table("pool", ports)],
-        vec![relay(vec![forward(
-            "pool",
-            Mode::RoundRobin,
-            Some(Check::Tcp),
-        )])],
-    );
-    let h = Arc::new(RelayHandle::start(cfg).await.expect("relay"));
+    let h = Arc::new(RelayHandle::start(pool_config(ports)).await.expect("relay"));
     assert!(h.wait_ready(DEADLINE).await);
     let a = hasocks_admin::start_sampling_every(
         "127.0.0.1:0".parse().unwrap(),
