@@ -572,3 +572,72 @@ async fn a_servers_control_socket_shows_its_summary_reloads_and_refuses_relay_co
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("no events"), "{}", o.stderr);
 }
+
+/// Sends `n` bytes on `c` and reads the echo back; whether it came back whole.
+async fn echoes(c: &mut TcpStream, n: usize) -> bool {
+    let out = vec![9u8; n];
+    let mut back = vec![0u8; n];
+    c.write_all(&out).await.is_ok()
+        && tokio::time::timeout(DEADLINE, c.read_exact(&mut back))
+            .await
+            .is_ok_and(|r| r.is_ok())
+        && back == out
+}
+
+/// A session through the relay, its host's id byte read, kept open.
+async fn open_session(relay: SocketAddr) -> TcpStream {
+    let mut c = TcpStream::connect(relay).await.expect("connect");
+    let mut id = [0u8; 1];
+    tokio::time::timeout(DEADLINE, c.read_exact(&mut id))
+        .await
+        .expect("id in time")
+        .expect("id");
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_drain_shows_in_summary_survives_sighup_and_undrain_ends_it_while_sessions_flow() {
+    let l = lab("ctl-drain").await;
+    let s = &l.socket;
+    let mut before = open_session(l.relay).await;
+
+    assert_eq!(ok(s, &["relay", "drain"]).await, "command succeeded\n");
+    let out = lines(&ok(s, &["show", "summary"]).await);
+    assert_eq!(
+        out[1],
+        "1   \trelay   \tsocks                   \t       \tdraining"
+    );
+    assert_eq!(
+        out.last().map(String::as_str),
+        Some("draining, 1 sessions open")
+    );
+    let mut after = open_session(l.relay).await;
+    assert!(echoes(&mut before, 2000).await && echoes(&mut after, 2000).await);
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(s, &["--json", "show", "summary"]).await).expect("json");
+    assert_eq!(j["status"]["draining"], true);
+    assert_eq!(j["status"]["sessions_open"], 2);
+
+    // SIGHUP reloads the file: a new generation, still draining.
+    l.proc.signal(1);
+    let mut reloaded = None;
+    for _ in 0..200 {
+        let j: serde_json::Value =
+            serde_json::from_str(&ok(s, &["--json", "show", "summary"]).await).expect("json");
+        if j["status"]["generation"] == 2 {
+            reloaded = Some(j);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let j = reloaded.expect("SIGHUP reloaded");
+    assert_eq!(j["status"]["draining"], true, "{j}");
+    assert!(echoes(&mut before, 100).await);
+
+    assert_eq!(ok(s, &["relay", "undrain"]).await, "command succeeded\n");
+    let out = ok(s, &["show", "summary"]).await;
+    assert!(!out.contains("draining"), "{out}");
+    assert!(out.contains("\tactive\n"), "{out}");
+    assert!(echoes(&mut before, 100).await && echoes(&mut after, 100).await);
+    let _ = std::fs::remove_dir_all(&l.dir);
+}
