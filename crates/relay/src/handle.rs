@@ -103,9 +103,12 @@ impl RelayHandle {
             started: SystemTime::now(),
             rendezvous: Arc::default(),
             admission: Admission::new(0, 0),
-            draining: AtomicBool::new(false),
+            draining: AtomicBool::new(inherit.draining),
         };
         lock(&h.records).inherit_states(inherit.hosts);
+        if h.draining() {
+            tracing::info!("relay draining, as the process it upgrades was: /ready answers 503");
+        }
         h.reload(cfg).await?;
         h.listeners.close_unclaimed();
         tokio::spawn(tick_rates(h.current.clone(), h.drain.stop_token()));
@@ -135,7 +138,7 @@ impl RelayHandle {
             .hosts()
             .map(|(_, h)| (h.record.key.clone(), h.record.health()))
             .collect();
-        crate::handover::Offer::new(self.listeners.copies(), hosts)
+        crate::handover::Offer::new(self.listeners.copies(), hosts, self.draining())
     }
 
     /// Stops accepting on every listener (a successor accepts on the same sockets now);

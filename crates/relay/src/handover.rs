@@ -1,6 +1,8 @@
 //! What passes from a running relay to the one that upgrades it: the listening sockets (the
 //! same sockets, so no connection is refused and nothing queued in the kernel is lost) and
-//! every host's state (so the successor serves at once instead of starting `unknown`). The
+//! every host's state (so the successor serves at once instead of starting `unknown`), and
+//! whether `relay drain` is in effect (an upgrade must not put a drained relay back in its
+//! tier). The
 //! description travels as JSON, the sockets as descriptors (hasocks-lifecycle).
 
 use std::net::SocketAddr;
@@ -21,6 +23,7 @@ const VERSION: u32 = 1;
 pub struct Inherit {
     pub(crate) listeners: Vec<(ListenKey, Vec<std::net::TcpListener>)>,
     pub(crate) hosts: Vec<(HostKey, HostState)>,
+    pub(crate) draining: bool,
 }
 
 impl Inherit {
@@ -75,7 +78,11 @@ impl Inherit {
                 )
             })
             .collect();
-        Ok(Inherit { listeners, hosts })
+        Ok(Inherit {
+            listeners,
+            hosts,
+            draining: m.draining,
+        })
     }
 
     /// How many descriptors a description says follow it.
@@ -95,6 +102,7 @@ impl Offer {
     pub(crate) fn new(
         listeners: Vec<(ListenKey, Vec<std::net::TcpListener>)>,
         hosts: Vec<(HostKey, HostState)>,
+        draining: bool,
     ) -> Offer {
         let mut sockets = Vec::new();
         let mut ls = Vec::new();
@@ -119,6 +127,7 @@ impl Offer {
                         state,
                     })
                     .collect(),
+                draining,
             },
             sockets,
         }
@@ -138,6 +147,9 @@ struct Meta {
     v: u32,
     listeners: Vec<MetaListener>,
     hosts: Vec<MetaHost>,
+    /// Absent from a predecessor that predates drain: not draining.
+    #[serde(default)]
+    draining: bool,
 }
 
 impl Meta {
@@ -159,4 +171,21 @@ struct MetaHost {
     name: String,
     port: u16,
     state: HostState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drain_passes_to_the_successor_and_an_older_predecessor_means_none() {
+        for draining in [true, false] {
+            let h = Offer::new(Vec::new(), Vec::new(), draining).into_handover();
+            let got = Inherit::from_handover(&h.meta, h.fds).expect("description");
+            assert_eq!(got.draining, draining);
+        }
+        let old = br#"{"v":1,"listeners":[],"hosts":[]}"#;
+        let got = Inherit::from_handover(old, Vec::new()).expect("description");
+        assert!(!got.draining);
+    }
 }

@@ -7,7 +7,7 @@ use hasocks_ctl_proto::{self as ctl, render, words, Body, Command};
 
 /// Options of `hasocks ctl`.
 #[derive(clap::Args)]
-#[command(after_help = concat!("Commands (keywords may be shortened, as in relayctl):\n", "  show summary|hosts|relays|sessions\n  host disable|enable|drain NAME|ID\n  table disable|enable NAME|ID\n  relay disable|enable NAME|ID\n  poll\n  reload\n  load FILE\n  log brief|verbose\n  monitor\nA server's control socket (-s /run/hasocks/server.sock) takes show summary and reload."))]
+#[command(after_help = concat!("Commands (keywords may be shortened, as in relayctl):\n", "  show summary|hosts|relays|sessions\n  host disable|enable|drain NAME|ID\n  table disable|enable NAME|ID\n  relay disable|enable NAME|ID\n  relay drain|undrain\n  poll\n  reload\n  load FILE\n  log brief|verbose\n  monitor\nA server's control socket (-s /run/hasocks/server.sock) takes show summary and reload."))]
 pub struct CtlArgs {
     /// The control socket: a relay's (its `socket "path"`) or a server's (`hasocks.socket:`).
     #[arg(short = 's', long = "socket", default_value = ctl::RELAY_SOCKET)]
@@ -66,4 +66,23 @@ async fn monitor(args: &CtlArgs) -> anyhow::Result<i32> {
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Args as _;
+
+    use super::*;
+
+    #[test]
+    fn the_help_lists_every_line_of_the_command_words() {
+        let cmd = CtlArgs::augment_args(clap::Command::new("ctl"));
+        let help = cmd
+            .get_after_help()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        for line in words::USAGE.lines() {
+            assert!(help.contains(&format!("  {line}\n")), "{line} in {help}");
+        }
+    }
 }
