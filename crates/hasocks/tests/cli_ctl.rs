@@ -596,7 +596,8 @@ async fn open_session(relay: SocketAddr) -> TcpStream {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relay_drain_shows_in_summary_survives_sighup_and_undrain_ends_it_while_sessions_flow() {
+async fn relay_drain_shows_in_summary_survives_sighup_and_upgrade_and_undrain_ends_it_while_sessions_flow(
+) {
     let l = lab("ctl-drain").await;
     let s = &l.socket;
     let mut before = open_session(l.relay).await;
@@ -634,10 +635,39 @@ async fn relay_drain_shows_in_summary_survives_sighup_and_undrain_ends_it_while_
     assert_eq!(j["status"]["draining"], true, "{j}");
     assert!(echoes(&mut before, 100).await);
 
+    // An upgrade hands the drain on: the successor is not ready either, and serves.
+    let _successor = Running(
+        Command::new(bin())
+            .args(["relay", "-f"])
+            .arg(&l.conf)
+            .arg("--upgrade")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the successor"),
+    );
+    let mut upgraded = None;
+    for _ in 0..200 {
+        let o = ctl(s, &["--json", "show", "summary"]).await;
+        let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_default();
+        if o.code == 0 && j["status"]["pid"] != l.proc.pid() {
+            upgraded = Some(j);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let j = upgraded.expect("the successor answers on the control socket");
+    assert_eq!(j["status"]["draining"], true, "{j}");
+    let mut on_successor = open_session(l.relay).await;
+    assert!(echoes(&mut on_successor, 1000).await);
+    assert!(
+        echoes(&mut before, 100).await,
+        "the old process serves its own"
+    );
+
     assert_eq!(ok(s, &["relay", "undrain"]).await, "command succeeded\n");
     let out = ok(s, &["show", "summary"]).await;
     assert!(!out.contains("draining"), "{out}");
     assert!(out.contains("\tactive\n"), "{out}");
-    assert!(echoes(&mut before, 100).await && echoes(&mut after, 100).await);
+    assert!(echoes(&mut on_successor, 100).await);
     let _ = std::fs::remove_dir_all(&l.dir);
 }
