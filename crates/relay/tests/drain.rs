@@ -58,6 +58,13 @@ async fn a_draining_relay_is_not_ready_yet_serves_old_and_new_sessions_until_und
     assert_eq!(code, 503);
     assert!(body.contains("draining"), "{body}");
     assert_eq!(draining_gauge(&a).await, Some(1.0));
+    let (_, m) = http_get(a.local_addr(), "/metrics").await.expect("scrape");
+    assert_promtool_accepts(&m, "a draining relay's scrape");
+    let (_, page) = http_get(a.local_addr(), "/").await.expect("page");
+    assert!(
+        page.contains("<small class=\"draining\">draining</small>"),
+        "{page}"
+    );
     match events.recv().await.expect("an event").kind {
         EventKind::RelayDrain { sessions_open } => assert_eq!(sessions_open, 1),
         other => panic!("expected the drain event, got {other:?}"),
