@@ -59,6 +59,9 @@ pub struct CopyOpts {
     pub idle_timeout: Option<Duration>,
     /// End the session when this token is cancelled.
     pub cancel: Option<CancellationToken>,
+    /// Copy through user space only, never splice(2), whatever `set_splice` says (relayd's
+    /// `tcp { no splice }`).
+    pub no_splice: bool,
 }
 
 /// Byte counts and the time of the last activity of a session in progress. `pump_live`
@@ -383,7 +386,7 @@ pub async fn pump_live(
     opts: CopyOpts,
     live: Option<&LiveBytes>,
 ) -> CopyReport {
-    let splice = splice_enabled();
+    let splice = splice_enabled() && !opts.no_splice;
     let (mut ab, mut ba) = (Dir::new(splice), Dir::new(splice));
     let mut idle = opts
         .idle_timeout

@@ -188,6 +188,32 @@ impl Listeners {
         }
     }
 
+    /// Applies each relay's `protocol` options to its listeners, kept ones too (a reload may
+    /// have changed them): the backlog, and the socket options accepted connections inherit.
+    pub fn set_tcp(&self, gen: &Generation) {
+        for (key, set) in lock(&self.sets).iter() {
+            let Some(relay) = gen.by_listen.get(key) else {
+                continue;
+            };
+            let tuning = relay.tuning();
+            let backlog = relay
+                .tcp
+                .backlog
+                .unwrap_or(hasocks_net::sock::LISTEN_BACKLOG.unsigned_abs());
+            for s in &set.copies {
+                let r = hasocks_net::sock::set_backlog(s, backlog)
+                    .and_then(|()| hasocks_net::sock::tune(s, &tuning));
+                if let Err(e) = r {
+                    tracing::warn!(
+                        "relay {}: cannot set the protocol's TCP options on {}: {e}",
+                        relay.record.name,
+                        set.bound
+                    );
+                }
+            }
+        }
+    }
+
     /// Whether `key` has a started set.
     pub fn has(&self, key: &ListenKey) -> bool {
         lock(&self.sets).contains_key(key)

@@ -73,6 +73,7 @@ impl RelayHandle {
         let idle =
             (cfg.tcp_keepalive_s > 0).then(|| Duration::from_secs(u64::from(cfg.tcp_keepalive_s)));
         self.listeners.set_keepalive(idle);
+        self.listeners.set_tcp(&gen);
         let closed = self.listeners.close(&opening.closing);
         self.start_checks(&gen);
         if old.number > 0 && gen.prefork != old.prefork {
