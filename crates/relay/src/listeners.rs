@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::RelayError;
-use crate::generation::{Generation, ListenKey};
+use crate::generation::{Generation, ListenKey, RelayGen};
 
 /// One listening address: its sockets live in the workers' accept loops; copies are kept here
 /// (for handing them to a successor process), and `stop` ends the loops.
@@ -192,24 +192,8 @@ impl Listeners {
     /// have changed them): the backlog, and the socket options accepted connections inherit.
     pub fn set_tcp(&self, gen: &Generation) {
         for (key, set) in lock(&self.sets).iter() {
-            let Some(relay) = gen.by_listen.get(key) else {
-                continue;
-            };
-            let tuning = relay.tuning();
-            let backlog = relay
-                .tcp
-                .backlog
-                .unwrap_or(hasocks_net::sock::LISTEN_BACKLOG.unsigned_abs());
-            for s in &set.copies {
-                let r = hasocks_net::sock::set_backlog(s, backlog)
-                    .and_then(|()| hasocks_net::sock::tune(s, &tuning));
-                if let Err(e) = r {
-                    tracing::warn!(
-                        "relay {}: cannot set the protocol's TCP options on {}: {e}",
-                        relay.record.name,
-                        set.bound
-                    );
-                }
+            if let Some(relay) = gen.by_listen.get(key) {
+                tune_listeners(relay, set.bound, &set.copies);
             }
         }
     }
@@ -236,6 +220,29 @@ impl Listeners {
                 (k.clone(), socks.collect())
             })
             .collect()
+    }
+}
+
+/// Sets `relay`'s protocol options on its listening sockets `socks` (bound to `bound`):
+/// the backlog (default [`LISTEN_BACKLOG`](hasocks_net::sock::LISTEN_BACKLOG)) and the
+/// options accepted connections inherit, TCP_NODELAY on unless the protocol says `no
+/// nodelay`. Failures are logged: the relay runs on with the sockets' previous options.
+pub(crate) fn tune_listeners(relay: &RelayGen, bound: SocketAddr, socks: &[TcpListener]) {
+    let mut tuning = relay.tuning();
+    tuning.nodelay = Some(tuning.nodelay.unwrap_or(true));
+    let backlog = relay
+        .tcp
+        .backlog
+        .unwrap_or(hasocks_net::sock::LISTEN_BACKLOG.unsigned_abs());
+    for s in socks {
+        let r = hasocks_net::sock::set_backlog(s, backlog)
+            .and_then(|()| hasocks_net::sock::tune(s, &tuning));
+        if let Err(e) = r {
+            tracing::warn!(
+                "relay {}: cannot set the protocol's TCP options on {bound}: {e}",
+                relay.record.name
+            );
+        }
     }
 }
 
