@@ -226,10 +226,13 @@ impl Listeners {
 /// Sets `relay`'s protocol options on its listening sockets `socks` (bound to `bound`):
 /// the backlog (default [`LISTEN_BACKLOG`](hasocks_net::sock::LISTEN_BACKLOG)) and the
 /// options accepted connections inherit, TCP_NODELAY on unless the protocol says `no
-/// nodelay`. Failures are logged: the relay runs on with the sockets' previous options.
+/// nodelay`, no minimum TTL unless it says `ip minttl`. Failures are logged: the relay runs on with the sockets' previous options.
 pub(crate) fn tune_listeners(relay: &RelayGen, bound: SocketAddr, socks: &[TcpListener]) {
     let mut tuning = relay.tuning();
+    // Unset options go back to their defaults on a kept listener whose relay dropped them
+    // at a reload (the buffer sizes and TTL cannot be unset: they stay until a restart).
     tuning.nodelay = Some(tuning.nodelay.unwrap_or(true));
+    tuning.min_ttl = Some(tuning.min_ttl.unwrap_or(0));
     let backlog = relay
         .tcp
         .backlog

@@ -137,3 +137,39 @@ async fn a_relays_protocol_options_are_on_its_listener_and_both_sockets_of_a_ses
     drop(client);
     h.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_reload_applies_a_changed_protocol_to_the_listener_it_keeps() {
+    let port = free_port("127.0.0.1");
+    let text = |options: &str| {
+        format!(
+            "table <t> {{ 127.0.0.1 }}\nprotocol p {{ tcp {{ {options} }} }}\n\
+             relay r {{\n listen on 127.0.0.1 port {port}\n protocol p\n forward to <t> port 9\n}}\n"
+        )
+    };
+    let parse = |t: &str| hasocks_conf::relayd::parse(t, Path::new("relayd.conf"), &[]).unwrap();
+    let backlog = || -> Vec<String> {
+        ss(&["-ltn", &format!("sport = :{port}")])
+            .iter()
+            .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+            .collect()
+    };
+    let h = RelayHandle::start(parse(&text("backlog 7, ip minttl 200")))
+        .await
+        .expect("relay");
+    let relay = addr_of(&h);
+    assert!(
+        !backlog().is_empty() && backlog().iter().all(|q| q == "7"),
+        "{:?}",
+        backlog()
+    );
+    h.reload(parse(&text("backlog 9"))).await.expect("reload");
+    assert_eq!(addr_of(&h), relay, "the listener is kept");
+    assert!(backlog().iter().all(|q| q == "9"), "{:?}", backlog());
+    // `ip minttl` dropped at the reload: a client at the default TTL is accepted again.
+    tokio::time::timeout(DEADLINE, connect_with_ttl(relay, 64))
+        .await
+        .expect("connect in time")
+        .expect("a TTL 64 client is accepted");
+    h.shutdown(Duration::from_secs(5)).await;
+}
