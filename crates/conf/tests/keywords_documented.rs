@@ -184,6 +184,19 @@ fn every_relayd_keyword_is_documented() {
         &roff,
         "RELAYS",
     );
+    let protocol: Vec<&str> = relayd::PROTOCOL
+        .iter()
+        .chain(relayd::TCP)
+        .copied()
+        .collect();
+    check(
+        "relayd.conf protocol statements and tcp options",
+        &protocol,
+        &md,
+        "Protocols",
+        &roff,
+        "PROTOCOLS",
+    );
     check(
         "relayd.conf modes",
         relayd::MODES,

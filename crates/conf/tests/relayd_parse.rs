@@ -513,13 +513,7 @@ fn unsupported_relayd_keywords_are_named() {
         "\nhttp protocol \"p\" {\n}\n",
         2,
         1,
-        "keyword \"http\" is not supported",
-    );
-    err_at(
-        "tcp protocol \"p\" {\n}\n",
-        1,
-        1,
-        "keyword \"tcp\" is not supported",
+        "\"http protocol\" is layer 7 and not supported: hasocks relays TCP",
     );
     err_at(
         "router \"r\" {\n}\n",
@@ -531,7 +525,7 @@ fn unsupported_relayd_keywords_are_named() {
         "dns protocol \"d\" {\n}\n",
         1,
         1,
-        "keyword \"dns\" is not supported",
+        "\"dns protocol\" is layer 7 and not supported",
     );
     err_at(
         "tls protocol \"d\" {\n}\n",
@@ -545,8 +539,8 @@ fn unsupported_relayd_keywords_are_named() {
     err_at(
         &relay("protocol \"p\""),
         4,
-        2,
-        "keyword \"protocol\" is not supported",
+        11,
+        "protocol \"p\" is not defined (define it before the relay)",
     );
     err_at(
         &relay("transparent forward to <t>"),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use hasocks_conf::relayd::{
     parse, Check, Forward, HostEntry, Listen, LogConnections, Mode, Relay, RelaydConfig, Table,
+    TcpOptions,
 };
 use proptest::prelude::*;
 
@@ -249,6 +250,8 @@ fn config() -> impl Strategy<Value = RelaydConfig> {
                         disabled,
                         send_proxy_v2,
                         first_byte_timeout_s: None,
+                        protocol: None,
+                        tcp: TcpOptions::DEFAULT,
                         line: 0,
                     }
                 },
@@ -272,6 +275,7 @@ fn config() -> impl Strategy<Value = RelaydConfig> {
             freebind: true,
             tcp_keepalive_s: 60,
             tables,
+            protocols: Vec::new(),
             relays,
             warnings: Vec::new(),
         }

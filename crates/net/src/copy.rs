@@ -42,6 +42,12 @@ pub fn splice_enabled() -> bool {
     SPLICE.load(Ordering::Relaxed)
 }
 
+/// Whether a session with `opts` may move to splice(2): the process-wide choice, unless the
+/// session opts out.
+fn splices(opts: &CopyOpts) -> bool {
+    splice_enabled() && !opts.no_splice
+}
+
 /// Sets the per-direction buffer size used by later `pump` calls (clamped to 4 KiB..=1 MiB).
 pub fn set_buffer_size(bytes: usize) {
     BUF_SIZE.store(bytes.clamp(4096, 1 << 20), Ordering::Relaxed);
@@ -59,6 +65,9 @@ pub struct CopyOpts {
     pub idle_timeout: Option<Duration>,
     /// End the session when this token is cancelled.
     pub cancel: Option<CancellationToken>,
+    /// Copy through user space only, never splice(2), whatever `set_splice` says (relayd's
+    /// `tcp { no splice }`).
+    pub no_splice: bool,
 }
 
 /// Byte counts and the time of the last activity of a session in progress. `pump_live`
@@ -383,7 +392,7 @@ pub async fn pump_live(
     opts: CopyOpts,
     live: Option<&LiveBytes>,
 ) -> CopyReport {
-    let splice = splice_enabled();
+    let splice = splices(&opts);
     let (mut ab, mut ba) = (Dir::new(splice), Dir::new(splice));
     let mut idle = opts
         .idle_timeout
@@ -444,5 +453,21 @@ pub async fn pump_live(
         a_to_b: ab.bytes(),
         b_to_a: ba.bytes(),
         end,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_that_opts_out_of_splice_never_splices() {
+        let no = CopyOpts {
+            no_splice: true,
+            ..CopyOpts::default()
+        };
+        // Whatever the process-wide choice is (other tests may change it), never.
+        assert!(!splices(&no));
+        assert_eq!(splices(&CopyOpts::default()), splice_enabled());
     }
 }

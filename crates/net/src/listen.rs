@@ -112,13 +112,30 @@ impl Acceptor {
             }
         };
         Acceptor {
+            nodelay,
+            ..Acceptor::new_untouched(listener)
+        }
+    }
+
+    /// The acceptor state, the listener's options untouched.
+    fn new_untouched(listener: TcpListener) -> Self {
+        Acceptor {
             listener,
             stats: Arc::default(),
             backoff: Duration::ZERO,
             burst_errors: 0,
-            nodelay,
+            nodelay: NoDelay::Unknown,
             failures: Folded::default(),
             recoveries: Folded::default(),
+        }
+    }
+
+    /// Wraps a listener whose owner set TCP_NODELAY on it (on or off, as relayd's `tcp {
+    /// [no] nodelay }` asks): accepted sockets keep what they inherit from it.
+    pub fn inheriting(listener: TcpListener) -> Self {
+        Acceptor {
+            nodelay: NoDelay::Inherited,
+            ..Acceptor::new_untouched(listener)
         }
     }
 

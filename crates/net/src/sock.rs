@@ -12,6 +12,55 @@ use tokio::net::{TcpListener, TcpStream};
 /// Listen backlog for `listen_tcp`; the kernel clamps it to net.core.somaxconn.
 pub const LISTEN_BACKLOG: i32 = 1024;
 
+/// Per-socket TCP options (relayd's `protocol { tcp { ... } }`); None leaves the socket's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpTuning {
+    /// TCP_NODELAY.
+    pub nodelay: Option<bool>,
+    /// SO_SNDBUF and SO_RCVBUF, bytes.
+    pub buffer: Option<u32>,
+    /// IP_TTL (IPv6: IPV6_UNICAST_HOPS).
+    pub ttl: Option<u8>,
+    /// IP_MINTTL (IPv6: IPV6_MINHOPCOUNT).
+    pub min_ttl: Option<u8>,
+}
+
+/// Applies `t` to a socket: a listener (Linux copies these options to every connection it
+/// accepts, so sessions pay no system call for them) or an outgoing socket before its connect
+/// (so the buffer sizes shape the window scale of the SYN, and the SYN has the TTL).
+pub fn tune(fd: &impl std::os::fd::AsFd, t: &TcpTuning) -> io::Result<()> {
+    let sock = socket2::SockRef::from(fd);
+    if let Some(on) = t.nodelay {
+        sock.set_nodelay(on)?;
+    }
+    if let Some(bytes) = t.buffer {
+        let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        sock.set_send_buffer_size(bytes)?;
+        sock.set_recv_buffer_size(bytes)?;
+    }
+    let v6 = sock.domain()? == Domain::IPV6;
+    if let Some(ttl) = t.ttl {
+        if v6 {
+            sock.set_unicast_hops_v6(u32::from(ttl))?;
+        } else {
+            sock.set_ttl(u32::from(ttl))?;
+        }
+    }
+    if let Some(min) = t.min_ttl {
+        use hasocks_syslib::sockopt::{set_min_ttl, Family};
+        use std::os::fd::AsFd;
+        let family = if v6 { Family::V6 } else { Family::V4 };
+        set_min_ttl(sock.as_fd(), family, min)?;
+    }
+    Ok(())
+}
+
+/// Sets a listening socket's backlog: listen(2) again on a listening socket changes it in
+/// place (the kernel clamps it to net.core.somaxconn), so a reload needs no new socket.
+pub fn set_backlog(l: &std::net::TcpListener, backlog: u32) -> io::Result<()> {
+    socket2::SockRef::from(l).listen(i32::try_from(backlog).unwrap_or(i32::MAX))
+}
+
 /// TCP connect with a deadline; if `local` is given, bind that source address first with
 /// IP_BIND_ADDRESS_NO_PORT (so the kernel picks the port at connect time: no local-port
 /// exhaustion under high session rates) and port 0. Sets TCP_NODELAY.
@@ -19,6 +68,16 @@ pub async fn connect_tcp(
     target: SocketAddr,
     local: Option<IpAddr>,
     timeout: Duration,
+) -> io::Result<TcpStream> {
+    connect_tcp_tuned(target, local, timeout, &TcpTuning::default()).await
+}
+
+/// [`connect_tcp`] with `tune` applied before the connect (its `nodelay` over the default on).
+pub async fn connect_tcp_tuned(
+    target: SocketAddr,
+    local: Option<IpAddr>,
+    timeout: Duration,
+    tuning: &TcpTuning,
 ) -> io::Result<TcpStream> {
     let sock = Socket::new(
         Domain::for_address(target),
@@ -45,6 +104,7 @@ pub async fn connect_tcp(
         sock.bind(&SocketAddr::new(ip, 0).into())?;
     }
     sock.set_nodelay(true)?;
+    tune(&sock, tuning)?;
     let pending = match sock.connect(&target.into()) {
         Ok(()) => false,
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INPROGRESS.raw_os_error()) => true,

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use hasocks_net::listen::Acceptor;
-use hasocks_net::sock::{connect_tcp, listen_tcp};
+use hasocks_net::sock::{connect_tcp, connect_tcp_tuned, listen_tcp, set_backlog, tune, TcpTuning};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -135,4 +135,64 @@ async fn listener_port_can_be_rebound_while_old_connections_linger() {
     drop(acc);
     let again = listen_tcp(addr).unwrap();
     assert_eq!(again.local_addr().unwrap(), addr);
+}
+
+/// Every option of a relayd `tcp { }` block, read back from a socket with getsockopt.
+fn assert_tuned(fd: &impl std::os::fd::AsFd, what: &str, t: &TcpTuning) {
+    use hasocks_syslib::sockopt::{min_ttl, Family};
+    let s = socket2::SockRef::from(fd);
+    assert_eq!(Some(s.nodelay().unwrap()), t.nodelay, "{what}: TCP_NODELAY");
+    // Linux doubles the value asked for (bookkeeping overhead) and reports the double.
+    let want = usize::try_from(t.buffer.unwrap()).unwrap() * 2;
+    assert_eq!(s.send_buffer_size().unwrap(), want, "{what}: SO_SNDBUF");
+    assert_eq!(s.recv_buffer_size().unwrap(), want, "{what}: SO_RCVBUF");
+    assert_eq!(
+        Some(s.ttl().unwrap()),
+        t.ttl.map(u32::from),
+        "{what}: IP_TTL"
+    );
+    let min = min_ttl(fd.as_fd(), Family::V4).unwrap();
+    assert_eq!(Some(min), t.min_ttl, "{what}: IP_MINTTL");
+}
+
+#[tokio::test]
+async fn protocol_options_on_a_listener_reach_accepted_sockets_and_connects_get_their_own() {
+    // Not the kernel's defaults (nodelay off, TTL 64, no min TTL, ~87 KiB buffers).
+    let listener_opts = TcpTuning {
+        nodelay: Some(true),
+        buffer: Some(32 * 1024),
+        ttl: Some(17),
+        min_ttl: Some(2),
+    };
+    let connect_opts = TcpTuning {
+        nodelay: Some(false),
+        buffer: Some(48 * 1024),
+        ttl: Some(33),
+        min_ttl: Some(3),
+    };
+    let std_listener = hasocks_net::sock::listen_tcp_std(loopback()).unwrap();
+    tune(&std_listener, &listener_opts).unwrap();
+    set_backlog(&std_listener, 7).unwrap();
+    let mut acc = Acceptor::new(tokio::net::TcpListener::from_std(std_listener).unwrap());
+    let target = acc.local_addr().unwrap();
+    let cancel = CancellationToken::new();
+    let (out, accepted) = tokio::join!(
+        connect_tcp_tuned(target, None, DEADLINE, &connect_opts),
+        acc.accept(&cancel)
+    );
+    let out = out.unwrap();
+    let (accepted, _) = accepted.expect("accepted");
+    assert_tuned(&accepted, "accepted", &listener_opts);
+    assert_tuned(&out, "connected", &connect_opts);
+    // The backlog, as ss(8) shows it: Send-Q of a listening socket.
+    let ss = std::process::Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{}", target.port())])
+        .output()
+        .expect("ss (iproute2) runs");
+    let text = String::from_utf8_lossy(&ss.stdout);
+    let send_q: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(send_q, ["7"], "ss -ltn: {text}");
 }

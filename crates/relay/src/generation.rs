@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hasocks_conf::relayd::{LogConnections, RelaydConfig};
+use hasocks_conf::relayd::{LogConnections, RelaydConfig, TcpOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::RelayError;
@@ -49,9 +49,21 @@ pub(crate) struct RelayGen {
     /// How long a client may take to send its first byte (no host is contacted before it);
     /// None = connect at once.
     pub first_byte: Option<Duration>,
+    /// Its `protocol`'s TCP options (defaults without one).
+    pub tcp: TcpOptions,
 }
 
 impl RelayGen {
+    /// The socket options of its `protocol`, for its listeners and its connects to hosts.
+    pub fn tuning(&self) -> hasocks_net::sock::TcpTuning {
+        hasocks_net::sock::TcpTuning {
+            nodelay: self.tcp.nodelay,
+            buffer: self.tcp.socket_buffer,
+            ttl: self.tcp.ip_ttl,
+            min_ttl: self.tcp.ip_minttl,
+        }
+    }
+
     /// Disabled by the config or the control socket.
     pub fn is_disabled(&self) -> bool {
         self.disabled || self.record.disabled.load(Ordering::Relaxed)
@@ -237,6 +249,7 @@ pub(crate) fn build(
             first_byte: Some(r.first_byte_timeout_s.unwrap_or(cfg.first_byte_timeout_s))
                 .filter(|s| *s > 0)
                 .map(|s| Duration::from_secs(u64::from(s))),
+            tcp: r.tcp,
         });
         for a in listens {
             if let Some(other) = by_listen.get(&a) {

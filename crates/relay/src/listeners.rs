@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::RelayError;
-use crate::generation::{Generation, ListenKey};
+use crate::generation::{Generation, ListenKey, RelayGen};
 
 /// One listening address: its sockets live in the workers' accept loops; copies are kept here
 /// (for handing them to a successor process), and `stop` ends the loops.
@@ -188,6 +188,16 @@ impl Listeners {
         }
     }
 
+    /// Applies each relay's `protocol` options to its listeners, kept ones too (a reload may
+    /// have changed them): the backlog, and the socket options accepted connections inherit.
+    pub fn set_tcp(&self, gen: &Generation) {
+        for (key, set) in lock(&self.sets).iter() {
+            if let Some(relay) = gen.by_listen.get(key) {
+                tune_listeners(relay, set.bound, &set.copies);
+            }
+        }
+    }
+
     /// Whether `key` has a started set.
     pub fn has(&self, key: &ListenKey) -> bool {
         lock(&self.sets).contains_key(key)
@@ -210,6 +220,32 @@ impl Listeners {
                 (k.clone(), socks.collect())
             })
             .collect()
+    }
+}
+
+/// Sets `relay`'s protocol options on its listening sockets `socks` (bound to `bound`):
+/// the backlog (default [`LISTEN_BACKLOG`](hasocks_net::sock::LISTEN_BACKLOG)) and the
+/// options accepted connections inherit, TCP_NODELAY on unless the protocol says `no
+/// nodelay`, no minimum TTL unless it says `ip minttl`. Failures are logged: the relay runs on with the sockets' previous options.
+pub(crate) fn tune_listeners(relay: &RelayGen, bound: SocketAddr, socks: &[TcpListener]) {
+    let mut tuning = relay.tuning();
+    // Unset options go back to their defaults on a kept listener whose relay dropped them
+    // at a reload (the buffer sizes and TTL cannot be unset: they stay until a restart).
+    tuning.nodelay = Some(tuning.nodelay.unwrap_or(true));
+    tuning.min_ttl = Some(tuning.min_ttl.unwrap_or(0));
+    let backlog = relay
+        .tcp
+        .backlog
+        .unwrap_or(hasocks_net::sock::LISTEN_BACKLOG.unsigned_abs());
+    for s in socks {
+        let r = hasocks_net::sock::set_backlog(s, backlog)
+            .and_then(|()| hasocks_net::sock::tune(s, &tuning));
+        if let Err(e) = r {
+            tracing::warn!(
+                "relay {}: cannot set the protocol's TCP options on {bound}: {e}",
+                relay.record.name
+            );
+        }
     }
 }
 

@@ -90,7 +90,8 @@ pub(crate) async fn serve(
     // Boxed: the connect's state (retries, timeouts) is large and over once the copy starts,
     // and a session's future is held for the session's whole life.
     let found = {
-        let connect_step = || connect(&relay.forwards, c, &rec.name, peer, listen);
+        let tuning = relay.tuning();
+        let connect_step = || connect(&relay.forwards, c, &rec.name, peer, listen, &tuning);
         let mut found = Box::pin(connect_step()).await;
         if matches!(found, Err(ConnectError::NoneActive)) && first_round_pending(&relay).await {
             // Started a moment ago (socket activation hands over the connection that woke
@@ -142,6 +143,7 @@ pub(crate) async fn serve(
     let opts = CopyOpts {
         idle_timeout: relay.idle_timeout,
         cancel: Some(ctx.kill.clone()),
+        no_splice: !relay.tcp.splice,
     };
     let reg = ctx.sessions.register(Arc::new(SessionEntry {
         id,

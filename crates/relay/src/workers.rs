@@ -123,7 +123,9 @@ async fn accept_loop(
             return;
         }
     };
-    let mut acceptor = Acceptor::new(listener);
+    // The relay sets TCP_NODELAY on the listener itself (`Listeners::set_tcp`, from the
+    // relay's protocol, on by default); the acceptor must not override it.
+    let mut acceptor = Acceptor::inheriting(listener);
     while let Some((client, peer, slot)) = admission.slots.accept(&mut acceptor, &stop).await {
         // Over its address's cap: closed at once (the slot goes back).
         let Some(admitted) = admission.admit(slot, peer.ip()) else {

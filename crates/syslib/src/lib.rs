@@ -12,6 +12,7 @@
 
 pub mod gssapi;
 pub mod pam;
+pub mod sockopt;
 
 mod load;
 

@@ -2,7 +2,7 @@
 //! text.
 
 use hasocks_conf::relayd::{
-    Check, Forward, HostEntry, Listen, LogConnections, Mode, Relay, RelaydConfig, Table,
+    Check, Forward, HostEntry, Listen, LogConnections, Mode, Relay, RelaydConfig, Table, TcpOptions,
 };
 
 /// A table whose hosts are `127.0.0.1` with their own ports (one entry per port).
@@ -51,6 +51,8 @@ pub fn relay(forwards: Vec<Forward>) -> Relay {
         disabled: false,
         send_proxy_v2: false,
         first_byte_timeout_s: None,
+        protocol: None,
+        tcp: TcpOptions::DEFAULT,
         line: 1,
     }
 }
@@ -72,6 +74,7 @@ pub fn config(tables: Vec<Table>, relays: Vec<Relay>) -> RelaydConfig {
         freebind: true,
         tcp_keepalive_s: 60,
         tables,
+        protocols: Vec::new(),
         relays,
         warnings: Vec::new(),
     }

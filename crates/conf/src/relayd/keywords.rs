@@ -5,8 +5,8 @@
 //! test walks them to prove every keyword is described in `docs/relayd.conf.md` and in
 //! hasocks-relayd.conf(5).
 
-/// Top-level statements: relayd's global options, `include`, `table`, `relay`, and the
-/// `hasocks.*` additions.
+/// Top-level statements: relayd's global options, `include`, `table`, `relay`, `protocol`
+/// (and `tcp protocol`), and the `hasocks.*` additions.
 pub const GLOBAL: &[&str] = &[
     "interval",
     "timeout",
@@ -16,6 +16,8 @@ pub const GLOBAL: &[&str] = &[
     "include",
     "table",
     "relay",
+    "protocol",
+    "tcp",
     "hasocks.maxconn",
     "hasocks.maxconn.source",
     "hasocks.timeout.firstbyte",
@@ -38,8 +40,16 @@ pub const RELAY: &[&str] = &[
     "session",
     "disable",
     "send",
+    "protocol",
     "hasocks.timeout.firstbyte",
 ];
+
+/// Statements inside a `protocol NAME { }` block: only `tcp` (layer 7 ones are refused).
+pub const PROTOCOL: &[&str] = &["tcp"];
+
+/// relayd's TCP options, after `tcp` or inside `tcp { }` (`socket buffer`, `ip ttl`,
+/// `ip minttl`, `no nodelay|sack|splice` start with the words listed).
+pub const TCP: &[&str] = &["backlog", "nodelay", "sack", "socket", "splice", "ip", "no"];
 
 /// Options of a `forward to <table>` line.
 pub const FORWARD: &[&str] = &["port", "mode", "check", "timeout", "interval"];
@@ -59,15 +69,13 @@ pub const CHECKS: &[&str] = &["tcp", "send", "binary", "script", "socks"];
 
 /// relayd keywords that start a statement or option hasocks does not implement (layer 3
 /// redirections, layer 7 protocols, routers, TLS, SNMP, carp demotion...): refused with
-/// "not supported by hasocks", never ignored.
+/// "not supported by hasocks" (layer 7 ones with their own reason), never ignored.
 pub const UNSUPPORTED: &[&str] = &[
     "redirect",
-    "protocol",
     "http",
     "https",
     "tls",
     "dns",
-    "tcp",
     "router",
     "route",
     "rtable",
@@ -93,19 +101,24 @@ pub const UNSUPPORTED: &[&str] = &[
     "ciphers",
     "ecdhe",
     "edh",
-    "backlog",
-    "buffer",
-    "nodelay",
-    "sack",
-    "splice",
     "priority",
     "parent",
 ];
 
 /// Every keyword of every table above except [`UNSUPPORTED`], each once.
 pub fn supported() -> Vec<&'static str> {
-    let mut all: Vec<&'static str> =
-        [GLOBAL, LOG, HOST_OPTIONS, RELAY, FORWARD, MODES, CHECKS].concat();
+    let mut all: Vec<&'static str> = [
+        GLOBAL,
+        LOG,
+        HOST_OPTIONS,
+        RELAY,
+        FORWARD,
+        MODES,
+        CHECKS,
+        PROTOCOL,
+        TCP,
+    ]
+    .concat();
     all.sort_unstable();
     all.dedup();
     all
@@ -168,6 +181,18 @@ mod tests {
         for kw in CHECKS {
             cases.push((kw.to_string(), relay(&format!("forward to <t> check {kw}"))));
         }
+        for kw in PROTOCOL {
+            cases.push((
+                kw.to_string(),
+                format!("protocol p {{\n {kw} nodelay\n}}\n"),
+            ));
+        }
+        for kw in TCP {
+            cases.push((
+                kw.to_string(),
+                format!("protocol p {{\n tcp {{ {kw} 1 }}\n}}\n"),
+            ));
+        }
         for (kw, text) in cases {
             if let Some(m) = error(&text) {
                 assert!(!refused(&kw, &m), "{kw}: {m}\n{text}");
@@ -188,8 +213,7 @@ mod tests {
         let all = supported();
         assert!(all.contains(&"hasocks.maxconn") && all.contains(&"least-states"));
         assert!(all.windows(2).all(|w| w[0] < w[1]));
-        // `tcp` is both relayd's unimplemented `tcp` protocol option and `check tcp`.
-        for kw in all.iter().filter(|k| **k != "tcp") {
+        for kw in &all {
             assert!(!UNSUPPORTED.contains(kw), "{kw}");
         }
     }

@@ -49,6 +49,7 @@ impl Parser {
             freebind: true,
             tcp_keepalive_s: 60,
             tables: Vec::new(),
+            protocols: Vec::new(),
             relays: Vec::new(),
             warnings: Vec::new(),
         };
@@ -219,6 +220,9 @@ impl Parser {
     /// One top-level statement starting with the word `w`.
     fn statement(&mut self, w: &str) -> Res<()> {
         let kw = self.s.next()?;
+        if matches!(w, "http" | "https" | "dns") {
+            return self.layer7_protocol(&kw, w);
+        }
         if !keywords::GLOBAL.contains(&w) {
             let msg = if is_unsupported(w) || w == "load" {
                 not_supported(w)
@@ -275,6 +279,11 @@ impl Parser {
             }
             "table" => self.table(&kw)?,
             "relay" => self.relay(&kw)?,
+            "protocol" => self.protocol(&kw)?,
+            "tcp" => {
+                self.expect_word("protocol", "tcp")?;
+                self.protocol(&kw)?;
+            }
             _ => return Err(self.s.err(&kw, format!("unknown keyword \"{w}\""))),
         }
         Ok(())

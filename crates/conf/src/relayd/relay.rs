@@ -57,6 +57,8 @@ impl Parser {
             disabled: false,
             send_proxy_v2: false,
             first_byte_timeout_s: None,
+            protocol: None,
+            tcp: super::TcpOptions::DEFAULT,
             line: kw.line,
         };
         // Forwards whose port is still to be taken from the first `listen on`.
@@ -104,6 +106,17 @@ impl Parser {
                 "hasocks.timeout.firstbyte" => {
                     relay.first_byte_timeout_s =
                         Some(self.number("hasocks.timeout.firstbyte", 0, 86_400)?.0);
+                }
+                "protocol" => {
+                    if relay.protocol.is_some() {
+                        return Err(self.s.err(
+                            &t,
+                            format!("relay \"{}\" names a protocol twice", relay.name),
+                        ));
+                    }
+                    let (name, tcp) = self.relay_protocol()?;
+                    relay.protocol = Some(name);
+                    relay.tcp = tcp;
                 }
                 "send" => {
                     self.expect_word("proxy-v2", "send")?;

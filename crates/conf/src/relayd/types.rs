@@ -44,6 +44,9 @@ pub struct RelaydConfig {
     pub tcp_keepalive_s: u32,
     /// Tables in file order.
     pub tables: Vec<Table>,
+    /// `protocol NAME { tcp { ... } }` blocks in file order (TCP ones only: layer 7
+    /// protocols are refused).
+    pub protocols: Vec<Protocol>,
     /// Relays in file order.
     pub relays: Vec<Relay>,
     /// Remarks for the operator.
@@ -110,8 +113,60 @@ pub struct Relay {
     pub send_proxy_v2: bool,
     /// Ours: `hasocks.timeout.firstbyte S` inside the relay block (else the global one).
     pub first_byte_timeout_s: Option<u32>,
+    /// `protocol NAME`: the protocol block named, if any.
+    pub protocol: Option<String>,
+    /// The TCP options of that protocol (all unset without one), copied here so that the
+    /// relay needs no lookup.
+    pub tcp: TcpOptions,
     /// 1-based line of the `relay` keyword.
     pub line: u32,
+}
+
+/// `[tcp] protocol NAME { tcp { ... } }`: a TCP protocol block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protocol {
+    /// Name without quotes.
+    pub name: String,
+    /// Its `tcp` options.
+    pub tcp: TcpOptions,
+    /// 1-based line of the `protocol` (or `tcp`) keyword.
+    pub line: u32,
+}
+
+/// relayd's `tcp` options of a protocol; None = not given (the system's or hasocks' default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpOptions {
+    /// `backlog N`: the listen(2) backlog of the relay's listeners (hasocks' default 1024).
+    pub backlog: Option<u32>,
+    /// `nodelay` / `no nodelay`: TCP_NODELAY on both sockets of a session (hasocks' default
+    /// is on).
+    pub nodelay: Option<bool>,
+    /// `socket buffer N`: SO_SNDBUF and SO_RCVBUF in bytes on both sockets.
+    pub socket_buffer: Option<u32>,
+    /// `no splice`: false = copy through user space only; true (default) = splice(2) allowed.
+    pub splice: bool,
+    /// `ip ttl N`: IP_TTL (IPv6: unicast hops) on both sockets.
+    pub ip_ttl: Option<u8>,
+    /// `ip minttl N`: IP_MINTTL (RFC 5082, GTSM) on both sockets (IPv4 only).
+    pub ip_minttl: Option<u8>,
+}
+
+impl Default for TcpOptions {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl TcpOptions {
+    /// No option given: relayd's and hasocks' defaults.
+    pub const DEFAULT: TcpOptions = TcpOptions {
+        backlog: None,
+        nodelay: None,
+        socket_buffer: None,
+        splice: true,
+        ip_ttl: None,
+        ip_minttl: None,
+    };
 }
 
 /// A `listen on` line.

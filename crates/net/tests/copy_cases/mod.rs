@@ -110,6 +110,7 @@ async fn idle_session_ends_with_idle_timeout() {
     let opts = CopyOpts {
         idle_timeout: Some(Duration::from_millis(200)),
         cancel: None,
+        ..Default::default()
     };
     let (mut client, _server, task) = relay(opts).await;
     client.write_all(b"x").await.unwrap();
@@ -129,6 +130,7 @@ async fn cancelled_session_ends_and_keeps_its_counts() {
     let opts = CopyOpts {
         idle_timeout: Some(Duration::from_secs(3600)),
         cancel: Some(token.clone()),
+        ..Default::default()
     };
     let (mut client, mut server, task) = relay(opts).await;
     client.write_all(b"12345").await.unwrap();

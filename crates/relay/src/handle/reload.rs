@@ -73,6 +73,8 @@ impl RelayHandle {
         let idle =
             (cfg.tcp_keepalive_s > 0).then(|| Duration::from_secs(u64::from(cfg.tcp_keepalive_s)));
         self.listeners.set_keepalive(idle);
+        // Kept listeners too: the relay's protocol may have changed.
+        self.listeners.set_tcp(&gen);
         let closed = self.listeners.close(&opening.closing);
         self.start_checks(&gen);
         if old.number > 0 && gen.prefork != old.prefork {
@@ -109,7 +111,12 @@ impl RelayHandle {
     fn start_listeners(&self, opening: &mut Opening) -> usize {
         let sets = self.listeners.take(opening);
         let n = sets.len();
+        let gen = self.current.load();
         for (key, socks) in sets {
+            // Before the first accept, so that no connection gets the kernel's defaults.
+            if let Some(relay) = gen.by_listen.get(&key) {
+                crate::listeners::tune_listeners(relay, key.addr, &socks);
+            }
             let stop = self.drain.stop_token().child_token();
             self.listeners.insert(key.clone(), &socks, stop.clone());
             for (i, s) in assign(socks, self.workers.len()) {

@@ -100,6 +100,7 @@ pub(crate) async fn connect<'a>(
     relay: &str,
     peer: SocketAddr,
     listen: SocketAddr,
+    tuning: &hasocks_net::sock::TcpTuning,
 ) -> Result<(TcpStream, &'a PoolHost), ConnectError> {
     let mut failed = ConnectErrors::default();
     let mut attempts = 0u64;
@@ -110,7 +111,9 @@ pub(crate) async fn connect<'a>(
                 host.record.retries.fetch_add(1, Ordering::Relaxed);
             }
             attempts += 1;
-            match hasocks_net::sock::connect_tcp(host.addr, None, fwd.connect_timeout).await {
+            let sock =
+                hasocks_net::sock::connect_tcp_tuned(host.addr, None, fwd.connect_timeout, tuning);
+            match sock.await {
                 Ok(s) => return Ok((s, host)),
                 Err(e) => {
                     let reason = count_failure(host, &e);

@@ -504,6 +504,7 @@ pub(crate) async fn reply_and_relay(
     let opts = hasocks_net::copy::CopyOpts {
         idle_timeout: secs(idle),
         cancel: Some(sess.hard_stop.clone()),
+        ..Default::default()
     };
     let buckets = sess.buckets.get().filter(|b| !b.is_empty());
     let (report, gss_why) = match (&protect, buckets) {
