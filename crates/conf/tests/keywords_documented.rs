@@ -185,6 +185,14 @@ fn every_relayd_keyword_is_documented() {
         "RELAYS",
     );
     check(
+        "relayd.conf redirect statements",
+        relayd::REDIRECT,
+        &md,
+        "Redirects",
+        &roff,
+        "REDIRECTS",
+    );
+    check(
         "relayd.conf modes",
         relayd::MODES,
         &md,

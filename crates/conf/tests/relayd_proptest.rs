@@ -273,6 +273,8 @@ fn config() -> impl Strategy<Value = RelaydConfig> {
             tcp_keepalive_s: 60,
             tables,
             relays,
+            redirects: Vec::new(),
+            redirect_keep_on_exit: false,
             warnings: Vec::new(),
         }
     })

@@ -16,12 +16,14 @@ pub const GLOBAL: &[&str] = &[
     "include",
     "table",
     "relay",
+    "redirect",
     "hasocks.maxconn",
     "hasocks.maxconn.source",
     "hasocks.timeout.firstbyte",
     "hasocks.tcp.keepalive",
     "hasocks.freebind",
     "hasocks.admin",
+    "hasocks.redirect.on-exit",
 ];
 
 /// The first word after `log`: `state changes`, `host checks`, `connection [errors]`, and
@@ -40,6 +42,9 @@ pub const RELAY: &[&str] = &[
     "send",
     "hasocks.timeout.firstbyte",
 ];
+
+/// Statements inside a `redirect "name" { }` block.
+pub const REDIRECT: &[&str] = &["listen", "forward", "session", "disable", "sticky-address"];
 
 /// Options of a `forward to <table>` line.
 pub const FORWARD: &[&str] = &["port", "mode", "check", "timeout", "interval"];
@@ -61,7 +66,6 @@ pub const CHECKS: &[&str] = &["tcp", "send", "binary", "script", "socks"];
 /// redirections, layer 7 protocols, routers, TLS, SNMP, carp demotion...): refused with
 /// "not supported by hasocks", never ignored.
 pub const UNSUPPORTED: &[&str] = &[
-    "redirect",
     "protocol",
     "http",
     "https",
@@ -77,14 +81,12 @@ pub const UNSUPPORTED: &[&str] = &[
     "demote",
     "transparent",
     "ssl",
-    "sticky-address",
     "match",
     "pass",
     "block",
     "label",
     "tag",
     "tagged",
-    "interface",
     "inet",
     "inet6",
     "ca",
@@ -104,8 +106,17 @@ pub const UNSUPPORTED: &[&str] = &[
 
 /// Every keyword of every table above except [`UNSUPPORTED`], each once.
 pub fn supported() -> Vec<&'static str> {
-    let mut all: Vec<&'static str> =
-        [GLOBAL, LOG, HOST_OPTIONS, RELAY, FORWARD, MODES, CHECKS].concat();
+    let mut all: Vec<&'static str> = [
+        GLOBAL,
+        LOG,
+        HOST_OPTIONS,
+        RELAY,
+        REDIRECT,
+        FORWARD,
+        MODES,
+        CHECKS,
+    ]
+    .concat();
     all.sort_unstable();
     all.dedup();
     all
@@ -177,7 +188,7 @@ mod tests {
 
     #[test]
     fn unsupported_keywords_are_refused_by_name() {
-        for kw in ["redirect", "router", "snmp"] {
+        for kw in ["router", "snmp"] {
             let m = error(&format!("{kw} x\n")).unwrap_or_default();
             assert!(m.contains("not supported by hasocks"), "{kw}: {m}");
         }

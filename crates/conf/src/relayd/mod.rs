@@ -9,6 +9,7 @@
 pub mod keywords;
 mod lexer;
 mod parser;
+mod redirect;
 mod relay;
 mod stream;
 mod types;

@@ -50,6 +50,8 @@ impl Parser {
             tcp_keepalive_s: 60,
             tables: Vec::new(),
             relays: Vec::new(),
+            redirects: Vec::new(),
+            redirect_keep_on_exit: false,
             warnings: Vec::new(),
         };
         Self {
@@ -275,6 +277,23 @@ impl Parser {
             }
             "table" => self.table(&kw)?,
             "relay" => self.relay(&kw)?,
+            "redirect" => self.redirect(&kw)?,
+            "hasocks.redirect.on-exit" => {
+                let t = self.s.next()?;
+                self.cfg.redirect_keep_on_exit = match t.word() {
+                    Some("flush") => false,
+                    Some("keep") => true,
+                    _ => {
+                        return Err(self.s.err(
+                            &t,
+                            format!(
+                                "hasocks.redirect.on-exit takes flush or keep, found {}",
+                                t.describe()
+                            ),
+                        ))
+                    }
+                };
+            }
             _ => return Err(self.s.err(&kw, format!("unknown keyword \"{w}\""))),
         }
         Ok(())
@@ -492,7 +511,10 @@ impl Parser {
             .collect();
         unused.sort_by_key(|u| u.0);
         for (_, name, kw) in unused {
-            self.warn(&kw, format!("table <{name}> is not used by any relay"));
+            self.warn(
+                &kw,
+                format!("table <{name}> is not used by any relay or redirect"),
+            );
         }
         Ok(())
     }
