@@ -52,6 +52,8 @@ pub struct RelayHandle {
     rendezvous: Arc<Rendezvous>,
     /// The session caps.
     admission: Arc<Admission>,
+    /// The redirects' kernel side.
+    redirector: Arc<crate::redirects::Redirector>,
 }
 
 /// Worker threads when the config has no `prefork`: one per CPU.
@@ -100,11 +102,17 @@ impl RelayHandle {
             started: SystemTime::now(),
             rendezvous: Arc::default(),
             admission: Admission::new(0, 0),
+            redirector: Arc::default(),
         };
         lock(&h.records).inherit_states(inherit.hosts);
         h.reload(cfg).await?;
         h.listeners.close_unclaimed();
         tokio::spawn(tick_rates(h.current.clone(), h.drain.stop_token()));
+        tokio::spawn(crate::redirects::run(
+            h.current.clone(),
+            h.redirector.clone(),
+            h.drain.stop_token(),
+        ));
         Ok(h)
     }
 
@@ -126,6 +134,8 @@ impl RelayHandle {
     /// What a successor process needs to take over: every listener (key and sockets) and
     /// every host's state.
     pub fn handover(&self) -> crate::handover::Offer {
+        // The successor adopts the redirects' table: this process no longer writes it.
+        self.redirector.handed_over();
         let gen = self.current.load();
         let hosts = gen
             .hosts()
@@ -138,6 +148,7 @@ impl RelayHandle {
     /// sessions go on. Then [`shutdown`](Self::shutdown) waits for them.
     pub fn stop_accepting(&self) {
         self.listeners.close_all();
+        self.redirector.stop(self.current.load().redirect_keep);
     }
 
     /// Every bound listener: (relay name, actual address; port 0 in the config gets a real one).
@@ -258,6 +269,7 @@ impl RelayHandle {
     /// Returns how many had to be ended.
     pub async fn shutdown(&self, deadline: Duration) -> usize {
         self.listeners.close_all();
+        self.redirector.stop(self.current.load().redirect_keep);
         self.drain.drain(deadline).await
     }
 }

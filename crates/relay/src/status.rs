@@ -121,7 +121,7 @@ fn host_status(t: &Pool, h: &PoolHost, bytes: Option<(u64, u64)>) -> HostStatus 
 /// Whether the relay should get traffic: every listener bound and every enabled relay with a
 /// pool that serves; else why not. Cheap (no snapshot): `/ready` and keepalived ask often.
 pub(crate) fn readiness(gen: &Generation, listeners: &Listeners) -> Result<(), NotReady> {
-    if gen.relays.is_empty() {
+    if gen.relays.is_empty() && gen.redirects.is_empty() {
         return Err(NotReady(vec![Unready::NoRelay]));
     }
     let mut why = Vec::new();
