@@ -4,7 +4,7 @@
 # network namespaces (made and removed here; 10.79.10-12.x, names hsr-b*):
 #   hsr-bc   client 10.79.11.10 (hasocks bench and its in-process target)
 #   hsr-br   router 10.79.11.1 / 10.79.12.1, VIP 10.79.10.100:
-#            redirect on :1080, hasocks relay on :1081, HAProxy (mode tcp, balance source) on :1082
+#            redirect on :1080, hasocks relay on :1081, HAProxy (mode tcp) on :1082
 #   hsr-bs1, hsr-bs2  hasocks server on 10.79.12.11 / .12, routed through the router
 # Every line goes client -> router -> server -> target (back in the client namespace), so
 # the direct line (SOCKS straight to a server, plain routing) is the floor the redirect is
@@ -12,6 +12,8 @@
 # echo + close), throughput (STREAMS upload streams), CPU per session of the process in the
 # middle (relay, HAProxy; none for the redirect and direct) and of the whole machine (softirq
 # included: that is where the kernel's forwarding shows).
+# HAProxy (mode tcp) forwards to the one server the redirect gives the client address, as
+# the relay and direct lines do; rounds alternate the order of the lines.
 # Usage: bench/run-redirect.sh   Env: HASOCKS_BIN, HAPROXY, DURATION=8 CONCURRENCY=50
 #        STREAMS=4 PAYLOAD=64 ROUNDS=2 RESULTS=bench/results/redirect.md
 set -u
@@ -64,7 +66,7 @@ EOF
     x hsr-bs$i "$BIN" server -f "$TMP/s$i.conf" >"$TMP/s$i.log" 2>&1 &
     PIDS+=($!)
 done
-for n in $NS; do x "$n" sh -c 'ulimit -n 1048576 2>/dev/null; sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1' ; done
+for n in $NS; do x "$n" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1; done
 cat >"$TMP/relayd.conf" <<EOF
 interval 1
 socket "$TMP/relay.sock"
@@ -80,9 +82,21 @@ relay "user" {
 EOF
 x hsr-br "$BIN" relay -f "$TMP/relayd.conf" >"$TMP/relay.log" 2>&1 &
 PIDS+=($!)
+sleep 3
+RELAY_PID=$(for p in $(ip netns pids hsr-br); do tr '\0' ' ' </proc/$p/cmdline | grep -q "relay -f" && echo "$p"; done | head -1)
+x hsr-br nft -j list map inet hasocks r0_0 >/dev/null || { log "redirect not in the kernel"; cat "$TMP/relay.log"; exit 1; }
+# The direct line uses the server the redirect gives the client's address: one connection
+# through the redirect, and conntrack says where it went.
+x hsr-bc python3 -c "import socket; s=socket.create_connection(('$VIP', 1080), 3, ('$CLIENT', 0)); s.close()"
+DIRECT=$(x hsr-br conntrack -L -p tcp --orig-dst $VIP --orig-port-dst 1080 2>/dev/null |
+    sed -n 's/.* src=\(10\.79\.12\.[0-9]*\) .*/\1/p' | head -1)
+[ -n "$DIRECT" ] || { log "cannot tell the redirect's server for $CLIENT"; exit 1; }
+log "the client's server: $DIRECT"
+# HAProxy forwards to that same server: every line then works one server (a server that
+# served more sessions, with more TIME_WAIT sockets, is slower; it must not favour a line).
 cat >"$TMP/haproxy.cfg" <<EOF
 global
-    maxconn 200000
+    maxconn 9000
 defaults
     mode tcp
     timeout connect 5s
@@ -90,21 +104,12 @@ defaults
     timeout server 60s
 listen socks
     bind $VIP:1082
-    balance source
-    server s1 10.79.12.11:1080 check inter 1s
-    server s2 10.79.12.12:1080 check inter 1s
+    server s1 $DIRECT:1080 check inter 1s
 EOF
 x hsr-br "$HAPROXY" -f "$TMP/haproxy.cfg" -db >"$TMP/haproxy.log" 2>&1 &
 PIDS+=($!)
-sleep 3
-RELAY_PID=$(for p in $(ip netns pids hsr-br); do tr '\0' ' ' </proc/$p/cmdline | grep -q "relay -f" && echo "$p"; done | head -1)
+sleep 2
 HAP_PID=$(for p in $(ip netns pids hsr-br); do tr '\0' ' ' </proc/$p/cmdline | grep -q "haproxy" && echo "$p"; done | head -1)
-x hsr-br nft -j list map inet hasocks r0_0 >/dev/null || { log "redirect not in the kernel"; cat "$TMP/relay.log"; exit 1; }
-# The direct line uses the server the redirect gives the client's address.
-DIRECT=$(x hsr-br nft -j list map inet hasocks r0_0 | python3 -c '
-import json,sys
-m=[o["map"] for o in json.load(sys.stdin)["nftables"] if "map" in o][0]
-print(sorted({e[1]["concat"][0] for e in m["elem"]})[0])')
 
 proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 sys_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
@@ -131,15 +136,19 @@ per=lambda t: round(t/hz*1e6/n,1) if (mode=="sessions" and n) else round(t/hz,2)
 print(name,mode,v,per(pt),per(st),o.get("errors"))' "$name" "$mode" $((p1 - p0)) $((s1 - s0)) "$HZ" >>"$TMP/rows"
     log "$(tail -1 "$TMP/rows")"
 }
+line() { # NAME MODE
+    case $1 in
+    direct) one direct "" "$2" -s "$DIRECT:1080" ;;
+    redirect) one redirect "$RELAY_PID" "$2" -s $VIP:1080 ;;
+    relay) one relay "$RELAY_PID" "$2" -s $VIP:1081 ;;
+    haproxy) one haproxy "$HAP_PID" "$2" -s $VIP:1082 ;;
+    esac
+}
+# Odd rounds in one order, even rounds in the reverse one: no line always runs first.
 for r in $(seq "$ROUNDS"); do
-    one direct "" sessions -s "$DIRECT:1080"
-    one redirect "$RELAY_PID" sessions -s $VIP:1080
-    one relay "$RELAY_PID" sessions -s $VIP:1081
-    one haproxy "$HAP_PID" sessions -s $VIP:1082
-    one direct "" throughput -s "$DIRECT:1080"
-    one redirect "$RELAY_PID" throughput -s $VIP:1080
-    one relay "$RELAY_PID" throughput -s $VIP:1081
-    one haproxy "$HAP_PID" throughput -s $VIP:1082
+    order="direct redirect relay haproxy"
+    [ $((r % 2)) = 0 ] && order="haproxy relay redirect direct"
+    for m in sessions throughput; do for n in $order; do line "$n" "$m"; done; done
 done
 mkdir -p "$(dirname "$RESULTS")"
 python3 - "$TMP/rows" "$RESULTS" "$CONCURRENCY" "$STREAMS" "$DURATION" "$ROUNDS" "$(nproc)" "$(uname -r)" <<'EOF'

@@ -210,7 +210,11 @@ pub(crate) async fn resolve_all(cfg: &RelaydConfig) -> Result<Resolved, RelayErr
         }
     }
     for r in &cfg.redirects {
-        want.extend(r.listens.iter().map(|l| (l.listen.addr.clone(), l.listen.port)));
+        want.extend(
+            r.listens
+                .iter()
+                .map(|l| (l.listen.addr.clone(), l.listen.port)),
+        );
         for f in &r.forwards {
             let table = table_of(cfg, &r.name, &f.table)?;
             want.extend(
@@ -391,7 +395,11 @@ pub(crate) fn build(
                 }
             }
         }
-        let mode = r.forwards.first().map(|f| f.mode.clone()).unwrap_or_default();
+        let mode = r
+            .forwards
+            .first()
+            .map(|f| f.mode.clone())
+            .unwrap_or_default();
         redirects.push(Arc::new(RedirectGen {
             name: r.name.clone(),
             disabled: r.disabled,

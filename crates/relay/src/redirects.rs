@@ -30,6 +30,8 @@ pub(crate) struct Redirector {
 struct Last {
     script: Option<String>,
     plans: Vec<hasocks_redirect::Redirect>,
+    /// The generation `plans` came from: same generation and same plans, same script.
+    generation: u64,
     /// Stopped: nothing is applied any more.
     stopped: bool,
     /// The last failure, logged once.
@@ -71,6 +73,10 @@ impl Redirector {
         if last.stopped || (plans.is_empty() && last.script.is_none()) {
             return;
         }
+        // The host states did not change: skip the bucket placement (4096 x hosts hashes).
+        if last.error.is_none() && last.generation == gen.number && last.plans == plans {
+            return;
+        }
         let script = hasocks_redirect::plan::script(&plans, gen.number);
         if last.script.as_deref() == Some(script.as_str()) {
             return;
@@ -93,6 +99,7 @@ impl Redirector {
         tracing::debug!("redirects: generation {} in the kernel", gen.number);
         last.script = Some(script);
         last.plans = plans;
+        last.generation = gen.number;
     }
 }
 
