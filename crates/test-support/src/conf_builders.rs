@@ -73,6 +73,8 @@ pub fn config(tables: Vec<Table>, relays: Vec<Relay>) -> RelaydConfig {
         tcp_keepalive_s: 60,
         tables,
         relays,
+        redirects: Vec::new(),
+        redirect_keep_on_exit: false,
         warnings: Vec::new(),
     }
 }
