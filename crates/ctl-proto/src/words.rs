@@ -58,20 +58,25 @@ pub fn parse<S: AsRef<str>>(words: &[S]) -> Result<Command, UsageError> {
     let cmd = match pick(
         first,
         &[
-            "show", "host", "table", "relay", "poll", "reload", "load", "log", "monitor",
+            "show", "host", "table", "relay", "redirect", "poll", "reload", "load", "log",
+            "monitor",
         ],
         "",
     )? {
         "show" => {
-            let what = next(&mut w, "what to show (summary, hosts, relays, sessions)")?;
+            let what = next(
+                &mut w,
+                "what to show (summary, hosts, relays, redirects, sessions)",
+            )?;
             Command::Show {
                 what: match pick(
                     what,
-                    &["summary", "hosts", "relays", "sessions"],
+                    &["summary", "hosts", "relays", "redirects", "sessions"],
                     " after show",
                 )? {
                     "hosts" => Show::Hosts,
                     "relays" => Show::Relays,
+                    "redirects" => Show::Redirects,
                     "sessions" => Show::Sessions,
                     _ => Show::Summary,
                 },
@@ -87,15 +92,15 @@ pub fn parse<S: AsRef<str>>(words: &[S]) -> Result<Command, UsageError> {
             let target = Target::parse(next(&mut w, "a host name or id")?);
             Command::Host { action, target }
         }
-        kind @ ("table" | "relay") => {
+        kind @ ("table" | "relay" | "redirect") => {
             let action = next(&mut w, &format!("disable or enable after {kind}"))?;
             let enable =
                 pick(action, &["disable", "enable"], &format!(" after {kind}"))? == "enable";
             let target = Target::parse(next(&mut w, &format!("a {kind} name or id"))?);
-            if kind == "table" {
-                Command::Table { enable, target }
-            } else {
-                Command::Relay { enable, target }
+            match kind {
+                "table" => Command::Table { enable, target },
+                "redirect" => Command::Redirect { enable, target },
+                _ => Command::Relay { enable, target },
             }
         }
         "poll" => Command::Poll,

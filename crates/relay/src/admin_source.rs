@@ -551,6 +551,7 @@ mod tests {
                     host(3, 1080, HostState::Down, false),
                 ],
             }],
+            redirects: Vec::new(),
         };
         let got = sample_of(&s);
         assert_eq!(got.sessions, 15);

@@ -148,6 +148,7 @@ impl Daemon for RelayDaemon {
             Command::Host { action, target } => done(h.host_action(&target, action)),
             Command::Table { enable, target } => done(h.table_action(&target, enable)),
             Command::Relay { enable, target } => done(h.relay_action(&target, enable)),
+            Command::Redirect { enable, target } => done(h.redirect_action(&target, enable)),
             Command::Poll => {
                 h.poll();
                 Body::Done { matched: 1 }

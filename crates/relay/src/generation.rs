@@ -61,6 +61,8 @@ impl RelayGen {
 /// A redirect block in this generation: the kernel forwards, this only says where.
 #[derive(Debug)]
 pub(crate) struct RedirectGen {
+    /// Its long-lived record (id, the ctl's disable flag), keyed `redirect NAME`.
+    pub record: Arc<RelayRecord>,
     pub name: String,
     /// `disable` in the config.
     pub disabled: bool,
@@ -73,6 +75,11 @@ pub(crate) struct RedirectGen {
 }
 
 impl RedirectGen {
+    /// Disabled by the config or the control socket.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled || self.record.disabled.load(Ordering::Relaxed)
+    }
+
     /// The plan's view of it, with the hosts' states now.
     pub fn plan(&self) -> hasocks_redirect::Redirect {
         use hasocks_redirect::{Host, Pool as PlanPool};
@@ -98,7 +105,7 @@ impl RedirectGen {
             .collect();
         hasocks_redirect::Redirect {
             name: self.name.clone(),
-            disabled: self.disabled,
+            disabled: self.is_disabled(),
             listens: self.listens.clone(),
             pools,
             placement: self.placement.clone(),
@@ -401,6 +408,7 @@ pub(crate) fn build(
             .map(|f| f.mode.clone())
             .unwrap_or_default();
         redirects.push(Arc::new(RedirectGen {
+            record: records.relay(&mut claimed, &format!("redirect {}", r.name)),
             name: r.name.clone(),
             disabled: r.disabled,
             listens,

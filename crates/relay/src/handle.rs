@@ -239,6 +239,11 @@ impl RelayHandle {
         control::host(&self.current.load(), &self.events, target, action)
     }
 
+    /// `redirect disable|enable NAME|ID`: a disabled redirect has no rule in the kernel.
+    pub fn redirect_action(&self, target: &Target, enable: bool) -> Result<usize, CtlError> {
+        control::redirect(&self.current.load(), target, enable)
+    }
+
     /// `table disable|enable NAME|ID` (a name with or without `:port`).
     pub fn table_action(&self, target: &Target, enable: bool) -> Result<usize, CtlError> {
         control::table(&self.current.load(), &self.events, target, enable)

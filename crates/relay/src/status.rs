@@ -15,7 +15,7 @@ use crate::pool::health::check_name;
 use crate::pool::{Pool, PoolHost};
 use crate::sessions::Sessions;
 use hasocks_ctl_proto::relay::{
-    AdmissionStatus, HostState, HostStatus, RelayStatus, Status, TableStatus,
+    AdmissionStatus, HostState, HostStatus, RedirectStatus, RelayStatus, Status, TableStatus,
 };
 
 /// The relays, pools and hosts of `gen` with their counters (open sessions' bytes from
@@ -50,6 +50,25 @@ pub(crate) fn snapshot(
                     .iter()
                     .map(|h| host_status(t, h, bytes.get(&h.record.id).copied()))
                     .collect(),
+            })
+            .collect(),
+        redirects: gen
+            .redirects
+            .iter()
+            .map(|r| {
+                let plan = r.plan();
+                let active = hasocks_redirect::plan::active_pool(&plan)
+                    .and_then(|p| plan.pools.iter().position(|q| std::ptr::eq(p, q)))
+                    .and_then(|i| r.forwards.get(i))
+                    .map(|f| f.pool.name.clone());
+                RedirectStatus {
+                    id: r.record.id,
+                    name: r.name.clone(),
+                    disabled: r.is_disabled(),
+                    listens: r.listens.iter().map(|l| l.addr.to_string()).collect(),
+                    tables: r.forwards.iter().map(|f| f.pool.name.clone()).collect(),
+                    active_table: active,
+                }
             })
             .collect(),
     }
