@@ -371,6 +371,22 @@ def main():
         point("census", same == 30, f"{same}/30 sources keep one server and the relay agrees; servers used {spread}")
         figures["census"] = c
 
+        # The control socket: show redirects, redirect disable|enable.
+        ctl = [binp, "ctl", "-s", f"{RUN}/relay.sock"]
+        shown = nsx("hsr-r", *ctl, "show", "redirects", check=False).stdout
+        t0 = time.monotonic()
+        off = nsx("hsr-r", *ctl, "redirect", "disable", "socks", check=False).returncode == 0
+        gone = wait(lambda: kernel_map() is None, 5, 0.01)
+        t_off = time.monotonic() - t0
+        t0 = time.monotonic()
+        on = nsx("hsr-r", *ctl, "redirect", "enable", "socks", check=False).returncode == 0
+        back = wait(lambda: (m := kernel_map()) and len(set(m.values())) == 3, 5, 0.01)
+        t_on = time.monotonic() - t0
+        point("ctl", "redirect\tsocks" in shown.replace(" ", "") and "active" in shown and off and gone
+              and on and back,
+              f"show redirects lists it active; disable: out of the kernel in {t_off:.3f} s, enable: back in"
+              f" {t_on:.3f} s")
+
         # kill -9 a server under 50 clients; it returns 6 s later.
         lp = run_load(16, f"{a.out}/load-failover.json")
         time.sleep(4)
@@ -470,7 +486,7 @@ def main():
             os.kill(pid, signal.SIGKILL)
         teardown()
 
-    ok = all(p["ok"] for p in points) and len(points) >= 9
+    ok = all(p["ok"] for p in points) and len(points) >= 10
     with open(f"{a.out}/redirect.json", "w") as f:
         json.dump({"points": points, "figures": figures}, f, indent=1)
     with open(f"{a.out}/redirect.md", "w") as f:
