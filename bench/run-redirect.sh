@@ -14,6 +14,7 @@
 # included: that is where the kernel's forwarding shows).
 # HAProxy (mode tcp) forwards to the one server the redirect gives the client address, as
 # the relay and direct lines do; rounds alternate the order of the lines.
+# The router's conntrack TIME_WAIT is cut to 2 s (see below).
 # Usage: bench/run-redirect.sh   Env: HASOCKS_BIN, HAPROXY, DURATION=8 CONCURRENCY=50
 #        STREAMS=4 PAYLOAD=64 ROUNDS=2 RESULTS=bench/results/redirect.md
 set -u
@@ -46,6 +47,11 @@ x() { local n=$1; shift; ip netns exec "$n" "$@"; }
 ip link add hsr-brc netns hsr-br type veth peer name eth0 netns hsr-bc
 x hsr-br ip addr add 10.79.11.1/24 dev hsr-brc; x hsr-br ip link set hsr-brc up
 x hsr-br ip addr add $VIP/32 dev lo; x hsr-br sysctl -qw net.ipv4.ip_forward=1
+# Every line's flows cross the router's conntrack (the server -> target ones too), some
+# 4000 a second: with the default 120 s TIME_WAIT the machine's table (262144) fills within
+# the run and drops SYNs. A director doing NAT is tuned so (LVS has its own short timeouts).
+modprobe nf_conntrack 2>/dev/null
+x hsr-br sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=2
 x hsr-bc ip addr add $CLIENT/24 dev eth0; x hsr-bc ip link set eth0 up
 x hsr-bc ip route add default via 10.79.11.1
 x hsr-br ip link add br0 type bridge; x hsr-br ip addr add 10.79.12.1/24 dev br0; x hsr-br ip link set br0 up
