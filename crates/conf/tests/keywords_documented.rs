@@ -198,6 +198,14 @@ fn every_relayd_keyword_is_documented() {
         "PROTOCOLS",
     );
     check(
+        "relayd.conf redirect statements",
+        relayd::REDIRECT,
+        &md,
+        "Redirects",
+        &roff,
+        "REDIRECTS",
+    );
+    check(
         "relayd.conf modes",
         relayd::MODES,
         &md,

@@ -213,7 +213,7 @@ fn include_is_relative_to_the_including_file() {
     assert_eq!(c.relays[0].listens[0].port, 1080);
 
     // Errors inside an included file name that file.
-    std::fs::write(dir.join("sub/tables.conf"), "\n  redirect x\n").unwrap();
+    std::fs::write(dir.join("sub/tables.conf"), "\n  router x\n").unwrap();
     let e = load(&main, &[]).unwrap_err();
     assert_eq!(e.file, dir.join("sub/tables.conf"));
     assert_eq!((e.line, e.col), (2, 3));
@@ -504,10 +504,10 @@ fn unsupported_relayd_keywords_are_named() {
     let head = "table <t> { h }\n";
     let relay = |line: &str| format!("{head}relay r {{\n listen on a port 1\n {line}\n}}\n");
     err_at(
-        "redirect \"www\" {\n}\n",
+        "router \"www\" {\n}\n",
         1,
         1,
-        "keyword \"redirect\" is not supported by hasocks",
+        "keyword \"router\" is not supported by hasocks",
     );
     err_at(
         "\nhttp protocol \"p\" {\n}\n",

@@ -277,6 +277,8 @@ fn config() -> impl Strategy<Value = RelaydConfig> {
             tables,
             protocols: Vec::new(),
             relays,
+            redirects: Vec::new(),
+            redirect_keep_on_exit: false,
             warnings: Vec::new(),
         }
     })

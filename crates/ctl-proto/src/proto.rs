@@ -46,6 +46,8 @@ pub enum Show {
     Hosts,
     /// Relays with session statistics.
     Relays,
+    /// Redirects, their tables and hosts.
+    Redirects,
     /// Open sessions.
     Sessions,
 }
@@ -86,6 +88,13 @@ pub enum Command {
     RelayDrain {
         /// Drain (true) or undrain.
         drain: bool,
+    },
+    /// `redirect disable|enable NAME|ID`.
+    Redirect {
+        /// Enable (true) or disable.
+        enable: bool,
+        /// Which redirect.
+        target: Target,
     },
     /// `poll`: check every host now.
     Poll,

@@ -294,6 +294,38 @@ pub struct Status {
     pub relays: Vec<RelayStatus>,
     /// Table instances in order of first use.
     pub tables: Vec<TableStatus>,
+    /// Redirects in config order (the kernel forwards).
+    #[serde(default)]
+    pub redirects: Vec<RedirectStatus>,
+}
+
+/// A redirect: relayd's layer 3 redirection, done by the kernel (nftables + conntrack).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedirectStatus {
+    /// Its id.
+    pub id: u32,
+    /// Its name.
+    pub name: String,
+    /// Disabled by the config or the control socket.
+    pub disabled: bool,
+    /// `address:port` it redirects.
+    pub listens: Vec<String>,
+    /// Its table instances (`table:port`), primary first.
+    pub tables: Vec<String>,
+    /// The table new flows go to now (None: no host up).
+    pub active_table: Option<String>,
+}
+
+impl RedirectStatus {
+    /// relayctl's status word: `active`, `active (using backup table)`, `down` or `disabled`.
+    pub fn state(&self) -> &'static str {
+        match (&self.active_table, self.disabled) {
+            (_, true) => "disabled",
+            (None, false) => "down",
+            (Some(t), false) if self.tables.first() != Some(t) => "active (using backup table)",
+            _ => "active",
+        }
+    }
 }
 
 impl Status {

@@ -21,6 +21,27 @@ fn row(out: &mut String, id: &str, kind: &str, name: &str, avail: &str, status: 
 pub fn status(s: &Status, what: Show) -> String {
     let mut out = String::new();
     row(&mut out, "Id", "Type", "Name", "Avlblty", "Status");
+    // relayctl's order: each redirect with its tables and hosts, then each relay with its.
+    if matches!(what, Show::Summary | Show::Redirects | Show::Hosts) {
+        for r in &s.redirects {
+            if what != Show::Hosts {
+                row(
+                    &mut out,
+                    &r.id.to_string(),
+                    "redirect",
+                    &r.name,
+                    "",
+                    r.state(),
+                );
+            }
+            for t in r.tables.iter().filter_map(|n| s.table(n)) {
+                table_rows(&mut out, t, what == Show::Hosts);
+            }
+        }
+    }
+    if what == Show::Redirects {
+        return out;
+    }
     for r in &s.relays {
         if what != Show::Hosts {
             relay_row(&mut out, r, s.draining, what == Show::Relays);
@@ -390,7 +411,35 @@ mod tests {
                     host(2, "10.0.0.2", 1090, HostState::Down),
                 ],
             }],
+            redirects: Vec::new(),
         }
+    }
+
+    #[test]
+    fn show_redirects_prints_each_redirect_with_its_tables_and_hosts_first() {
+        let mut s = fixture();
+        s.redirects.push(crate::relay::RedirectStatus {
+            id: 7,
+            name: "kernel".into(),
+            disabled: false,
+            listens: vec!["192.0.2.10:1080".into()],
+            tables: vec!["sockdhosts:1080".into()],
+            active_table: Some("sockdhosts:1080".into()),
+        });
+        let got = status(&s, Show::Redirects);
+        assert!(
+            got.contains("7   \tredirect\tkernel                  \t       \tactive\n"),
+            "{got}"
+        );
+        assert!(got.contains("\thost    \t10.0.0.1"), "{got}");
+        assert!(!got.contains("\trelay   \t"), "{got}");
+        let summary = status(&s, Show::Summary);
+        assert!(
+            summary.find("redirect") < summary.find("\trelay"),
+            "{summary}"
+        );
+        s.redirects[0].active_table = None;
+        assert!(status(&s, Show::Redirects).contains("\tdown\n"));
     }
 
     #[test]

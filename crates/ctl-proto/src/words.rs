@@ -59,20 +59,25 @@ pub fn parse<S: AsRef<str>>(words: &[S]) -> Result<Command, UsageError> {
     let cmd = match pick(
         first,
         &[
-            "show", "host", "table", "relay", "poll", "reload", "load", "log", "monitor",
+            "show", "host", "table", "relay", "redirect", "poll", "reload", "load", "log",
+            "monitor",
         ],
         "",
     )? {
         "show" => {
-            let what = next(&mut w, "what to show (summary, hosts, relays, sessions)")?;
+            let what = next(
+                &mut w,
+                "what to show (summary, hosts, relays, redirects, sessions)",
+            )?;
             Command::Show {
                 what: match pick(
                     what,
-                    &["summary", "hosts", "relays", "sessions"],
+                    &["summary", "hosts", "relays", "redirects", "sessions"],
                     " after show",
                 )? {
                     "hosts" => Show::Hosts,
                     "relays" => Show::Relays,
+                    "redirects" => Show::Redirects,
                     "sessions" => Show::Sessions,
                     _ => Show::Summary,
                 },
@@ -103,6 +108,12 @@ pub fn parse<S: AsRef<str>>(words: &[S]) -> Result<Command, UsageError> {
                     target: Target::parse(next(&mut w, "a relay name or id")?),
                 },
             }
+        }
+        "redirect" => {
+            let action = next(&mut w, "disable or enable after redirect")?;
+            let enable = pick(action, &["disable", "enable"], " after redirect")? == "enable";
+            let target = Target::parse(next(&mut w, "a redirect name or id")?);
+            Command::Redirect { enable, target }
         }
         "table" => {
             let action = next(&mut w, "disable or enable after table")?;

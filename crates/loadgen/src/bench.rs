@@ -59,6 +59,8 @@ pub struct Options {
     pub timeout_ms: u64,
     /// Source address of the connections.
     pub source: Option<IpAddr>,
+    /// Where the in-process target listens (default 127.0.0.1).
+    pub target_bind: Option<IpAddr>,
     /// Print JSON instead of text.
     pub json: bool,
     /// Throughput through user space instead of sendfile/splice.
@@ -160,7 +162,7 @@ async fn route(o: &Options) -> Result<(Route, Option<Arc<AtomicU64>>), SetupErro
                 (Mode::Throughput, true) => Target::CopySink,
                 _ => Target::Echo,
             };
-            let a = target::start(kind, sink.clone())
+            let a = target::start(kind, sink.clone(), o.target_bind)
                 .await
                 .map_err(|e| SetupError::Local("in-process target", e))?;
             (TargetAddr::Ip(a), Some(a))
@@ -235,6 +237,7 @@ mod tests {
             credentials: None,
             timeout_ms: 2000,
             source: None,
+            target_bind: None,
             json: true,
             copy: false,
             window: 4,

@@ -20,10 +20,15 @@ pub enum Target {
     CopySink,
 }
 
-/// Starts `kind` on 127.0.0.1:0; the sinks add what they receive to `counter`. It serves
-/// until the runtime ends.
-pub async fn start(kind: Target, counter: Arc<AtomicU64>) -> std::io::Result<SocketAddr> {
-    let l = TcpListener::bind("127.0.0.1:0").await?;
+/// Starts `kind` on `bind` (default 127.0.0.1), port 0; the sinks add what they receive to
+/// `counter`. It serves until the runtime ends.
+pub async fn start(
+    kind: Target,
+    counter: Arc<AtomicU64>,
+    bind: Option<std::net::IpAddr>,
+) -> std::io::Result<SocketAddr> {
+    let ip = bind.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    let l = TcpListener::bind(SocketAddr::new(ip, 0)).await?;
     let addr = l.local_addr()?;
     tokio::spawn(async move {
         loop {

@@ -278,7 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn idle_sessions_stay_open_until_dropped() {
-        let target = crate::target::start(crate::target::Target::Echo, Default::default())
+        let target = crate::target::start(crate::target::Target::Echo, Default::default(), None)
             .await
             .unwrap();
         let route = Arc::new(Route::direct(target, Duration::from_secs(5)));

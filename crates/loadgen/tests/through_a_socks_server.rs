@@ -27,7 +27,7 @@ const SHORT: Duration = Duration::from_millis(300);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_through_a_server_echo_and_are_timed() {
     let (h, proxy) = socks_server().await;
-    let echo = target::start(Target::Echo, Default::default())
+    let echo = target::start(Target::Echo, Default::default(), None)
         .await
         .unwrap();
     let route = Arc::new(Route::via(proxy, echo, TIMEOUT));
@@ -47,7 +47,7 @@ async fn throughput_through_a_server_is_counted_where_it_arrives() {
     let (h, proxy) = socks_server().await;
     for (kind, copy) in [(Target::Sink, false), (Target::CopySink, true)] {
         let counter = Arc::new(AtomicU64::new(0));
-        let sink = target::start(kind, counter.clone()).await.unwrap();
+        let sink = target::start(kind, counter.clone(), None).await.unwrap();
         let route = Route::via(proxy, sink, TIMEOUT);
         let r = tcp::throughput(&route, 2, SHORT, copy, Some(counter)).await;
         assert_eq!((r.streams, r.errors.count), (2, 0), "{:?}", r.errors.first);
@@ -92,6 +92,7 @@ async fn bench_options_drive_a_udp_load_and_print_its_line() {
         credentials: None,
         timeout_ms: 5000,
         source: None,
+        target_bind: None,
         json: false,
         copy: false,
         window: 4,
@@ -112,7 +113,7 @@ async fn bench_options_drive_a_udp_load_and_print_its_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mixed_load_through_a_server_loses_no_byte_and_no_session() {
     let (h, proxy) = socks_server().await;
-    let echo = target::start(Target::Echo, Default::default())
+    let echo = target::start(Target::Echo, Default::default(), None)
         .await
         .unwrap();
     let mut mix = Mix::start(proxy, echo, 4, 2);

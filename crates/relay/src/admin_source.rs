@@ -267,6 +267,43 @@ impl Collector for RelayCollector {
             per_table(&|t| t.hosts.len() as f64),
         )?;
 
+        let rd = |name: &str| vec![("redirect", name.to_string())];
+        gauges(
+            e,
+            "redirect_enabled",
+            "Whether the redirect is enabled (1) or disabled (0)",
+            None,
+            s.redirects
+                .iter()
+                .map(|r| (rd(&r.name), f64::from(u8::from(!r.disabled))))
+                .collect::<Vec<_>>(),
+        )?;
+        gauges(
+            e,
+            "redirect_active",
+            "Whether the kernel redirects new flows (1: enabled, a table with a host up)",
+            None,
+            s.redirects
+                .iter()
+                .map(|r| {
+                    let on = !r.disabled && r.active_table.is_some();
+                    (rd(&r.name), f64::from(u8::from(on)))
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        gauges(
+            e,
+            "redirect_using_backup",
+            "Whether new flows go to a backup table (1) or the primary one (0)",
+            None,
+            s.redirects
+                .iter()
+                .map(|r| {
+                    let backup = r.active_table.is_some() && r.state().contains("backup");
+                    (rd(&r.name), f64::from(u8::from(backup)))
+                })
+                .collect::<Vec<_>>(),
+        )?;
         let rl = |name: &str| vec![("relay", name.to_string())];
         let per_relay = |f: &dyn Fn(&crate::RelayStatus) -> u64| -> Vec<(Labels, u64)> {
             s.relays.iter().map(|r| (rl(&r.name), f(r))).collect()
@@ -563,6 +600,7 @@ mod tests {
                     host(3, 1080, HostState::Down, false),
                 ],
             }],
+            redirects: Vec::new(),
         };
         let got = sample_of(&s);
         assert_eq!(got.sessions, 15);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::error::CtlError;
 use crate::events::{EventKind, Events};
-use crate::generation::{Generation, RelayGen};
+use crate::generation::{Generation, RedirectGen, RelayGen};
 use crate::pool::{Pool, PoolHost};
 use hasocks_ctl_proto::relay::{HostAction, Target};
 
@@ -44,6 +44,15 @@ impl Named for &Arc<RelayGen> {
     }
     fn answers_to(&self, s: &str) -> bool {
         self.record.name == s
+    }
+}
+
+impl Named for &Arc<RedirectGen> {
+    fn id(&self) -> u32 {
+        self.record.id
+    }
+    fn answers_to(&self, s: &str) -> bool {
+        self.name == s
     }
 }
 
@@ -111,6 +120,18 @@ pub(crate) fn relay(
         } else {
             EventKind::RelayDisable { id, name }
         });
+    })
+}
+
+/// `redirect disable|enable NAME|ID`: the next plan drops or restores its rules.
+pub(crate) fn redirect(gen: &Generation, target: &Target, enable: bool) -> Result<usize, CtlError> {
+    each(gen.redirects.iter(), "redirect", target, |r| {
+        r.record.disabled.store(!enable, Ordering::Relaxed);
+        tracing::info!(
+            "redirect {}: {}",
+            r.name,
+            if enable { "enabled" } else { "disabled" }
+        );
     })
 }
 

@@ -152,6 +152,7 @@ impl Daemon for RelayDaemon {
                 h.set_draining(drain);
                 Body::Done { matched: 1 }
             }
+            Command::Redirect { enable, target } => done(h.redirect_action(&target, enable)),
             Command::Poll => {
                 h.poll();
                 Body::Done { matched: 1 }

@@ -49,6 +49,16 @@ pub enum RelayError {
     /// A worker thread (or its runtime) could not be started.
     #[error("cannot start a relay worker thread: {0}")]
     Worker(io::Error),
+    /// A redirect cannot be put into the kernel (no CAP_NET_ADMIN, no nft, an IPv6 address).
+    #[error("{at}: redirect {name}: {reason}")]
+    Redirect {
+        /// `file:line:col` of its `redirect` keyword.
+        at: String,
+        /// Its name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// The relay is shutting down: nothing is reloaded any more.
     #[error("the relay is shutting down")]
     Stopped,
@@ -64,6 +74,7 @@ impl RelayError {
             RelayError::NoSuchTable { .. } => "no_such_table",
             RelayError::SharedListen { .. } => "shared_listen",
             RelayError::Worker(_) => "worker",
+            RelayError::Redirect { .. } => "redirect",
             RelayError::Stopped => "stopped",
         }
     }

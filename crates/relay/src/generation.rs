@@ -70,12 +70,94 @@ impl RelayGen {
     }
 }
 
+/// A redirect block in this generation: the kernel forwards, this only says where.
+#[derive(Debug)]
+pub(crate) struct RedirectGen {
+    /// Its long-lived record (id, the ctl's disable flag), keyed `redirect NAME`.
+    pub record: Arc<RelayRecord>,
+    pub name: String,
+    /// `disable` in the config.
+    pub disabled: bool,
+    pub listens: Vec<hasocks_redirect::Listen>,
+    /// Its pools, primary first, then backups.
+    pub forwards: Vec<Forward>,
+    pub placement: hasocks_redirect::Placement,
+    /// `file:line:col` of its keyword.
+    pub at: String,
+}
+
+impl RedirectGen {
+    /// Disabled by the config or the control socket.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled || self.record.disabled.load(Ordering::Relaxed)
+    }
+
+    /// The plan's view of it, with the hosts' states now.
+    pub fn plan(&self) -> hasocks_redirect::Redirect {
+        use hasocks_redirect::{Host, Pool as PlanPool};
+        let pools = self
+            .forwards
+            .iter()
+            .map(|f| PlanPool {
+                disabled: f.pool.is_disabled(),
+                hosts: f
+                    .pool
+                    .hosts
+                    .iter()
+                    .filter_map(|h| match h.addr {
+                        SocketAddr::V4(addr) => Some(Host {
+                            addr,
+                            key: h.key.clone(),
+                            up: h.record.takes_traffic(),
+                        }),
+                        SocketAddr::V6(_) => None,
+                    })
+                    .collect(),
+            })
+            .collect();
+        hasocks_redirect::Redirect {
+            name: self.name.clone(),
+            disabled: self.is_disabled(),
+            listens: self.listens.clone(),
+            pools,
+            placement: self.placement.clone(),
+        }
+    }
+}
+
+/// How a redirect's mode places flows in the kernel.
+fn placement(mode: &hasocks_conf::relayd::Mode, sticky: bool) -> hasocks_redirect::Placement {
+    use hasocks_conf::relayd::Mode;
+    use hasocks_redirect::Placement;
+    let key = crate::pool::select::DEFAULT_KEY;
+    match mode {
+        Mode::SourceHash(k) => Placement::Buckets {
+            key: k.unwrap_or(key),
+            with_listen: false,
+        },
+        Mode::LoadBalance(k) => Placement::Buckets {
+            key: k.unwrap_or(key),
+            with_listen: true,
+        },
+        _ if sticky => Placement::Buckets {
+            key,
+            with_listen: false,
+        },
+        Mode::Random => Placement::Random,
+        _ => Placement::RoundRobin,
+    }
+}
+
 /// One config generation.
 #[derive(Debug)]
 pub(crate) struct Generation {
     /// 1 for the config the relay started with, +1 per reload.
     pub number: u64,
     pub relays: Vec<Arc<RelayGen>>,
+    /// Redirect blocks (the kernel data path).
+    pub redirects: Vec<Arc<RedirectGen>>,
+    /// `hasocks.redirect.on-exit keep`.
+    pub redirect_keep: bool,
     /// Configured listen address -> the relay that owns it.
     pub by_listen: HashMap<ListenKey, Arc<RelayGen>>,
     /// The pools (table instances) in order of first use.
@@ -94,6 +176,8 @@ impl Generation {
         Generation {
             number: 0,
             relays: Vec::new(),
+            redirects: Vec::new(),
+            redirect_keep: false,
             by_listen: HashMap::new(),
             tables: Vec::new(),
             log_host_checks: false,
@@ -134,6 +218,22 @@ pub(crate) async fn resolve_all(cfg: &RelaydConfig) -> Result<Resolved, RelayErr
     let mut want: Vec<(String, u16)> = Vec::new();
     for r in &cfg.relays {
         want.extend(r.listens.iter().map(|l| (l.addr.clone(), l.port)));
+        for f in &r.forwards {
+            let table = table_of(cfg, &r.name, &f.table)?;
+            want.extend(
+                table
+                    .hosts
+                    .iter()
+                    .map(|h| (h.name.clone(), h.port.unwrap_or(f.port))),
+            );
+        }
+    }
+    for r in &cfg.redirects {
+        want.extend(
+            r.listens
+                .iter()
+                .map(|l| (l.listen.addr.clone(), l.listen.port)),
+        );
         for f in &r.forwards {
             let table = table_of(cfg, &r.name, &f.table)?;
             want.extend(
@@ -263,10 +363,79 @@ pub(crate) fn build(
         }
         relays.push(rg);
     }
+    let mut redirects = Vec::new();
+    for r in &cfg.redirects {
+        let bad = |reason: String| RelayError::Redirect {
+            at: r.at.clone(),
+            name: r.name.clone(),
+            reason,
+        };
+        let mut forwards = Vec::new();
+        for f in &r.forwards {
+            let name = format!("{}:{}", f.table, f.port);
+            let pool = match tables.iter().find(|t| t.name == name) {
+                Some(t) => t.clone(),
+                None => {
+                    let spec = PoolSpec {
+                        proxy_local: proxied.contains(&name),
+                        name,
+                        table: table_of(cfg, &r.name, &f.table)?,
+                        forward: f,
+                    };
+                    let pool = Arc::new(Pool::build(spec, &addr_of, records, &mut claimed)?);
+                    tables.push(pool.clone());
+                    pool
+                }
+            };
+            if let Some(h) = pool.hosts.iter().find(|h| !h.addr.is_ipv4()) {
+                return Err(bad(format!(
+                    "host {} is not an IPv4 address: redirects are IPv4 only",
+                    h.record.key.name
+                )));
+            }
+            forwards.push(Forward {
+                connect_timeout: pool.timeout.max(MIN_CONNECT_TIMEOUT),
+                pool,
+                selector: Selector::new(&f.mode),
+            });
+        }
+        let mut listens = Vec::new();
+        for l in &r.listens {
+            match addr_of(&l.listen.addr, l.listen.port)? {
+                SocketAddr::V4(addr) if !addr.ip().is_unspecified() => {
+                    listens.push(hasocks_redirect::Listen {
+                        addr,
+                        interface: l.interface.clone(),
+                    })
+                }
+                other => {
+                    return Err(bad(format!(
+                        "listen on {other}: a redirect needs one IPv4 address"
+                    )))
+                }
+            }
+        }
+        let mode = r
+            .forwards
+            .first()
+            .map(|f| f.mode.clone())
+            .unwrap_or_default();
+        redirects.push(Arc::new(RedirectGen {
+            record: records.relay(&mut claimed, &format!("redirect {}", r.name)),
+            name: r.name.clone(),
+            disabled: r.disabled,
+            listens,
+            forwards,
+            placement: placement(&mode, r.sticky),
+            at: r.at.clone(),
+        }));
+    }
     Ok((
         Generation {
             number,
             relays,
+            redirects,
+            redirect_keep: cfg.redirect_keep_on_exit,
             by_listen,
             tables,
             log_host_checks: cfg.log_host_checks,

@@ -55,6 +55,8 @@ pub struct RelayHandle {
     /// `relay drain`: not ready, still serving. Here, not in a generation, so a reload keeps
     /// it.
     draining: AtomicBool,
+    /// The redirects' kernel side.
+    redirector: Arc<crate::redirects::Redirector>,
 }
 
 /// Worker threads when the config has no `prefork`: one per CPU.
@@ -104,6 +106,7 @@ impl RelayHandle {
             rendezvous: Arc::default(),
             admission: Admission::new(0, 0),
             draining: AtomicBool::new(inherit.draining),
+            redirector: Arc::default(),
         };
         lock(&h.records).inherit_states(inherit.hosts);
         if h.draining() {
@@ -112,6 +115,11 @@ impl RelayHandle {
         h.reload(cfg).await?;
         h.listeners.close_unclaimed();
         tokio::spawn(tick_rates(h.current.clone(), h.drain.stop_token()));
+        tokio::spawn(crate::redirects::run(
+            h.current.clone(),
+            h.redirector.clone(),
+            h.drain.stop_token(),
+        ));
         Ok(h)
     }
 
@@ -133,6 +141,8 @@ impl RelayHandle {
     /// What a successor process needs to take over: every listener (key and sockets) and
     /// every host's state.
     pub fn handover(&self) -> crate::handover::Offer {
+        // The successor adopts the redirects' table: this process no longer writes it.
+        self.redirector.handed_over();
         let gen = self.current.load();
         let hosts = gen
             .hosts()
@@ -145,6 +155,7 @@ impl RelayHandle {
     /// sessions go on. Then [`shutdown`](Self::shutdown) waits for them.
     pub fn stop_accepting(&self) {
         self.listeners.close_all();
+        self.redirector.stop(self.current.load().redirect_keep);
     }
 
     /// Every bound listener: (relay name, actual address; port 0 in the config gets a real one).
@@ -262,6 +273,11 @@ impl RelayHandle {
         control::host(&self.current.load(), &self.events, target, action)
     }
 
+    /// `redirect disable|enable NAME|ID`: a disabled redirect has no rule in the kernel.
+    pub fn redirect_action(&self, target: &Target, enable: bool) -> Result<usize, CtlError> {
+        control::redirect(&self.current.load(), target, enable)
+    }
+
     /// `table disable|enable NAME|ID` (a name with or without `:port`).
     pub fn table_action(&self, target: &Target, enable: bool) -> Result<usize, CtlError> {
         control::table(&self.current.load(), &self.events, target, enable)
@@ -292,6 +308,7 @@ impl RelayHandle {
     /// Returns how many had to be ended.
     pub async fn shutdown(&self, deadline: Duration) -> usize {
         self.listeners.close_all();
+        self.redirector.stop(self.current.load().redirect_keep);
         self.drain.drain(deadline).await
     }
 }

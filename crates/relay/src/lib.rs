@@ -31,6 +31,7 @@ mod listeners;
 pub mod pool;
 mod rates;
 mod records;
+mod redirects;
 mod session;
 mod sessions;
 mod status;

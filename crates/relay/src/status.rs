@@ -15,7 +15,7 @@ use crate::pool::health::check_name;
 use crate::pool::{Pool, PoolHost};
 use crate::sessions::Sessions;
 use hasocks_ctl_proto::relay::{
-    AdmissionStatus, HostState, HostStatus, RelayStatus, Status, TableStatus,
+    AdmissionStatus, HostState, HostStatus, RedirectStatus, RelayStatus, Status, TableStatus,
 };
 
 /// The relays, pools and hosts of `gen` with their counters (open sessions' bytes from
@@ -54,6 +54,25 @@ pub(crate) fn snapshot(
                     .iter()
                     .map(|h| host_status(t, h, bytes.get(&h.record.id).copied()))
                     .collect(),
+            })
+            .collect(),
+        redirects: gen
+            .redirects
+            .iter()
+            .map(|r| {
+                let plan = r.plan();
+                let active = hasocks_redirect::plan::active_pool(&plan)
+                    .and_then(|p| plan.pools.iter().position(|q| std::ptr::eq(p, q)))
+                    .and_then(|i| r.forwards.get(i))
+                    .map(|f| f.pool.name.clone());
+                RedirectStatus {
+                    id: r.record.id,
+                    name: r.name.clone(),
+                    disabled: r.is_disabled(),
+                    listens: r.listens.iter().map(|l| l.addr.to_string()).collect(),
+                    tables: r.forwards.iter().map(|f| f.pool.name.clone()).collect(),
+                    active_table: active,
+                }
             })
             .collect(),
     }
@@ -130,7 +149,7 @@ pub(crate) fn readiness(
     listeners: &Listeners,
     draining: bool,
 ) -> Result<(), NotReady> {
-    if gen.relays.is_empty() {
+    if gen.relays.is_empty() && gen.redirects.is_empty() {
         return Err(NotReady(vec![Unready::NoRelay]));
     }
     // First, so a hook that matches the body sees it at the start.

@@ -76,6 +76,8 @@ pub fn config(tables: Vec<Table>, relays: Vec<Relay>) -> RelaydConfig {
         tables,
         protocols: Vec::new(),
         relays,
+        redirects: Vec::new(),
+        redirect_keep_on_exit: false,
         warnings: Vec::new(),
     }
 }

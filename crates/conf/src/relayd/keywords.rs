@@ -18,12 +18,14 @@ pub const GLOBAL: &[&str] = &[
     "relay",
     "protocol",
     "tcp",
+    "redirect",
     "hasocks.maxconn",
     "hasocks.maxconn.source",
     "hasocks.timeout.firstbyte",
     "hasocks.tcp.keepalive",
     "hasocks.freebind",
     "hasocks.admin",
+    "hasocks.redirect.on-exit",
 ];
 
 /// The first word after `log`: `state changes`, `host checks`, `connection [errors]`, and
@@ -51,6 +53,9 @@ pub const PROTOCOL: &[&str] = &["tcp"];
 /// `ip minttl`, `no nodelay|sack|splice` start with the words listed).
 pub const TCP: &[&str] = &["backlog", "nodelay", "sack", "socket", "splice", "ip", "no"];
 
+/// Statements inside a `redirect "name" { }` block.
+pub const REDIRECT: &[&str] = &["listen", "forward", "session", "disable", "sticky-address"];
+
 /// Options of a `forward to <table>` line.
 pub const FORWARD: &[&str] = &["port", "mode", "check", "timeout", "interval"];
 
@@ -71,7 +76,6 @@ pub const CHECKS: &[&str] = &["tcp", "send", "binary", "script", "socks"];
 /// redirections, layer 7 protocols, routers, TLS, SNMP, carp demotion...): refused with
 /// "not supported by hasocks" (layer 7 ones with their own reason), never ignored.
 pub const UNSUPPORTED: &[&str] = &[
-    "redirect",
     "http",
     "https",
     "tls",
@@ -85,14 +89,12 @@ pub const UNSUPPORTED: &[&str] = &[
     "demote",
     "transparent",
     "ssl",
-    "sticky-address",
     "match",
     "pass",
     "block",
     "label",
     "tag",
     "tagged",
-    "interface",
     "inet",
     "inet6",
     "ca",
@@ -112,6 +114,7 @@ pub fn supported() -> Vec<&'static str> {
         LOG,
         HOST_OPTIONS,
         RELAY,
+        REDIRECT,
         FORWARD,
         MODES,
         CHECKS,
@@ -202,7 +205,7 @@ mod tests {
 
     #[test]
     fn unsupported_keywords_are_refused_by_name() {
-        for kw in ["redirect", "router", "snmp"] {
+        for kw in ["router", "snmp"] {
             let m = error(&format!("{kw} x\n")).unwrap_or_default();
             assert!(m.contains("not supported by hasocks"), "{kw}: {m}");
         }

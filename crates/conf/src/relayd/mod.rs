@@ -10,6 +10,7 @@ pub mod keywords;
 mod lexer;
 mod parser;
 mod protocol;
+mod redirect;
 mod relay;
 mod stream;
 mod types;

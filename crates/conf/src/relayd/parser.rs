@@ -51,6 +51,8 @@ impl Parser {
             tables: Vec::new(),
             protocols: Vec::new(),
             relays: Vec::new(),
+            redirects: Vec::new(),
+            redirect_keep_on_exit: false,
             warnings: Vec::new(),
         };
         Self {
@@ -284,6 +286,23 @@ impl Parser {
                 self.expect_word("protocol", "tcp")?;
                 self.protocol(&kw)?;
             }
+            "redirect" => self.redirect(&kw)?,
+            "hasocks.redirect.on-exit" => {
+                let t = self.s.next()?;
+                self.cfg.redirect_keep_on_exit = match t.word() {
+                    Some("flush") => false,
+                    Some("keep") => true,
+                    _ => {
+                        return Err(self.s.err(
+                            &t,
+                            format!(
+                                "hasocks.redirect.on-exit takes flush or keep, found {}",
+                                t.describe()
+                            ),
+                        ))
+                    }
+                };
+            }
             _ => return Err(self.s.err(&kw, format!("unknown keyword \"{w}\""))),
         }
         Ok(())
@@ -501,7 +520,10 @@ impl Parser {
             .collect();
         unused.sort_by_key(|u| u.0);
         for (_, name, kw) in unused {
-            self.warn(&kw, format!("table <{name}> is not used by any relay"));
+            self.warn(
+                &kw,
+                format!("table <{name}> is not used by any relay or redirect"),
+            );
         }
         Ok(())
     }

@@ -169,7 +169,7 @@ impl Parser {
 
     /// `forward to <table> OPTIONS...` after the `forward` keyword `kw`; also tells whether
     /// `port` was given.
-    fn forward(&mut self, kw: &Token) -> Res<(Forward, bool)> {
+    pub(crate) fn forward(&mut self, kw: &Token) -> Res<(Forward, bool)> {
         let to = self.s.next()?;
         if to.is_word("with") {
             return Err(self.s.err(&to, not_supported("forward with tls")));

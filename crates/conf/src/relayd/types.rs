@@ -49,6 +49,12 @@ pub struct RelaydConfig {
     pub protocols: Vec<Protocol>,
     /// Relays in file order.
     pub relays: Vec<Relay>,
+    /// Redirects in file order (the kernel data path).
+    pub redirects: Vec<Redirect>,
+    /// Ours: `hasocks.redirect.on-exit flush|keep` (default flush): whether a clean stop
+    /// removes the redirects' nftables table, or leaves the kernel forwarding with the last
+    /// map.
+    pub redirect_keep_on_exit: bool,
     /// Remarks for the operator.
     pub warnings: Vec<ConfWarning>,
 }
@@ -167,6 +173,36 @@ impl TcpOptions {
         ip_ttl: None,
         ip_minttl: None,
     };
+}
+
+/// `redirect "name" { ... }`: relayd's layer 3 redirection, done by the kernel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redirect {
+    /// Name without quotes.
+    pub name: String,
+    /// `listen on ADDR port P [interface IF]` lines (at least one).
+    pub listens: Vec<RedirectListen>,
+    /// `forward to <table> ...` lines; later ones are backups.
+    pub forwards: Vec<Forward>,
+    /// `sticky-address`: a client keeps its host (placement by source address buckets).
+    pub sticky: bool,
+    /// `session timeout S` (default 600): recorded; conntrack's own timeouts apply.
+    pub session_timeout_s: u32,
+    /// `disable` given.
+    pub disabled: bool,
+    /// `file:line:col` of the `redirect` keyword, for errors found when it is put into effect.
+    pub at: String,
+    /// 1-based line of the `redirect` keyword.
+    pub line: u32,
+}
+
+/// A redirect's `listen on` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectListen {
+    /// Address and port.
+    pub listen: Listen,
+    /// `interface IF`.
+    pub interface: Option<String>,
 }
 
 /// A `listen on` line.

@@ -136,11 +136,11 @@ mod tests {
         assert!(is_reserved("table"));
         assert!(is_reserved("timeout"));
         assert!(!is_reserved("sockdhosts"));
-        assert!(is_unsupported("redirect"));
+        assert!(is_unsupported("router"));
         assert!(!is_unsupported("relay"));
         assert_eq!(
-            not_supported("redirect"),
-            "keyword \"redirect\" is not supported by hasocks"
+            not_supported("router"),
+            "keyword \"router\" is not supported by hasocks"
         );
     }
 }

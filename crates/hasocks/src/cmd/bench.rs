@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// source-hash relay, or keep two loads' TIME_WAIT sockets apart.
     #[arg(long, value_name = "IP")]
     pub source: Option<IpAddr>,
+    /// Address the in-process target listens on (default 127.0.0.1): one the SOCKS servers
+    /// can reach when they are on other machines or in other network namespaces.
+    #[arg(long, value_name = "IP")]
+    pub target_bind: Option<IpAddr>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -80,6 +84,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<i32> {
         credentials: a.credentials,
         timeout_ms: a.timeout_ms,
         source: a.source,
+        target_bind: a.target_bind,
         json: a.json,
         copy: a.copy,
         window: a.window,

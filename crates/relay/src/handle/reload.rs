@@ -45,6 +45,7 @@ impl RelayHandle {
         let number = self.current.load().number + 1;
         let (mut gen, claimed) = generation::build(cfg, &resolved, &lock(&self.records), number)?;
         gen.checks = self.drain.stop_token().child_token();
+        crate::redirects::check(&gen).await?;
         let opening = self
             .listeners
             .prepare(&gen, self.workers.len(), cfg.freebind)?;

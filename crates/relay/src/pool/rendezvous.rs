@@ -5,6 +5,12 @@
 //! they come back when it returns. The key is fixed ([`DEFAULT_KEY`] unless configured), so
 //! two relays, or one relay after a restart, map every client to the same host; a kernel data
 //! plane can fill its bucket map from the same [`score`].
+//!
+//! The client's address enters as its bucket: the kernel's jhash of the address into
+//! [`hasocks_redirect::BUCKETS`] buckets (seeded by the key), exactly what a `redirect`'s
+//! nftables map is indexed by. So a client reaches the same host through a relay or a
+//! redirect with the same table and key; the placement of `source-hash` and `loadbalance`
+//! changed once, at the release that brought redirects.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -31,11 +37,11 @@ impl HashInput {
             len: 0,
         };
         match mode {
-            Mode::LoadBalance(_) => {
-                input.push_ip(client);
+            Mode::LoadBalance(k) => {
+                input.push_bucket(client, k);
                 input.push_listen(listen);
             }
-            Mode::SourceHash(_) => input.push_ip(client),
+            Mode::SourceHash(k) => input.push_bucket(client, k),
             _ => input.push_listen(listen),
         }
         input
@@ -46,6 +52,12 @@ impl HashInput {
             slot.copy_from_slice(bytes);
             self.len += bytes.len();
         }
+    }
+
+    /// The client's bucket, big-endian (the same bytes as [`hasocks_redirect::bucket_input`]).
+    fn push_bucket(&mut self, client: IpAddr, key: &Option<HashKey>) {
+        let bucket = hasocks_redirect::bucket_of(client, &key.unwrap_or(DEFAULT_KEY));
+        self.push(&bucket.to_be_bytes());
     }
 
     /// IPv4 addresses as 4 bytes (IPv4-mapped IPv6 too, so dual-stack listeners agree).
@@ -84,9 +96,27 @@ mod tests {
             HashInput::new(&mode, v4, listen()).bytes(),
             HashInput::new(&mode, mapped, listen()).bytes()
         );
-        assert_eq!(HashInput::new(&mode, v4, listen()).bytes().len(), 4 + 4 + 2);
+        assert_eq!(HashInput::new(&mode, v4, listen()).bytes().len(), 2 + 4 + 2);
         let v6: SocketAddr = "[2001:db8::1]:1080".parse().unwrap_or(listen());
         let c6 = IpAddr::V6("2001:db8::2".parse().unwrap_or(Ipv6Addr::LOCALHOST));
-        assert_eq!(HashInput::new(&mode, c6, v6).bytes().len(), 34);
+        assert_eq!(HashInput::new(&mode, c6, v6).bytes().len(), 2 + 16 + 2);
+    }
+
+    #[test]
+    fn the_hash_input_is_the_redirect_bucket_input() {
+        let client = IpAddr::V4(Ipv4Addr::new(10, 79, 0, 7));
+        let key = Some(*b"0123456789abcdef");
+        let bucket = hasocks_redirect::bucket_of(client, b"0123456789abcdef");
+        let SocketAddr::V4(l4) = listen() else {
+            return;
+        };
+        assert_eq!(
+            HashInput::new(&Mode::SourceHash(key), client, listen()).bytes(),
+            hasocks_redirect::bucket_input(bucket, None)
+        );
+        assert_eq!(
+            HashInput::new(&Mode::LoadBalance(key), client, listen()).bytes(),
+            hasocks_redirect::bucket_input(bucket, Some(l4))
+        );
     }
 }

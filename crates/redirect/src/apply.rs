@@ -1,0 +1,105 @@
+//! The thin step that touches the kernel: the `nft` program (Debian's nftables) reads a
+//! script on standard input, and `conntrack` (Debian's conntrack) deletes a down host's
+//! flows. Both need CAP_NET_ADMIN.
+
+use std::io::Write as _;
+use std::net::SocketAddrV4;
+use std::process::{Command, Stdio};
+
+/// Why the kernel's state could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The program is missing or could not run.
+    #[error("cannot run {program}: {reason} (install Debian's {package} package)")]
+    Spawn {
+        /// `nft` or `conntrack`.
+        program: &'static str,
+        /// The Debian package that has it.
+        package: &'static str,
+        /// The OS error.
+        reason: String,
+    },
+    /// It ran and refused (no CAP_NET_ADMIN, a kernel without nf_tables...).
+    #[error("{program} failed: {stderr}")]
+    Failed {
+        /// `nft` or `conntrack`.
+        program: &'static str,
+        /// What it said.
+        stderr: String,
+    },
+}
+
+fn run(
+    program: &'static str,
+    package: &'static str,
+    args: &[&str],
+    input: &str,
+) -> Result<(), ApplyError> {
+    let spawn = |e: std::io::Error| ApplyError::Spawn {
+        program,
+        package,
+        reason: e.to_string(),
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).map_err(spawn)?;
+    }
+    let out = child.wait_with_output().map_err(spawn)?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // nft echoes the whole offending script line; the first lines say why.
+    let stderr: Vec<&str> = stderr.lines().take(3).collect();
+    Err(ApplyError::Failed {
+        program,
+        stderr: stderr.join(" / "),
+    })
+}
+
+/// Puts `script` into effect in one transaction.
+pub fn apply(script: &str) -> Result<(), ApplyError> {
+    run("nft", "nftables", &["-f", "-"], script)
+}
+
+/// Asks the kernel whether `script` would be accepted, changing nothing (`nft -c`): fails
+/// without CAP_NET_ADMIN.
+pub fn check(script: &str) -> Result<(), ApplyError> {
+    run("nft", "nftables", &["-c", "-f", "-"], script)
+}
+
+/// Removes our table.
+pub fn remove() -> Result<(), ApplyError> {
+    apply(&crate::plan::remove_script())
+}
+
+/// Deletes the tracked TCP flows from clients of `listen` to `host`, so their next packet
+/// finds no state and the client gets a reset at once instead of waiting on a dead host.
+/// None found is not an error.
+pub fn forget(listen: SocketAddrV4, host: SocketAddrV4) -> Result<(), ApplyError> {
+    let (vip, vport) = (listen.ip().to_string(), listen.port().to_string());
+    let (hip, hport) = (host.ip().to_string(), host.port().to_string());
+    let args = [
+        "-D",
+        "-p",
+        "tcp",
+        "--orig-dst",
+        &vip,
+        "--orig-port-dst",
+        &vport,
+        "--reply-src",
+        &hip,
+        "--reply-port-src",
+        &hport,
+    ];
+    match run("conntrack", "conntrack", &args, "") {
+        Err(ApplyError::Failed { stderr, .. }) if stderr.contains("0 flow entries") => Ok(()),
+        other => other,
+    }
+}

@@ -1,0 +1,14 @@
+#![forbid(unsafe_code)]
+//! relayd's `redirect` on Linux: the kernel forwards (nftables DNAT, conntrack keeps each
+//! flow on its host) and hasocks only decides where new flows go. The plan (`plan`) is a pure
+//! function of the redirects and their hosts' check verdicts: one nft script that replaces
+//! the `inet hasocks` table whole. `jhash` is the kernel's hash, so user space knows the
+//! bucket the kernel gives each client and the relay's hash modes place clients exactly as
+//! the redirect's bucket map does. `apply` runs `nft` and `conntrack`.
+
+pub mod apply;
+pub mod jhash;
+pub mod plan;
+
+pub use apply::ApplyError;
+pub use plan::{bucket_input, bucket_of, Host, Listen, Placement, Pool, Redirect, BUCKETS};

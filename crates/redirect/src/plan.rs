@@ -1,0 +1,399 @@
+//! The ruleset as a pure function of the redirects and their hosts' states: one nft script
+//! that replaces the whole `inet hasocks` table in one transaction (so the kernel never sees
+//! a half-written map), tested without the kernel.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddrV4};
+
+use hasocks_probe::placement::{score, HostKey};
+
+use crate::jhash;
+
+/// The table hasocks owns; nothing else on the machine is touched.
+pub const TABLE: &str = "inet hasocks";
+
+/// Buckets of a hash placement: enough that one host's share moves in small steps, few
+/// enough that a whole map is rewritten in a few milliseconds.
+pub const BUCKETS: u32 = 4096;
+
+/// A host of a redirect's table, as the checks see it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// Where the kernel sends its clients.
+    pub addr: SocketAddrV4,
+    /// Its rendezvous identity (the same as the relay's, so placements agree).
+    pub key: HostKey,
+    /// Takes new sessions (checked up, not disabled).
+    pub up: bool,
+}
+
+/// A `forward to <table>` of a redirect: its hosts; later ones are backups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    /// Table disabled (config or ctl).
+    pub disabled: bool,
+    /// Its hosts in table order.
+    pub hosts: Vec<Host>,
+}
+
+/// How a redirect spreads new flows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// `source-hash`, `loadbalance`, `sticky-address`: a bucket map filled by rendezvous over
+    /// the bucket of the client's address; `with_listen` adds the listen address to the
+    /// input, as `loadbalance` does in a relay.
+    Buckets {
+        /// The mode's key.
+        key: [u8; 16],
+        /// `loadbalance`: the listen address and port are hashed too.
+        with_listen: bool,
+    },
+    /// `roundrobin` (and `least-states`, see the docs): the kernel's counter.
+    RoundRobin,
+    /// `random`: the kernel's random numbers.
+    Random,
+}
+
+/// One listen address of a redirect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// The address and port clients connect to.
+    pub addr: SocketAddrV4,
+    /// `interface IF`: only packets coming in there.
+    pub interface: Option<String>,
+}
+
+/// A redirect block in the running config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// Its name (in comments only: nft names are ours).
+    pub name: String,
+    /// Disabled (config or ctl): no rule.
+    pub disabled: bool,
+    /// `listen on` lines.
+    pub listens: Vec<Listen>,
+    /// Primary pool, then backups.
+    pub pools: Vec<Pool>,
+    /// The mode.
+    pub placement: Placement,
+}
+
+/// The hash seed of a key: its first four bytes (the kernel hashes with a 32-bit seed).
+pub fn seed(key: &[u8; 16]) -> u32 {
+    u32::from_be_bytes([key[0], key[1], key[2], key[3]])
+}
+
+/// The bucket the kernel's `jhash ip saddr mod BUCKETS seed seed(key)` gives `client`; IPv6
+/// clients hash their 16 bytes (`ip6 saddr`), mapped IPv4 its 4.
+pub fn bucket_of(client: IpAddr, key: &[u8; 16]) -> u16 {
+    let b = match client.to_canonical() {
+        IpAddr::V4(v4) => jhash::bucket(&v4.octets(), seed(key), BUCKETS),
+        IpAddr::V6(v6) => jhash::bucket(&v6.octets(), seed(key), BUCKETS),
+    };
+    u16::try_from(b).unwrap_or(0)
+}
+
+/// The rendezvous input of a bucket: its number big-endian, then (loadbalance) the listen
+/// address and port; the relay's hash modes hash the very same bytes.
+pub fn bucket_input(bucket: u16, listen: Option<SocketAddrV4>) -> Vec<u8> {
+    let mut v = bucket.to_be_bytes().to_vec();
+    if let Some(l) = listen {
+        v.extend_from_slice(&l.ip().octets());
+        v.extend_from_slice(&l.port().to_be_bytes());
+    }
+    v
+}
+
+/// The pool a redirect sends new flows to: the first enabled one with a host up (later
+/// `forward to` lines are backups, used whole, as in relayd).
+pub fn active_pool(r: &Redirect) -> Option<&Pool> {
+    r.pools
+        .iter()
+        .find(|p| !p.disabled && p.hosts.iter().any(|h| h.up))
+}
+
+/// The best up host of `pool` for rendezvous input `input` under `key` (ties: table order).
+pub fn best<'a>(pool: &'a Pool, key: &[u8; 16], input: &[u8]) -> Option<&'a Host> {
+    let mut best: Option<(u64, usize)> = None;
+    for (i, h) in pool.hosts.iter().enumerate() {
+        if !h.up {
+            continue;
+        }
+        let s = score(key, input, &h.key);
+        if best.is_none_or(|(bs, bi)| s > bs || (s == bs && i < bi)) {
+            best = Some((s, i));
+        }
+    }
+    best.and_then(|(_, i)| pool.hosts.get(i))
+}
+
+/// The bucket map of one listen: host per bucket (None: no host up).
+pub fn bucket_map(pool: &Pool, key: &[u8; 16], listen: Option<SocketAddrV4>) -> Vec<SocketAddrV4> {
+    (0..BUCKETS)
+        .filter_map(|b| {
+            let b = u16::try_from(b).ok()?;
+            best(pool, key, &bucket_input(b, listen)).map(|h| h.addr)
+        })
+        .collect()
+}
+
+/// The whole nft script for `redirects` at config generation `generation`: creates the
+/// table if missing, deletes it, and writes it anew, in one transaction.
+pub fn script(redirects: &[Redirect], generation: u64) -> String {
+    let mut maps = String::new();
+    let mut rules = String::new();
+    for (ri, r) in redirects.iter().enumerate() {
+        if r.disabled {
+            continue;
+        }
+        let Some(pool) = active_pool(r) else {
+            continue;
+        };
+        for (li, l) in r.listens.iter().enumerate() {
+            let matcher = format!("ip daddr {} tcp dport {}", l.addr.ip(), l.addr.port());
+            let target = match &r.placement {
+                Placement::Buckets { key, with_listen } => {
+                    let name = format!("r{ri}_{li}");
+                    let s = seed(key);
+                    let hosts = bucket_map(pool, key, with_listen.then_some(l.addr));
+                    let _ = write!(
+                        maps,
+                        "\tmap {name} {{\n\t\ttypeof jhash ip saddr mod {BUCKETS} seed 0x{s:08x} : ip daddr . tcp dport\n\t\tcomment \"redirect {}\"\n",
+                        quote(&r.name)
+                    );
+                    if !hosts.is_empty() {
+                        maps.push_str("\t\telements = { ");
+                        for (b, h) in hosts.iter().enumerate() {
+                            let sep = if b == 0 { "" } else { ", " };
+                            let _ = write!(maps, "{sep}{b} : {} . {}", h.ip(), h.port());
+                        }
+                        maps.push_str(" }\n");
+                    }
+                    maps.push_str("\t}\n");
+                    format!("jhash ip saddr mod {BUCKETS} seed 0x{s:08x} map @{name}")
+                }
+                Placement::RoundRobin | Placement::Random => {
+                    let up: Vec<&Host> = pool.hosts.iter().filter(|h| h.up).collect();
+                    let gen = if r.placement == Placement::Random {
+                        "random"
+                    } else {
+                        "inc"
+                    };
+                    let elems: Vec<String> = up
+                        .iter()
+                        .enumerate()
+                        .map(|(i, h)| format!("{i} : {} . {}", h.addr.ip(), h.addr.port()))
+                        .collect();
+                    format!(
+                        "numgen {gen} mod {} map {{ {} }}",
+                        up.len(),
+                        elems.join(", ")
+                    )
+                }
+            };
+            let iif = l
+                .interface
+                .as_ref()
+                .map(|i| format!("iifname \"{}\" ", quote(i)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                rules,
+                "\t\t{iif}{matcher} dnat ip to {target} comment \"{}\"",
+                quote(&r.name)
+            );
+            let _ = writeln!(
+                rules,
+                "\t\t{matcher} dnat ip to {target} comment \"{} (local clients)\"",
+                quote(&r.name)
+            );
+        }
+    }
+    let (pre, out) = split_rules(&rules);
+    format!(
+        "table {TABLE} {{}}\ndelete table {TABLE}\ntable {TABLE} {{\n\tcomment \"hasocks redirect generation {generation}\"\n{maps}\tchain prerouting {{\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n{pre}\t}}\n\tchain output {{\n\t\ttype nat hook output priority -100; policy accept;\n{out}\t}}\n}}\n"
+    )
+}
+
+/// Rules for prerouting (from other machines) and output (local clients, for tests and
+/// checks on the relay host itself): every second line is the local variant.
+fn split_rules(rules: &str) -> (String, String) {
+    let (mut pre, mut out) = (String::new(), String::new());
+    for (i, line) in rules.lines().enumerate() {
+        let dst = if i % 2 == 0 { &mut pre } else { &mut out };
+        dst.push_str(line);
+        dst.push('\n');
+    }
+    (pre, out)
+}
+
+/// A string safe inside nft's double quotes.
+fn quote(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect()
+}
+
+/// The script that removes our table (and nothing else).
+pub fn remove_script() -> String {
+    format!("table {TABLE} {{}}\ndelete table {TABLE}\n")
+}
+
+/// Hosts that were up in `before` and are not in `after` (by address): their conntrack
+/// entries are to be deleted so their clients fail fast. Keyed by (listen, host).
+pub fn gone(before: &[Redirect], after: &[Redirect]) -> Vec<(SocketAddrV4, SocketAddrV4)> {
+    let serving = |rs: &[Redirect]| -> Vec<(SocketAddrV4, SocketAddrV4)> {
+        rs.iter()
+            .filter(|r| !r.disabled)
+            .flat_map(|r| {
+                let pool = active_pool(r);
+                r.listens.iter().flat_map(move |l| {
+                    pool.into_iter()
+                        .flat_map(|p| p.hosts.iter().filter(|h| h.up))
+                        .map(move |h| (l.addr, h.addr))
+                })
+            })
+            .collect()
+    };
+    let now = serving(after);
+    let mut out: Vec<_> = serving(before)
+        .into_iter()
+        .filter(|x| !now.contains(x))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn host(i: u8, up: bool) -> Host {
+        Host {
+            addr: SocketAddrV4::new(Ipv4Addr::new(10, 79, 2, i), 1080),
+            key: HostKey {
+                name: format!("10.79.2.{i}"),
+                port: 1080,
+            },
+            up,
+        }
+    }
+
+    fn redirect(states: &[bool], placement: Placement) -> Redirect {
+        Redirect {
+            name: "socks".into(),
+            disabled: false,
+            listens: vec![Listen {
+                addr: SocketAddrV4::new(Ipv4Addr::new(10, 79, 1, 1), 1080),
+                interface: None,
+            }],
+            pools: vec![Pool {
+                disabled: false,
+                hosts: states
+                    .iter()
+                    .enumerate()
+                    .map(|(i, up)| host(i as u8 + 2, *up))
+                    .collect(),
+            }],
+            placement,
+        }
+    }
+
+    const KEY: [u8; 16] = *b"hasocks-relay-v1";
+
+    #[test]
+    fn a_down_host_moves_only_its_own_buckets() {
+        let all = redirect(
+            &[true, true, true],
+            Placement::Buckets {
+                key: KEY,
+                with_listen: false,
+            },
+        );
+        let one_down = redirect(
+            &[true, false, true],
+            Placement::Buckets {
+                key: KEY,
+                with_listen: false,
+            },
+        );
+        let a = bucket_map(&all.pools[0], &KEY, None);
+        let b = bucket_map(&one_down.pools[0], &KEY, None);
+        assert_eq!(a.len(), BUCKETS as usize);
+        let down = host(3, false).addr;
+        let mut moved = 0;
+        for (x, y) in a.iter().zip(&b) {
+            if *x == down {
+                assert_ne!(y, &down);
+                moved += 1;
+            } else {
+                assert_eq!(x, y);
+            }
+        }
+        assert!(moved > 1000 && moved < 1700, "{moved}");
+    }
+
+    #[test]
+    fn the_script_replaces_only_our_table_with_a_full_map() {
+        let s = script(
+            &[redirect(
+                &[true, true],
+                Placement::Buckets {
+                    key: KEY,
+                    with_listen: false,
+                },
+            )],
+            3,
+        );
+        assert!(s.starts_with("table inet hasocks {}\ndelete table inet hasocks\n"));
+        assert_eq!(s.matches("table ").count(), 3, "{s}");
+        assert!(s.contains("generation 3"));
+        assert!(s.contains("ip daddr 10.79.1.1 tcp dport 1080 dnat ip to jhash ip saddr mod 4096 seed 0x6861736f map @r0_0"));
+        assert!(s.contains("4095 : 10.79.2."));
+        assert!(!s.contains("flush ruleset"));
+    }
+
+    #[test]
+    fn round_robin_counts_over_the_up_hosts_only() {
+        let s = script(&[redirect(&[true, false, true], Placement::RoundRobin)], 1);
+        assert!(
+            s.contains("numgen inc mod 2 map { 0 : 10.79.2.2 . 1080, 1 : 10.79.2.4 . 1080 }"),
+            "{s}"
+        );
+        let r = script(&[redirect(&[true, true], Placement::Random)], 1);
+        assert!(r.contains("numgen random mod 2"));
+    }
+
+    #[test]
+    fn no_host_up_or_disabled_means_no_rule_and_backups_take_over() {
+        let mut r = redirect(&[false, false], Placement::RoundRobin);
+        assert!(!script(std::slice::from_ref(&r), 1).contains("dnat"));
+        r.pools.push(Pool {
+            disabled: false,
+            hosts: vec![host(9, true)],
+        });
+        assert!(script(std::slice::from_ref(&r), 1).contains("0 : 10.79.2.9 . 1080"));
+        r.disabled = true;
+        assert!(!script(&[r], 1).contains("dnat"));
+    }
+
+    #[test]
+    fn hosts_that_stop_serving_are_listed_for_conntrack() {
+        let p = Placement::RoundRobin;
+        let before = [redirect(&[true, true], p.clone())];
+        let after = [redirect(&[true, false], p)];
+        let g = gone(&before, &after);
+        assert_eq!(g, vec![(before[0].listens[0].addr, host(3, true).addr)]);
+        assert!(gone(&after, &before).is_empty());
+    }
+
+    #[test]
+    fn names_cannot_break_out_of_quotes() {
+        let mut r = redirect(&[true], Placement::RoundRobin);
+        r.name = "a\"; flush ruleset; \"".into();
+        let s = script(&[r], 1);
+        assert!(s.contains("comment \"a; flush ruleset; \""));
+        assert_eq!(s.matches('"').count() % 2, 0);
+    }
+}

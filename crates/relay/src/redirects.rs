@@ -1,0 +1,145 @@
+//! The redirects' kernel side: a loop that turns the current generation and its hosts' check
+//! verdicts into the nftables table (only when the plan changes) and deletes the conntrack
+//! entries of hosts that stopped serving, so their clients fail fast. A successor that takes
+//! over adopts the table (its first plan replaces it whole, in one transaction); a clean stop
+//! removes it unless `hasocks.redirect.on-exit keep`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+
+use crate::generation::Generation;
+
+/// How often the plan is recomputed: well inside a check round, so a verdict reaches the
+/// kernel within it.
+const TICK: Duration = Duration::from_millis(100);
+
+/// What the loop and the stop path share.
+#[derive(Debug, Default)]
+pub(crate) struct Redirector {
+    /// The last plan put into effect and the script it gave.
+    last: Mutex<Last>,
+    /// A successor took the relay over: it owns the table now.
+    handed_over: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct Last {
+    script: Option<String>,
+    plans: Vec<hasocks_redirect::Redirect>,
+    /// The generation `plans` came from: same generation and same plans, same script.
+    generation: u64,
+    /// Stopped: nothing is applied any more.
+    stopped: bool,
+    /// The last failure, logged once.
+    error: Option<String>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Redirector {
+    /// A successor owns the table from now on.
+    pub fn handed_over(&self) {
+        self.handed_over.store(true, Ordering::Relaxed);
+        lock(&self.last).stopped = true;
+    }
+
+    /// A clean stop: removes the table unless `keep` or a successor owns it.
+    pub fn stop(&self, keep: bool) {
+        let mut last = lock(&self.last);
+        let had = last.script.is_some();
+        last.stopped = true;
+        if !had || keep || self.handed_over.load(Ordering::Relaxed) {
+            if had {
+                tracing::info!("redirects: the nftables table stays: the kernel keeps forwarding");
+            }
+            return;
+        }
+        match hasocks_redirect::apply::remove() {
+            Ok(()) => tracing::info!("redirects: nftables table inet hasocks removed"),
+            Err(e) => tracing::error!("redirects: cannot remove table inet hasocks: {e}"),
+        }
+    }
+
+    /// Puts the plan of `gen` into effect if it changed.
+    fn sync(&self, gen: &Generation) {
+        let plans: Vec<_> = gen.redirects.iter().map(|r| r.plan()).collect();
+        let mut last = lock(&self.last);
+        if last.stopped || (plans.is_empty() && last.script.is_none()) {
+            return;
+        }
+        // The host states did not change: skip the bucket placement (4096 x hosts hashes).
+        if last.error.is_none() && last.generation == gen.number && last.plans == plans {
+            return;
+        }
+        let script = hasocks_redirect::plan::script(&plans, gen.number);
+        if last.script.as_deref() == Some(script.as_str()) {
+            return;
+        }
+        if let Err(e) = hasocks_redirect::apply::apply(&script) {
+            let msg = e.to_string();
+            if last.error.as_deref() != Some(msg.as_str()) {
+                tracing::error!("redirects: cannot update the nftables table: {msg}");
+                last.error = Some(msg);
+            }
+            return;
+        }
+        last.error = None;
+        for (listen, host) in hasocks_redirect::plan::gone(&last.plans, &plans) {
+            match hasocks_redirect::apply::forget(listen, host) {
+                Ok(()) => tracing::info!("redirects: flows of {listen} to {host} deleted"),
+                Err(e) => tracing::warn!("redirects: flows of {listen} to {host}: {e}"),
+            }
+        }
+        tracing::debug!("redirects: generation {} in the kernel", gen.number);
+        last.script = Some(script);
+        last.plans = plans;
+        last.generation = gen.number;
+    }
+}
+
+/// Keeps the kernel in step with the current generation until `stop`.
+pub(crate) async fn run(
+    current: Arc<ArcSwap<Generation>>,
+    me: Arc<Redirector>,
+    stop: CancellationToken,
+) {
+    let mut every = tokio::time::interval(TICK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {
+                let (gen, me) = (current.load_full(), me.clone());
+                // nft and conntrack are programs: run them off the async threads.
+                let _ = tokio::task::spawn_blocking(move || me.sync(&gen)).await;
+            }
+        }
+    }
+}
+
+/// Whether the kernel would take `gen`'s redirects (`nft -c`): refuses a config with
+/// redirects on a machine without CAP_NET_ADMIN or nft, naming the redirect.
+pub(crate) async fn check(gen: &Generation) -> Result<(), crate::error::RelayError> {
+    let Some(first) = gen.redirects.first() else {
+        return Ok(());
+    };
+    let plans: Vec<_> = gen.redirects.iter().map(|r| r.plan()).collect();
+    let script = hasocks_redirect::plan::script(&plans, gen.number);
+    let r = tokio::task::spawn_blocking(move || hasocks_redirect::apply::check(&script)).await;
+    let reason = match r {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => format!("cannot program nftables (needs CAP_NET_ADMIN and nft): {e}"),
+        Err(e) => e.to_string(),
+    };
+    Err(crate::error::RelayError::Redirect {
+        at: first.at.clone(),
+        name: first.name.clone(),
+        reason,
+    })
+}
