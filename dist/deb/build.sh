@@ -96,6 +96,7 @@ Architecture: ${arch}
 Maintainer: ${maintainer}
 Installed-Size: ${size}
 Depends: ${depends}
+Suggests: nftables, conntrack
 Section: net
 Priority: optional
 Description: high-availability SOCKS: server, layer-4 relay, health checks

@@ -445,3 +445,60 @@ pub(crate) fn build(
         claimed,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hasocks_conf::relayd::Mode;
+    use hasocks_redirect::Placement;
+
+    #[test]
+    fn redirect_modes_become_kernel_placements() {
+        let key = crate::pool::select::DEFAULT_KEY;
+        let k = Some([9u8; 16]);
+        assert_eq!(
+            placement(&Mode::SourceHash(k), false),
+            Placement::Buckets {
+                key: [9; 16],
+                with_listen: false
+            }
+        );
+        assert_eq!(
+            placement(&Mode::LoadBalance(None), false),
+            Placement::Buckets {
+                key,
+                with_listen: true
+            }
+        );
+        assert_eq!(placement(&Mode::RoundRobin, false), Placement::RoundRobin);
+        assert_eq!(placement(&Mode::LeastStates, false), Placement::RoundRobin);
+        assert_eq!(placement(&Mode::Random, false), Placement::Random);
+        // sticky-address keeps a client on its host whatever the mode.
+        assert_eq!(
+            placement(&Mode::Random, true),
+            Placement::Buckets {
+                key,
+                with_listen: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_redirect_to_an_ipv6_host_or_listen_is_refused_naming_it() {
+        let text = "table <t> { 2001:db8::1 }\nredirect r {\n listen on 192.0.2.1 port 1080\n forward to <t>\n}\n";
+        let cfg = hasocks_conf::relayd::parse(text, std::path::Path::new("x.conf"), &[]).unwrap();
+        let mut resolved = Resolved::new();
+        resolved.insert(
+            ("2001:db8::1".into(), 1080),
+            "[2001:db8::1]:1080".parse().unwrap(),
+        );
+        resolved.insert(
+            ("192.0.2.1".into(), 1080),
+            "192.0.2.1:1080".parse().unwrap(),
+        );
+        let e = build(&cfg, &resolved, &Records::default(), 1).unwrap_err();
+        let m = e.to_string();
+        assert!(m.starts_with("x.conf:2:1: redirect r:"), "{m}");
+        assert!(m.contains("IPv4 only"), "{m}");
+    }
+}

@@ -115,7 +115,12 @@ pub(crate) async fn run(
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = every.tick() => {
-                let (gen, me) = (current.load_full(), me.clone());
+                let gen = current.load_full();
+                // A config without redirects that never had one: nothing to do, no thread.
+                if gen.redirects.is_empty() && lock(&me.last).script.is_none() {
+                    continue;
+                }
+                let me = me.clone();
                 // nft and conntrack are programs: run them off the async threads.
                 let _ = tokio::task::spawn_blocking(move || me.sync(&gen)).await;
             }
