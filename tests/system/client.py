@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The lab's client host: SOCKS5 sessions through the shared address, in raw bytes.
 
-Runs inside the client namespace (ip netns exec hsl-client ...). Times are CLOCK_MONOTONIC
+Runs inside the client namespace (ip netns exec hsl-client ...; the active-active lab's
+hsg-client with LAB_NET=10.78.0 LAB_VIP=10.78.100.100). Times are CLOCK_MONOTONIC
 (time.monotonic()), the same clock as the test that injects the faults.
 
     client.py census              one session from each of 10.77.0.50-79: {source: egress}
@@ -12,16 +13,20 @@ Runs inside the client namespace (ip netns exec hsl-client ...). Times are CLOCK
                                   what happened to the control connection
 """
 import asyncio
+import hashlib
 import ipaddress
 import json
+import os
 import socket
 import struct
 import sys
 import time
 
-VIP, PORT = "10.77.0.100", 1080
-TARGET, TPORT = "10.77.0.20", 8080
-SOURCES = [f"10.77.0.{i}" for i in range(50, 80)]
+# The lab's client network (its .20 is the target, .50-79 the sources) and shared address.
+NET = os.environ.get("LAB_NET", "10.77.0")
+VIP, PORT = os.environ.get("LAB_VIP", f"{NET}.100"), 1080
+TARGET, TPORT = f"{NET}.20", 8080
+SOURCES = [f"{NET}.{i}" for i in range(50, 80)]
 CLIENTS, LONG_CLIENTS = 50, 5
 STEP_TIMEOUT = 10.0
 
@@ -79,6 +84,11 @@ async def http_get(src, path):
         lines = [l for l in body.decode(errors="replace").splitlines() if l.startswith("egress ")]
         if not body.startswith(b"HTTP/1.0 200") or not lines:
             raise Failed("short")
+        # The checksum of what arrived against what the target sent: N times the same line.
+        sent = (lines[0] + "\n").encode() * len(lines)
+        got = body[body.index(b"\r\n\r\n") + 4:] if b"\r\n\r\n" in body else b""
+        if hashlib.sha256(got).digest() != hashlib.sha256(sent).digest():
+            raise Failed("checksum")
         return lines[-1].split()[1], len(lines)
     finally:
         w.close()
@@ -124,7 +134,7 @@ async def load(seconds, out):
 
 async def udp(seconds, out):
     """A UDP association opened through the shared address; datagrams go to the server."""
-    src = "10.77.0.10"
+    src = f"{NET}.10"
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.bind((src, 0))
     u.setblocking(False)
