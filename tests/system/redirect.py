@@ -5,13 +5,14 @@ Namespaces (made and removed here; addresses 10.79.0.0/16 only):
     hsr-c    client        10.79.1.10, sources 10.79.1.50-79 (census), 10.79.1.100-149 (load)
     hsr-r    relay/router  10.79.1.1 (clients), 10.79.2.1 (servers' bridge), VIP 10.79.0.100;
                            hasocks relay with a redirect on VIP:1080 and a relay on VIP:1081
-                           (same table and key), targets (HTTP 8080 answering the peer's
+                           (same table and key), a least-states redirect on VIP:1082, targets (HTTP 8080 answering the peer's
                            address, TCP 7 that says the peer's address then echoes, UDP 7 echo)
     hsr-s1..3 SOCKS servers 10.79.2.11-13, default route via the relay
 
 Points: curl through the redirect (the server logs the client's own address); census of 30
 sources, redirect = relay; kill -9 a server under 50 clients (time to out of the kernel map,
-only its sessions fail, fast); its return moves nobody mid-session; reload and upgrade under
+only its sessions fail, fast); its return moves nobody mid-session; least-states sends new
+sessions away from the host that holds the most; reload and upgrade under
 load with 0 failures; UDP ASSOCIATE straight between client and server; a foreign nft table
 survives start, reload and exit, ours is removed on exit; without CAP_NET_ADMIN a redirect
 config is refused naming file:line while a relay-only config runs.
@@ -32,7 +33,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ME = os.path.abspath(__file__)
-VIP, RPORT, UPORT = "10.79.0.100", 1080, 1081
+VIP, RPORT, UPORT, LPORT = "10.79.0.100", 1080, 1081, 1082
 TARGET = "10.79.2.1"
 SERVERS = {"s1": "10.79.2.11", "s2": "10.79.2.12", "s3": "10.79.2.13"}
 CENSUS = [f"10.79.1.{i}" for i in range(50, 80)]
@@ -110,6 +111,24 @@ async def load(seconds, out):
     until = time.monotonic() + float(seconds)
     await asyncio.gather(*(session(s, until, log) for s in LOAD))
     json.dump(log, open(out, "w"))
+
+
+async def hold(port, n, out):
+    """Opens `n` sessions through `port` one after another, writes their servers to `out`,
+    and holds them open until standard input closes."""
+    held, servers = [], []
+    for _ in range(int(n)):
+        try:
+            r, w = await socks("10.79.1.10", int(port), TARGET, 7)
+            servers.append((await asyncio.wait_for(r.readline(), STEP)).decode().strip())
+            held.append(w)
+        except Exception as e:  # noqa: BLE001 - recorded as the failure kind
+            servers.append(f"error:{type(e).__name__}")
+    json.dump(servers, open(out + ".tmp", "w"))
+    os.replace(out + ".tmp", out)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    for w in held:
+        w.close()
 
 
 def udp(out):
@@ -222,6 +241,11 @@ relay "user" {{
     session timeout 0
     forward to <socks> port 1080 mode source-hash "lab" check tcp
 }}
+table <least> {{ 10.79.2.11, 10.79.2.12, 10.79.2.13 }}
+redirect "least" {{
+    listen on {VIP} port {LPORT} interface hsr-rc
+    forward to <least> port 1080 mode least-states check tcp
+}}
 """
 RELAY_ONLY = f"""interval 1
 table <socks> {{ 10.79.2.11, 10.79.2.12, 10.79.2.13 }}
@@ -297,6 +321,38 @@ def kernel_map():
         if "map" in o:
             return {e[0]: e[1]["concat"][0] for e in o["map"].get("elem", [])}
     return None
+
+
+def least_slots():
+    """Slots per server of the least-states rule's map (None: no rule)."""
+    p = nsx("hsr-r", "nft", "list", "chain", "inet", "hasocks", "prerouting", check=False)
+    for line in p.stdout.splitlines():
+        if f"dport {LPORT} " in line and "numgen" in line:
+            return {ip: line.count(f" {ip} . 1080") for ip in SERVERS.values()}
+    return None
+
+
+def states(port):
+    """Live tracked flows per server of the redirect on `port`, as conntrack lists them."""
+    p = nsx("hsr-r", "conntrack", "-L", "-p", "tcp", "--orig-dst", VIP, "--orig-port-dst", str(port),
+            check=False)
+    out = {ip: 0 for ip in SERVERS.values()}
+    for line in p.stdout.splitlines():
+        w = line.split()
+        srcs = [x[4:] for x in w if x.startswith("src=")]
+        if len(srcs) == 2 and "TIME_WAIT" not in w and "CLOSE" not in w and srcs[1] in out:
+            out[srcs[1]] += 1
+    return out
+
+
+def held(port, n, out):
+    """A client holding `n` sessions through `port` (see `hold`); its servers once open."""
+    if os.path.exists(out):
+        os.remove(out)
+    p = subprocess.Popen(["ip", "netns", "exec", "hsr-c", sys.executable, ME, "client", "hold", str(port), str(n),
+                          out], stdin=subprocess.PIPE)
+    got = wait(lambda: os.path.exists(out) and os.path.getsize(out) > 0 and json.load(open(out)), 30, 0.1)
+    return p, got or []
 
 
 def wait(pred, timeout=15.0, step=0.05):
@@ -386,6 +442,33 @@ def main():
               and on and back,
               f"show redirects lists it active; disable: out of the kernel in {t_off:.3f} s, enable: back in"
               f" {t_on:.3f} s")
+
+        # least-states: 10 sessions held on s1 (opened while s2 and s3 are disabled), then 12
+        # new ones with all three up: s1 takes fewer than its round robin third.
+        busy, others = SERVERS["s1"], [SERVERS["s2"], SERVERS["s3"]]
+        for ip in others:
+            nsx("hsr-r", *ctl, "host", "disable", ip, check=False)
+        only = wait(lambda: (m := least_slots()) and m[busy] and not any(m[o] for o in others), 5, 0.02)
+        first, pinned = held(LPORT, 10, f"{a.out}/least-held.json")
+        for ip in others:
+            nsx("hsr-r", *ctl, "host", "enable", ip, check=False)
+        # The next count (within 1 s of the hosts' return) weighs the map against s1.
+        weighted = wait(lambda: (m := least_slots()) and all(m[o] > m[busy] > 0 for o in others) and m, 10, 0.05)
+        counts_before = states(LPORT)
+        second, fresh = held(LPORT, 12, f"{a.out}/least-new.json")
+        counts_after = states(LPORT)
+        for p in (second, first):
+            p.stdin.close()
+            p.wait()
+        new_on = {ip: fresh.count(ip) for ip in SERVERS.values()}
+        figures["least_states"] = {"held_on": pinned, "slots": weighted, "states_before": counts_before,
+                                   "new_sessions_on": new_on, "states_after": counts_after}
+        point("least-states", only and pinned == [busy] * 10 and weighted and len(fresh) == 12
+              and sum(new_on.values()) == 12 and new_on[busy] * 3 < 12,
+              f"10 sessions held on {busy}; conntrack states {counts_before}; map slots {weighted};"
+              f" 12 new sessions went {new_on} (round robin would give each 4); states after {counts_after}")
+        # The source-hash redirect had s2 and s3 disabled too: all three back before the next point.
+        wait(lambda: (m := kernel_map()) and len(set(m.values())) == 3, 10, 0.05)
 
         # kill -9 a server under 50 clients; it returns 6 s later.
         lp = run_load(16, f"{a.out}/load-failover.json")
@@ -486,7 +569,7 @@ def main():
             os.kill(pid, signal.SIGKILL)
         teardown()
 
-    ok = all(p["ok"] for p in points) and len(points) >= 10
+    ok = all(p["ok"] for p in points) and len(points) >= 11
     with open(f"{a.out}/redirect.json", "w") as f:
         json.dump({"points": points, "figures": figures}, f, indent=1)
     with open(f"{a.out}/redirect.md", "w") as f:
@@ -507,6 +590,8 @@ if __name__ == "__main__":
             asyncio.run(load(*args))
         elif cmd == "udp":
             udp(*args)
+        elif cmd == "hold":
+            asyncio.run(hold(*args))
         sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "targets":
         asyncio.run(targets())

@@ -1,6 +1,6 @@
 //! The thin step that touches the kernel: the `nft` program (Debian's nftables) reads a
 //! script on standard input, and `conntrack` (Debian's conntrack) deletes a down host's
-//! flows. Both need CAP_NET_ADMIN.
+//! flows and lists the flows least-states counts. Both need CAP_NET_ADMIN.
 
 use std::io::Write as _;
 use std::net::SocketAddrV4;
@@ -34,7 +34,7 @@ fn run(
     package: &'static str,
     args: &[&str],
     input: &str,
-) -> Result<(), ApplyError> {
+) -> Result<String, ApplyError> {
     let spawn = |e: std::io::Error| ApplyError::Spawn {
         program,
         package,
@@ -43,7 +43,7 @@ fn run(
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(spawn)?;
@@ -52,7 +52,7 @@ fn run(
     }
     let out = child.wait_with_output().map_err(spawn)?;
     if out.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     // nft echoes the whole offending script line; the first lines say why.
@@ -65,13 +65,13 @@ fn run(
 
 /// Puts `script` into effect in one transaction.
 pub fn apply(script: &str) -> Result<(), ApplyError> {
-    run("nft", "nftables", &["-f", "-"], script)
+    run("nft", "nftables", &["-f", "-"], script).map(drop)
 }
 
 /// Asks the kernel whether `script` would be accepted, changing nothing (`nft -c`): fails
 /// without CAP_NET_ADMIN.
 pub fn check(script: &str) -> Result<(), ApplyError> {
-    run("nft", "nftables", &["-c", "-f", "-"], script)
+    run("nft", "nftables", &["-c", "-f", "-"], script).map(drop)
 }
 
 /// Removes our table.
@@ -100,6 +100,23 @@ pub fn forget(listen: SocketAddrV4, host: SocketAddrV4) -> Result<(), ApplyError
     ];
     match run("conntrack", "conntrack", &args, "") {
         Err(ApplyError::Failed { stderr, .. }) if stderr.contains("0 flow entries") => Ok(()),
-        other => other,
+        other => other.map(drop),
     }
+}
+
+/// The tracked TCP flows of clients of `listen`, as `conntrack -L` lists them (one line a
+/// flow; [`crate::states::count`] tallies them by host). The program filters by the original
+/// destination, so a busy router's other flows are not printed.
+pub fn flows(listen: SocketAddrV4) -> Result<String, ApplyError> {
+    let (vip, vport) = (listen.ip().to_string(), listen.port().to_string());
+    let args = [
+        "-L",
+        "-p",
+        "tcp",
+        "--orig-dst",
+        &vip,
+        "--orig-port-dst",
+        &vport,
+    ];
+    run("conntrack", "conntrack", &args, "")
 }

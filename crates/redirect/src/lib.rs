@@ -4,11 +4,13 @@
 //! function of the redirects and their hosts' check verdicts: one nft script that replaces
 //! the `inet hasocks` table whole. `jhash` is the kernel's hash, so user space knows the
 //! bucket the kernel gives each client and the relay's hash modes place clients exactly as
-//! the redirect's bucket map does. `apply` runs `nft` and `conntrack`.
+//! the redirect's bucket map does. `states` turns conntrack counts into least-states
+//! weights. `apply` runs `nft` and `conntrack`.
 
 pub mod apply;
 pub mod jhash;
 pub mod plan;
+pub mod states;
 
 pub use apply::ApplyError;
 pub use plan::{bucket_input, bucket_of, Host, Listen, Placement, Pool, Redirect, BUCKETS};

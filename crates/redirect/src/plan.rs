@@ -2,12 +2,13 @@
 //! that replaces the whole `inet hasocks` table in one transaction (so the kernel never sees
 //! a half-written map), tested without the kernel.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddrV4};
 
 use hasocks_probe::placement::{score, HostKey};
 
-use crate::jhash;
+use crate::{jhash, states};
 
 /// The table hasocks owns; nothing else on the machine is touched.
 pub const TABLE: &str = "inet hasocks";
@@ -48,8 +49,15 @@ pub enum Placement {
         /// `loadbalance`: the listen address and port are hashed too.
         with_listen: bool,
     },
-    /// `roundrobin` (and `least-states`, see the docs): the kernel's counter.
+    /// `roundrobin`: the kernel's counter.
     RoundRobin,
+    /// `least-states`: the kernel's counter over a map weighted by the hosts' conntrack
+    /// counts ([`crate::states`]); `weights` are those of the active pool's up hosts, set by
+    /// [`weigh`] (a host missing from it has weight 1: plain round robin until counted).
+    LeastStates {
+        /// Host and weight.
+        weights: Vec<(SocketAddrV4, u32)>,
+    },
     /// `random`: the kernel's random numbers.
     Random,
 }
@@ -127,6 +135,31 @@ pub fn best<'a>(pool: &'a Pool, key: &[u8; 16], input: &[u8]) -> Option<&'a Host
     best.and_then(|(_, i)| pool.hosts.get(i))
 }
 
+/// Whether `r` weighs its hosts by their conntrack states (so the relay must count them).
+pub fn counts_states(r: &Redirect) -> bool {
+    !r.disabled && matches!(r.placement, Placement::LeastStates { .. })
+}
+
+/// Sets a least-states redirect's weights from `counts` (live flows per host, summed over
+/// its listens): the active pool's up hosts only, a host not counted has 0 states. Other
+/// placements are left alone.
+pub fn weigh(r: &mut Redirect, counts: &BTreeMap<SocketAddrV4, u32>) {
+    if !matches!(r.placement, Placement::LeastStates { .. }) {
+        return;
+    }
+    let up: Vec<SocketAddrV4> = active_pool(r)
+        .map(|p| p.hosts.iter().filter(|h| h.up).map(|h| h.addr).collect())
+        .unwrap_or_default();
+    let c: Vec<u32> = up
+        .iter()
+        .map(|a| counts.get(a).copied().unwrap_or(0))
+        .collect();
+    let w = states::weights(&c);
+    r.placement = Placement::LeastStates {
+        weights: up.into_iter().zip(w).collect(),
+    };
+}
+
 /// The bucket map of one listen: host per bucket (None: no host up).
 pub fn bucket_map(pool: &Pool, key: &[u8; 16], listen: Option<SocketAddrV4>) -> Vec<SocketAddrV4> {
     (0..BUCKETS)
@@ -171,6 +204,32 @@ pub fn script(redirects: &[Redirect], generation: u64) -> String {
                     }
                     maps.push_str("\t}\n");
                     format!("jhash ip saddr mod {BUCKETS} seed 0x{s:08x} map @{name}")
+                }
+                Placement::LeastStates { weights } => {
+                    let up: Vec<&Host> = pool.hosts.iter().filter(|h| h.up).collect();
+                    let w: Vec<u32> = up
+                        .iter()
+                        .map(|h| {
+                            weights
+                                .iter()
+                                .find(|(a, _)| *a == h.addr)
+                                .map_or(1, |(_, w)| *w)
+                        })
+                        .collect();
+                    let seq = states::slots(&w);
+                    let elems: Vec<String> = seq
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, &h)| {
+                            let h = up.get(h)?;
+                            Some(format!("{i} : {} . {}", h.addr.ip(), h.addr.port()))
+                        })
+                        .collect();
+                    format!(
+                        "numgen inc mod {} map {{ {} }}",
+                        elems.len(),
+                        elems.join(", ")
+                    )
                 }
                 Placement::RoundRobin | Placement::Random => {
                     let up: Vec<&Host> = pool.hosts.iter().filter(|h| h.up).collect();
@@ -363,6 +422,63 @@ mod tests {
         );
         let r = script(&[redirect(&[true, true], Placement::Random)], 1);
         assert!(r.contains("numgen random mod 2"));
+    }
+
+    fn least() -> Placement {
+        Placement::LeastStates {
+            weights: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn least_states_with_equal_counts_writes_the_round_robin_map() {
+        let mut r = redirect(&[true, false, true], least());
+        let rr = script(&[redirect(&[true, false, true], Placement::RoundRobin)], 1);
+        // Not counted yet, then counted equal: the very map of `roundrobin`.
+        assert_eq!(script(std::slice::from_ref(&r), 1), rr);
+        let counts = BTreeMap::from([(host(2, true).addr, 4), (host(4, true).addr, 4)]);
+        weigh(&mut r, &counts);
+        assert_eq!(script(&[r], 1), rr);
+    }
+
+    #[test]
+    fn least_states_sends_more_new_flows_to_the_host_with_fewer_states() {
+        let mut r = redirect(&[true, true, true], least());
+        let counts = BTreeMap::from([(host(2, true).addr, 10)]);
+        weigh(&mut r, &counts);
+        let s = script(&[r], 1);
+        let busy = s.matches("10.79.2.2 . 1080").count();
+        let idle = s.matches("10.79.2.3 . 1080").count();
+        assert!(s.contains("numgen inc mod 16 map { 0 : "), "{s}");
+        assert!(busy >= 1 && idle > 2 * busy, "{s}");
+    }
+
+    #[test]
+    fn a_down_host_gets_no_weight_and_its_states_do_not_count() {
+        let mut r = redirect(&[true, false, true], least());
+        let counts = BTreeMap::from([(host(3, true).addr, 50), (host(2, true).addr, 1)]);
+        weigh(&mut r, &counts);
+        let Placement::LeastStates { weights } = &r.placement else {
+            unreachable!()
+        };
+        assert_eq!(
+            weights.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+            vec![host(2, true).addr, host(4, true).addr]
+        );
+        let s = script(&[r], 1);
+        assert!(!s.contains("10.79.2.3 "), "{s}");
+    }
+
+    #[test]
+    fn only_least_states_redirects_are_counted_or_weighed() {
+        let mut r = redirect(&[true, true], Placement::RoundRobin);
+        assert!(!counts_states(&r));
+        weigh(&mut r, &BTreeMap::from([(host(2, true).addr, 9)]));
+        assert_eq!(r.placement, Placement::RoundRobin);
+        let mut l = redirect(&[true, true], least());
+        assert!(counts_states(&l));
+        l.disabled = true;
+        assert!(!counts_states(&l));
     }
 
     #[test]

@@ -144,6 +144,9 @@ fn placement(mode: &hasocks_conf::relayd::Mode, sticky: bool) -> hasocks_redirec
             with_listen: false,
         },
         Mode::Random => Placement::Random,
+        Mode::LeastStates => Placement::LeastStates {
+            weights: Vec::new(),
+        },
         _ => Placement::RoundRobin,
     }
 }
@@ -471,7 +474,12 @@ mod tests {
             }
         );
         assert_eq!(placement(&Mode::RoundRobin, false), Placement::RoundRobin);
-        assert_eq!(placement(&Mode::LeastStates, false), Placement::RoundRobin);
+        assert_eq!(
+            placement(&Mode::LeastStates, false),
+            Placement::LeastStates {
+                weights: Vec::new()
+            }
+        );
         assert_eq!(placement(&Mode::Random, false), Placement::Random);
         // sticky-address keeps a client on its host whatever the mode.
         assert_eq!(

@@ -2,11 +2,14 @@
 //! verdicts into the nftables table (only when the plan changes) and deletes the conntrack
 //! entries of hosts that stopped serving, so their clients fail fast. A successor that takes
 //! over adopts the table (its first plan replaces it whole, in one transaction); a clean stop
-//! removes it unless `hasocks.redirect.on-exit keep`.
+//! removes it unless `hasocks.redirect.on-exit keep`. For `mode least-states` it also counts
+//! each host's tracked flows (`conntrack -L`) on a slower tick and weighs the map by them.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +20,13 @@ use crate::generation::Generation;
 /// kernel within it.
 const TICK: Duration = Duration::from_millis(100);
 
+/// How often least-states counts the flows: each count is a `conntrack` run dumping the
+/// redirect's flows (milliseconds at thousands of flows, more on a busy director), while a
+/// SOCKS session lasts seconds to hours, so the states move slowly; counting faster would
+/// mostly spend CPU and rewrite the table for noise. The cost is a stale view within a
+/// period: a burst of new flows follows the last weights, which `states::weights` bounds.
+const COUNT_EVERY: Duration = Duration::from_secs(1);
+
 /// What the loop and the stop path share.
 #[derive(Debug, Default)]
 pub(crate) struct Redirector {
@@ -24,6 +34,18 @@ pub(crate) struct Redirector {
     last: Mutex<Last>,
     /// A successor took the relay over: it owns the table now.
     handed_over: AtomicBool,
+    /// The least-states redirects' last flow counts.
+    states: Mutex<States>,
+}
+
+/// Flow counts of the least-states redirects, by redirect name.
+#[derive(Debug, Default)]
+struct States {
+    counts: BTreeMap<String, BTreeMap<SocketAddrV4, u32>>,
+    /// When they were last counted.
+    at: Option<Instant>,
+    /// Counting failed (no conntrack program...): logged once, then equal weights.
+    error: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -66,14 +88,69 @@ impl Redirector {
         }
     }
 
+    /// Counts the flows of `plans`' least-states redirects if a period has passed since
+    /// the last count; a failure logs once and leaves equal weights (no counts), never stops
+    /// the redirect.
+    fn count(&self, plans: &[hasocks_redirect::Redirect]) {
+        let mut st = lock(&self.states);
+        if st.at.is_some_and(|t| t.elapsed() < COUNT_EVERY) {
+            return;
+        }
+        st.at = Some(Instant::now());
+        let mut counts = BTreeMap::new();
+        let mut failed = None;
+        for r in plans
+            .iter()
+            .filter(|r| hasocks_redirect::plan::counts_states(r))
+        {
+            let mut per = BTreeMap::new();
+            for l in &r.listens {
+                match hasocks_redirect::apply::flows(l.addr) {
+                    Ok(dump) => {
+                        for (host, n) in hasocks_redirect::states::count(&dump) {
+                            *per.entry(host).or_insert(0) += n;
+                        }
+                    }
+                    Err(e) => failed = Some(e.to_string()),
+                }
+            }
+            counts.insert(r.name.clone(), per);
+        }
+        match failed {
+            Some(e) => {
+                if st.error.is_none() {
+                    tracing::warn!("redirects: cannot count flows for least-states ({e}): new flows are spread evenly");
+                }
+                st.error = Some(e);
+                st.counts.clear();
+            }
+            None => {
+                if st.error.take().is_some() {
+                    tracing::info!("redirects: least-states counts flows again");
+                }
+                st.counts = counts;
+            }
+        }
+    }
+
     /// Puts the plan of `gen` into effect if it changed.
     fn sync(&self, gen: &Generation) {
-        let plans: Vec<_> = gen.redirects.iter().map(|r| r.plan()).collect();
+        let mut plans: Vec<_> = gen.redirects.iter().map(|r| r.plan()).collect();
+        // Zero cost without least-states: no count, no lock.
+        if plans.iter().any(hasocks_redirect::plan::counts_states) {
+            self.count(&plans);
+            let st = lock(&self.states);
+            let none = BTreeMap::new();
+            for p in &mut plans {
+                hasocks_redirect::plan::weigh(p, st.counts.get(&p.name).unwrap_or(&none));
+            }
+        }
         let mut last = lock(&self.last);
         if last.stopped || (plans.is_empty() && last.script.is_none()) {
             return;
         }
-        // The host states did not change: skip the bucket placement (4096 x hosts hashes).
+        // The host states (and least-states weights) did not change: skip the bucket
+        // placement (4096 x hosts hashes) and nft.
         if last.error.is_none() && last.generation == gen.number && last.plans == plans {
             return;
         }

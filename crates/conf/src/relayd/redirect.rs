@@ -97,19 +97,11 @@ impl Parser {
                 }
                 "forward" => {
                     let (fwd, port_given) = self.forward(&t)?;
-                    let at = self.s.path(t.file).display().to_string();
-                    match &fwd.mode {
-                        Mode::Hash(_) => {
-                            return Err(self.s.err(
-                                &t,
-                                "mode hash is for relays only (as in relayd): a redirect would send every client to one host",
-                            ))
-                        }
-                        Mode::LeastStates => self.warn(
+                    if let Mode::Hash(_) = &fwd.mode {
+                        return Err(self.s.err(
                             &t,
-                            format!("{at}: mode least-states in a redirect spreads new flows by the kernel's round robin; conntrack counts are not used yet"),
-                        ),
-                        _ => {}
+                            "mode hash is for relays only (as in relayd): a redirect would send every client to one host",
+                        ));
                     }
                     default_port.push(!port_given);
                     r.forwards.push(fwd);
