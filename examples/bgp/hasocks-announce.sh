@@ -28,7 +28,7 @@ set_state() {
   esac || return
   state=$1
   echo "$state" >"$state_file"
-  echo "$(date +%s.%N) $(now) $state"
+  echo "$(date +%s.%N) $(now) $state${2:+ ($2)}"
 }
 
 while :; do
@@ -44,9 +44,10 @@ while :; do
       waited=$(awk -v a="$drain_since" -v b="$(now)" 'BEGIN { printf "%d", (b - a) * 10 }')
       open=$(curl --silent --max-time 0.5 --noproxy '*' "$admin/status.json" |
         grep -o '"sessions_open": *[0-9]*' | head -1 | grep -o '[0-9]*$')
-      if { [ "${open:-1}" = 0 ] && [ "$waited" -ge $((min * 10)) ]; } ||
-        [ "$waited" -ge $((grace * 10)) ]; then
-        set_state withdrawn
+      if [ "${open:-1}" = 0 ] && [ "$waited" -ge $((min * 10)) ]; then
+        set_state withdrawn "0 sessions open"
+      elif [ "$waited" -ge $((grace * 10)) ]; then
+        set_state withdrawn "grace ${grace} s, ${open:-unknown} sessions open"
       else
         set_state draining
       fi

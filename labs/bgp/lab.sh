@@ -58,7 +58,7 @@ lan() {
 }
 
 cmd_up() {
-  need ip bird birdc python3 curl
+  need ip bird birdc python3 curl nft
   stop_all hsg- >/dev/null 2>&1 || true
   local bin r s i
   bin=$(hasocks_bin)
@@ -86,7 +86,14 @@ cmd_up() {
   # Hash on the 5-tuple, so that the flows of one client address spread over the relays.
   ip netns exec hsg-router sysctl -qw net.ipv4.fib_multipath_hash_policy=1
   for r in "${relays[@]}" "${servers[@]}"; do lan "$r" "${ip[$r]}"; done
-  for r in "${relays[@]}"; do ip -n "hsg-$r" addr add "$vip/32" dev lo; done
+  for r in "${relays[@]}"; do
+    ip -n "hsg-$r" addr add "$vip/32" dev lo
+    # Second chance for flows whose bucket moved, and no "connection refused" from a relay
+    # host whose relay died (hasocks-vip.sh).
+    local peers=() p
+    for p in "${relays[@]}"; do [ "$p" = "$r" ] || peers+=("${ip[$p]}"); done
+    ip netns exec "hsg-$r" "$conf/hasocks-vip.sh" "$vip" 1080 eth0 "${peers[@]}"
+  done
 
   start target hsg-client python3 "$repo/labs/keepalived/lab-target.py" 10.78.0.20 8080
   for s in "${servers[@]}"; do
@@ -135,7 +142,7 @@ cmd_route() {
 router_weight() {
   local n=$((1000 + ${1##*.}))
   ip -n hsg-router nexthop show id 100 2>/dev/null | sed -n 's/.* group \([^ ]*\).*/\1/p' |
-    tr / '\n' | sed -n "s/^$n,//p" || true
+    tr / '\n' | sed -n -e "s/^$n,//p" -e "s/^$n\$/1/p" || true
 }
 
 relay_json() {

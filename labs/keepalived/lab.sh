@@ -33,40 +33,9 @@ vip=$net.100
 hosts=(client relay1 relay2 server1 server2)
 declare -A ip=([client]=$net.10 [relay1]=$net.2 [relay2]=$net.3 [server1]=$net.11 [server2]=$net.12)
 
-die() { echo "lab: $*" >&2; exit 1; }
-
-hasocks_bin() {
-  if [ -n "${HASOCKS_BIN:-}" ]; then readlink -f "$HASOCKS_BIN"
-  elif command -v hasocks >/dev/null; then command -v hasocks
-  elif [ -x "$here/../../target/release/hasocks" ]; then readlink -f "$here/../../target/release/hasocks"
-  else die "no hasocks binary: build it (cargo build --release) or set HASOCKS_BIN"
-  fi
-}
-
-need() {
-  [ "$(id -u)" = 0 ] || die "run as root"
-  for t in ip keepalived python3 curl nft; do
-    command -v "$t" >/dev/null || die "$t is not installed"
-  done
-}
-
-# start NAME NS CMD...: runs CMD in namespace NS in the background; pid in $run/NAME.pid.
-start() {
-  local name=$1 ns=$2
-  shift 2
-  ip netns exec "$ns" "$@" >"$run/$name.log" 2>&1 &
-  echo $! >"$run/$name.pid"
-}
-
-# stop NAME [SIGNAL]: signals the process this lab started as NAME.
-stop() {
-  local f="$run/$1.pid"
-  [ -f "$f" ] || return 0
-  kill "-${2:-TERM}" "$(cat "$f")" 2>/dev/null || true
-  rm -f "$f"
-}
-
-alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+repo=$(cd "$here/../.." && pwd)
+# shellcheck source=../lib.sh
+. "$repo/labs/lib.sh"
 
 relay_up() {
   local n=$1
@@ -85,7 +54,7 @@ keepalived_up() {
 }
 
 cmd_up() {
-  need
+  need ip keepalived python3 curl nft
   cmd_down >/dev/null 2>&1 || true
   local bin
   bin=$(hasocks_bin)
@@ -132,16 +101,6 @@ cmd_up() {
   cmd_status
 }
 
-# wait_for WHAT CONDITION SECONDS
-wait_for() {
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    if eval "$2"; then return 0; fi
-    sleep 0.1
-  done
-  die "timed out waiting for $1 (logs: $run/*.log)"
-}
-
 cmd_master() {
   for n in 1 2; do
     if ip -n "hsl-relay$n" -4 addr show dev eth0 2>/dev/null | grep -q "inet $vip/"; then
@@ -181,23 +140,7 @@ cmd_status() {
 }
 
 cmd_down() {
-  local pids=() name
-  for name in keepalived1 keepalived2 relay1 relay2 server1 server2 target; do
-    [ -f "$run/$name.pid" ] && pids+=("$(cat "$run/$name.pid")")
-  done
-  if [ ${#pids[@]} -gt 0 ]; then
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    local p any
-    for _ in $(seq 50); do
-      any=0
-      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && any=1; done
-      [ "$any" = 0 ] && break
-      sleep 0.1
-    done
-    kill -KILL "${pids[@]}" 2>/dev/null || true
-  fi
-  for ns in $(ip netns list 2>/dev/null | awk '/^hsl-/ {print $1}'); do ip netns del "$ns"; done
-  rm -rf "$run"
+  stop_all hsl-
   echo "lab removed"
 }
 

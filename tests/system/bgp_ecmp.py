@@ -6,7 +6,8 @@ relay hosts each with BIRD and the route health hook, two SOCKS servers), takes 
 which server 30 client addresses egress through, runs 50 clients (5 in 4 s streams whose
 bytes are checksummed) for the whole test, and in turn:
   1. steady state: every relay carries sessions (each relay's share of new sessions);
-  2. drains relay1: 0 failed sessions; the time to its withdrawal (0 sessions open);
+  2. drains relay1: 0 failed sessions; the time to its withdrawal (0 sessions open, or the
+     grace, cut to 6 s here) and which it was;
   3. adds relay1 back: 0 failed sessions;
   4. kill -9 relay2: the time to the route's withdrawal on the router and to the last new
      session that failed; only sessions in flight on it or sent to it before the withdrawal
@@ -19,6 +20,7 @@ Exit status 0 when every point holds; the report goes to DIR/bgp_ecmp.md and .js
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -30,10 +32,14 @@ RUN = "/run/hasocks-bgp-lab"
 ENV = {"LAB_NET": "10.78.0", "LAB_VIP": "10.78.100.100"}
 STEADY, DRAIN_AT, ADD_AT, KILL_AT, LOAD_SECONDS = 2.0, 8.0, 18.0, 26.0, 34.0
 WITHDRAW_GOAL = 1.0
+DRAIN_GRACE = 6
 
 
 def lab(*args, check=True):
-    p = subprocess.run(["bash", LAB, *args], capture_output=True, text=True)
+    # The drain's grace is cut to DRAIN_GRACE so that the withdrawal falls inside the test
+    # under constant load, when the drained relay's last session may never end by itself.
+    env = dict(os.environ, HASOCKS_DRAIN_GRACE=str(DRAIN_GRACE))
+    p = subprocess.run(["bash", LAB, *args], capture_output=True, text=True, env=env)
     if check and p.returncode != 0:
         raise SystemExit(f"lab.sh {' '.join(args)} failed:\n{p.stdout}{p.stderr}")
     return p.stdout.strip()
@@ -69,6 +75,34 @@ def log_events(name):
                 out.append((float(parts[0]), parts[2:]))
     except OSError:
         pass
+    return out
+
+
+def in_group(words, nhid):
+    """Whether the router hook's logged group ("group 1002/1003/1004") holds `nhid`."""
+    return str(nhid) in [m.split(",")[0] for m in words[-1].split("/")]
+
+
+def second_chance(relay):
+    """Packets of hasocks-vip.sh's rules on a relay host: passed on to the peers (flows this
+    host does not own), peers' copies dropped (not owned here either), resets kept in."""
+    p = subprocess.run(["ip", "netns", "exec", f"hsg-{relay}", "nft", "-j", "list", "table",
+                        "ip", "hasocks_vip"], capture_output=True, text=True)
+    out = {"passed_on": 0, "copies_dropped": 0, "resets_dropped": 0}
+    if p.returncode != 0:
+        return out
+    for item in json.loads(p.stdout)["nftables"]:
+        rule = item.get("rule")
+        if not rule:
+            continue
+        kinds = [next(iter(e)) for e in rule["expr"]]
+        packets = next((e["counter"]["packets"] for e in rule["expr"] if "counter" in e), 0)
+        if rule["chain"] == "output":
+            out["resets_dropped"] += packets
+        elif "dup" in kinds:
+            out["passed_on"] += packets
+        elif rule["chain"] == "second_chance":
+            out["copies_dropped"] += packets
     return out
 
 
@@ -115,21 +149,29 @@ def main():
         c4 = {r: sessions_total(r) for r in relays}
         after = census()
         status_end = lab("status", check=False)
+        chances = {r: second_chance(r) for r in relays}
         route_end = lab("route", check=False)
         ann1 = log_events("announce-relay1")
         ann2 = log_events("announce-relay2")
         hook = log_events("router-hook")
     finally:
+        # The lab's logs (relays, servers, BIRD, hooks) outlive it, for a failure's reading.
+        shutil.rmtree(os.path.join(a.out, "bgp-logs"), ignore_errors=True)
+        if os.path.isdir(RUN):
+            shutil.copytree(RUN, os.path.join(a.out, "bgp-logs"), ignore_dangling_symlinks=True,
+                            ignore=shutil.ignore_patterns("*.sock", "*.ctl"), dirs_exist_ok=True)
         lab("down", check=False)
 
     mono = lambda wall: wall - off  # noqa: E731
     # The drain: the hook's "draining" and "withdrawn" after the drain, and the router's group.
-    drained = next((mono(t) for t, w in ann1 if w[0] == "withdrawn" and mono(t) > t_drain), None)
+    drained_at = next(((mono(t), " ".join(w[1:]).strip("()")) for t, w in ann1
+                       if w[0] == "withdrawn" and mono(t) > t_drain), (None, None))
+    drained, drained_why = drained_at
     signalled = next((mono(t) for t, w in ann1 if w[0] == "draining" and mono(t) > t_drain), None)
-    out_of_group = next((mono(t) for t, w in hook if mono(t) > t_drain and "1002," not in w[-1]), None)
-    back = next((mono(t) for t, w in hook if mono(t) > t_add and "1002,100" in w[-1]), None)
+    out_of_group = next((mono(t) for t, w in hook if mono(t) > t_drain and not in_group(w, 1002)), None)
+    back = next((mono(t) for t, w in hook if mono(t) > t_add and in_group(w, 1002)), None)
     killed_hook = next((mono(t) for t, w in ann2 if w[0] == "withdrawn" and mono(t) > t_kill), None)
-    killed_router = next((mono(t) for t, w in hook if mono(t) > t_kill and "1003," not in w[-1]), None)
+    killed_router = next((mono(t) for t, w in hook if mono(t) > t_kill and not in_group(w, 1003)), None)
 
     sessions = [json.loads(l) for l in open(load_out)]
     failed = [s for s in sessions if not s["ok"]]
@@ -162,6 +204,7 @@ def main():
         "failed_before_drain": len(fail_before),
         "drain_signalled_s": rnd(signalled, t_drain),
         "drain_withdrawn_s": rnd(drained, t_drain),
+        "drain_withdrawn_why": drained_why,
         "drain_out_of_router_group_s": rnd(out_of_group, t_drain),
         "drain_failed": len(fail_drain),
         "drain_long_in_flight": long_in_drain,
@@ -175,11 +218,13 @@ def main():
         "kill_failed_long": sum(1 for s in fail_kill if s["long"]),
         "kill_failed_kinds": kinds(fail_kill),
         "failed_after_kill_withdrawal": len(fail_kill_other),
+        "second_chance": chances,
         "census_size": len(before),
         "census_moved": moved,
         "census_failed": sorted(k for k, v in after.items() if v.startswith("failed")),
         "census_servers": sorted(set(before.values())),
         "examples_failed": (fail_drain + fail_add + fail_kill_other)[:5],
+        "steps_monotonic": {"drain": t_drain, "add": t_add, "kill": t_kill},
         "status_at_end": status_end,
         "route_at_end": route_end,
     }
@@ -233,8 +278,9 @@ def markdown(r):
         ("sessions (ok), long streams, client addresses",
          f"{r['sessions']} ({r['ok']}), {r['long_sessions']}, {r['sources']}"),
         ("1. steady state: share of new sessions", sh("steady_shares")),
-        ("2. drain relay1: draining signalled / withdrawn (0 open) / out of the router's group",
-         f"{r['drain_signalled_s']} s / {r['drain_withdrawn_s']} s / {r['drain_out_of_router_group_s']} s"),
+        ("2. drain relay1: draining signalled / withdrawn (why) / out of the router's group",
+         f"{r['drain_signalled_s']} s / {r['drain_withdrawn_s']} s ({r['drain_withdrawn_why']}) / "
+         f"{r['drain_out_of_router_group_s']} s"),
         ("2. drain: failed sessions (long streams in flight at the drain)",
          f"{r['drain_failed']} ({r['drain_long_in_flight']})"),
         ("2. drain: shares while draining", sh("drain_shares")),
@@ -248,6 +294,9 @@ def markdown(r):
         ("4. kill: last failed new session started / first success after the withdrawal",
          f"{r['kill_last_failed_session_started_s']} s / {r['kill_first_success_after_withdrawal_s']} s"),
         ("4. kill: failed after the withdrawal", str(r["failed_after_kill_withdrawal"])),
+        ("second chance, packets: passed on to peers / peers' copies dropped / resets kept in",
+         ", ".join(f"{k} {v['passed_on']}/{v['copies_dropped']}/{v['resets_dropped']}"
+                   for k, v in r["second_chance"].items())),
         ("5. census: addresses that changed server (of N)",
          f"{len(r['census_moved'])} (of {r['census_size']}), servers {r['census_servers']}"),
     ]

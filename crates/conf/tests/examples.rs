@@ -35,3 +35,14 @@ fn the_keepalived_pair_configs_parse_and_listen_on_the_shared_address() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 }
+
+#[test]
+fn the_bgp_tier_configs_parse_and_listen_on_the_shared_address() {
+    let r = hasocks_conf::relayd::load(&example("bgp/relayd.conf"), &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    assert_eq!(r.relays[0].listens[0].addr, "10.78.100.100");
+    assert!(r.admin.is_some(), "hasocks-announce.sh reads /ready");
+    let s = hasocks_conf::sockd::load(&example("bgp/sockd.conf")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
