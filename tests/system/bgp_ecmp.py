@@ -11,7 +11,8 @@ bytes are checksummed) for the whole test, and in turn:
   3. adds relay1 back: 0 failed sessions;
   4. kill -9 relay2: the time to the route's withdrawal on the router and to the last new
      session that failed; only sessions in flight on it or sent to it before the withdrawal
-     may fail;
+     may fail, and each failed session that connected must be one that relay2's host tracked
+     (conntrack, kept there for hasocks-vip.sh);
   5. census again: 0 client addresses moved to another server.
 
 Run as root: python3 tests/system/bgp_ecmp.py [--out DIR]
@@ -83,6 +84,22 @@ def in_group(words, nhid):
     return str(nhid) in [m.split(",")[0] for m in words[-1].split("/")]
 
 
+def tracked(relay):
+    """The (client address, client port) of every connection to the shared address that the
+    relay host's conntrack holds (it tracks them for hasocks-vip.sh), in any state."""
+    p = subprocess.run(["ip", "netns", "exec", f"hsg-{relay}", "conntrack", "-L", "-p", "tcp",
+                        "--orig-dst", ENV["LAB_VIP"], "--orig-port-dst", "1080"],
+                       capture_output=True, text=True)
+    out = set()
+    for line in p.stdout.splitlines():
+        f = {}
+        for k, _, v in (w.partition("=") for w in line.split() if "=" in w):
+            f.setdefault(k, v)  # the first of each: the original direction, the client's
+        if "src" in f and "sport" in f:
+            out.add((f["src"], int(f["sport"])))
+    return out
+
+
 def second_chance(relay):
     """Packets of hasocks-vip.sh's rules on a relay host: passed on to the peers (flows this
     host does not own), peers' copies dropped (not owned here either), resets kept in."""
@@ -145,7 +162,13 @@ def main():
         c3 = {r: sessions_total(r) for r in relays}
         t_kill = time.monotonic()
         lab("kill", "relay2")
+        # What relay2's host tracked: the connections its relay held when it died (closed by
+        # the kernel then, kept by conntrack for 10 s or more) and SYNs it got before the
+        # router dropped it. Taken twice, as entries of closed connections expire.
+        time.sleep(0.5)
+        on_killed = tracked("relay2")
         load.wait()
+        on_killed |= tracked("relay2")
         c4 = {r: sessions_total(r) for r in relays}
         after = census()
         status_end = lab("status", check=False)
@@ -185,6 +208,11 @@ def main():
     cutoff = (killed_router or t_kill + 1.0) + 0.2
     fail_kill = [s for s in failed if s["t1"] >= t_kill and s["t0"] < cutoff]
     fail_kill_other = [s for s in failed if s["t0"] >= cutoff]
+    # Only sessions that were on the killed relay may fail: each failed session that got a
+    # connection must be one relay2's host tracked.
+    fail_kill_elsewhere = [s for s in fail_kill
+                           if "sport" in s and (s["source"], s["sport"]) not in on_killed]
+    fail_kill_unconnected = [s for s in fail_kill if "sport" not in s]
     last_fail = max((s["t0"] for s in fail_kill), default=None)
     first_ok = min((s["t1"] for s in sessions if s["ok"] and s["t0"] >= (killed_router or t_kill)),
                    default=None)
@@ -218,12 +246,16 @@ def main():
         "kill_failed_long": sum(1 for s in fail_kill if s["long"]),
         "kill_failed_kinds": kinds(fail_kill),
         "failed_after_kill_withdrawal": len(fail_kill_other),
+        "kill_failed_on_killed_relay": len(fail_kill) - len(fail_kill_elsewhere)
+        - len(fail_kill_unconnected),
+        "kill_failed_elsewhere": len(fail_kill_elsewhere),
+        "kill_failed_unconnected": len(fail_kill_unconnected),
         "second_chance": chances,
         "census_size": len(before),
         "census_moved": moved,
         "census_failed": sorted(k for k, v in after.items() if v.startswith("failed")),
         "census_servers": sorted(set(before.values())),
-        "examples_failed": (fail_drain + fail_add + fail_kill_other)[:5],
+        "examples_failed": (fail_drain + fail_add + fail_kill_other + fail_kill_elsewhere)[:5],
         "steps_monotonic": {"drain": t_drain, "add": t_add, "kill": t_kill},
         "status_at_end": status_end,
         "route_at_end": route_end,
@@ -245,6 +277,8 @@ def main():
         problems.append("add: relay1 did not come back into the router's group")
     if r["kill_router_withdrawn_s"] is None or r["kill_router_withdrawn_s"] >= WITHDRAW_GOAL:
         problems.append(f"kill: withdrawn after {r['kill_router_withdrawn_s']} s (goal < {WITHDRAW_GOAL})")
+    if r["kill_failed_elsewhere"]:
+        problems.append(f"kill: {r['kill_failed_elsewhere']} failed sessions were not on relay2")
     if r["failed_after_kill_withdrawal"]:
         problems.append(f"kill: {r['failed_after_kill_withdrawal']} sessions failed after the withdrawal")
     if moved or r["census_failed"] or r["census_size"] < 30:
@@ -294,6 +328,9 @@ def markdown(r):
         ("4. kill: last failed new session started / first success after the withdrawal",
          f"{r['kill_last_failed_session_started_s']} s / {r['kill_first_success_after_withdrawal_s']} s"),
         ("4. kill: failed after the withdrawal", str(r["failed_after_kill_withdrawal"])),
+        ("4. kill: failed sessions tracked by relay2's host / by no relay (never connected) / "
+         "elsewhere", f"{r['kill_failed_on_killed_relay']} / {r['kill_failed_unconnected']} / "
+         f"{r['kill_failed_elsewhere']}"),
         ("second chance, packets: passed on to peers / peers' copies dropped / resets kept in",
          ", ".join(f"{k} {v['passed_on']}/{v['copies_dropped']}/{v['resets_dropped']}"
                    for k, v in r["second_chance"].items())),

@@ -49,11 +49,14 @@ def kind(e):
     return type(e).__name__
 
 
-async def socks_connect(src, host, port):
-    """SOCKS5 CONNECT through the shared address from `src`; the open streams."""
+async def socks_connect(src, host, port, note=None):
+    """SOCKS5 CONNECT through the shared address from `src`; the open streams. The local port
+    goes in `note["sport"]`, so a test can tell which relay host tracked the connection."""
     r, w = await asyncio.wait_for(
         asyncio.open_connection(VIP, PORT, local_addr=(src, 0)), STEP_TIMEOUT
     )
+    if note is not None:
+        note["sport"] = w.get_extra_info("sockname")[1]
     try:
         w.write(b"\x05\x01\x00")
         if await asyncio.wait_for(r.readexactly(2), STEP_TIMEOUT) != b"\x05\x00":
@@ -68,9 +71,9 @@ async def socks_connect(src, host, port):
         raise
 
 
-async def http_get(src, path):
+async def http_get(src, path, note=None):
     """One HTTP GET to the target through SOCKS; the egress address the target saw."""
-    r, w = await socks_connect(src, TARGET, TPORT)
+    r, w = await socks_connect(src, TARGET, TPORT, note)
     try:
         w.write(f"GET {path} HTTP/1.0\r\nHost: target\r\n\r\n".encode())
         body = b""
@@ -112,7 +115,7 @@ async def client(n, until, results):
         rec = {"client": n, "source": src, "long": long, "t0": t0}
         try:
             # A long session streams for 4 s; it is in flight at any fault.
-            egress, lines = await http_get(src, "/stream?s=4" if long else "/")
+            egress, lines = await http_get(src, "/stream?s=4" if long else "/", rec)
             if long and lines < 40:
                 raise Failed("cut")
             rec.update(ok=True, egress=egress)
