@@ -12,7 +12,9 @@ Namespaces (made and removed here; addresses 10.79.0.0/16 only):
 Points: curl through the redirect (the server logs the client's own address); census of 30
 sources, redirect = relay; kill -9 a server under 50 clients (time to out of the kernel map,
 only its sessions fail, fast); its return moves nobody mid-session; least-states sends new
-sessions away from the host that holds the most; reload and upgrade under
+sessions away from the host that holds the most; `session timeout` is conntrack's idle
+timeout for the redirect's flows and they keep it across map rewrites, reload and upgrade;
+`nft list ruleset` still works with our table in it; reload and upgrade under
 load with 0 failures; UDP ASSOCIATE straight between client and server; a foreign nft table
 survives start, reload and exit, ours is removed on exit; without CAP_NET_ADMIN a redirect
 config is refused naming file:line while a relay-only config runs.
@@ -41,6 +43,9 @@ LOAD = [f"10.79.1.{i}" for i in range(100, 150)]
 RUN = "/run/hasocks-redirect-test"
 NS = ["hsr-c", "hsr-r"] + [f"hsr-{s}" for s in SERVERS]
 STEP = 5.0
+# The redirect's `session timeout`: far below conntrack's default (5 days), so a flow that
+# lost its timeout object shows.
+IDLE = 60
 
 
 # ---------------------------------------------------------------- client side (in hsr-c)
@@ -121,13 +126,27 @@ async def hold(port, n, out):
         try:
             r, w = await socks("10.79.1.10", int(port), TARGET, 7)
             servers.append((await asyncio.wait_for(r.readline(), STEP)).decode().strip())
-            held.append(w)
+            held.append((r, w))
         except Exception as e:  # noqa: BLE001 - recorded as the failure kind
             servers.append(f"error:{type(e).__name__}")
     json.dump(servers, open(out + ".tmp", "w"))
     os.replace(out + ".tmp", out)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    for w in held:
+    # Each line on standard input: one echoed line on every session (traffic that refreshes
+    # their conntrack entries); rounds and echoes so far go to `out`.ping.
+    rounds, echoed = 0, 0
+    loop = asyncio.get_running_loop()
+    while await loop.run_in_executor(None, sys.stdin.readline):
+        rounds += 1
+        for r, w in held:
+            try:
+                w.write(b"ping\n")
+                await w.drain()
+                echoed += (await asyncio.wait_for(r.readline(), STEP)) == b"ping\n"
+            except Exception:  # noqa: BLE001 - counted as not echoed
+                pass
+        json.dump({"rounds": rounds, "echoed": echoed}, open(out + ".ping.tmp", "w"))
+        os.replace(out + ".ping.tmp", out + ".ping")
+    for _, w in held:
         w.close()
 
 
@@ -235,6 +254,7 @@ table <socks> {{ 10.79.2.11, 10.79.2.12, 10.79.2.13 }}
 redirect "socks" {{
     listen on {VIP} port {RPORT} interface hsr-rc
     forward to <socks> port 1080 mode source-hash "lab" check tcp
+    session timeout {IDLE}
 }}
 relay "user" {{
     listen on {VIP} port {UPORT}
@@ -355,6 +375,22 @@ def held(port, n, out):
     return p, got or []
 
 
+def ping(p, out, rounds):
+    """One echoed line on each session that `held` holds; true when all came back."""
+    p.stdin.write(b"\n")
+    p.stdin.flush()
+    got = wait(lambda: os.path.exists(out + ".ping") and (j := json.load(open(out + ".ping")))["rounds"] == rounds
+               and j, 15, 0.05)
+    return got
+
+
+def idle_timeouts(port, src):
+    """Seconds left before conntrack forgets each established flow from `src` to `port`."""
+    p = nsx("hsr-r", "conntrack", "-L", "-p", "tcp", "--orig-dst", VIP, "--orig-port-dst", str(port),
+            "--orig-src", src, check=False)
+    return sorted(int(line.split()[2]) for line in p.stdout.splitlines() if "ESTABLISHED" in line.split())
+
+
 def wait(pred, timeout=15.0, step=0.05):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -408,8 +444,9 @@ def main():
             start_server(s, binp)
         relay = start_relay(binp)
         ready = wait(lambda: (m := kernel_map()) and len(set(m.values())) == 3 and m)
-        point("start", ready is not None and "inet hasocks-foreign" in tables(),
-              f"map of 4096 buckets over 3 servers; tables {tables()}")
+        listed = nsx("hsr-r", "nft", "list", "ruleset", check=False)
+        point("start", ready is not None and "inet hasocks-foreign" in tables() and listed.returncode == 0,
+              f"map of 4096 buckets over 3 servers; tables {tables()}; nft list ruleset exits {listed.returncode}")
 
         # curl through the redirect; the server logs the client's own address.
         p = nsx("hsr-c", "curl", "-s", "--max-time", "5", "--interface", "10.79.1.10",
@@ -513,6 +550,24 @@ def main():
               f"back in the map {t_in and round(t_in, 3)} s after its start; {len(across)} sessions open across"
               f" its return, {len(across_failed)} failed")
 
+        # session timeout: conntrack forgets an idle flow after IDLE s, not its default 5 days,
+        # and a flow keeps that across a map rewrite (a host disabled and enabled) and, below,
+        # across reload and upgrade.
+        idle_out = f"{a.out}/idle-held.json"
+        idle, idle_on = held(RPORT, 3, idle_out)
+        t_open = idle_timeouts(RPORT, "10.79.1.10")
+        other = next(ip for ip in SERVERS.values() if ip not in idle_on)
+        nsx("hsr-r", *ctl, "host", "disable", other, check=False)
+        rewritten = wait(lambda: (m := kernel_map()) and other not in m.values(), 5, 0.02)
+        nsx("hsr-r", *ctl, "host", "enable", other, check=False)
+        rewritten = rewritten and wait(lambda: (m := kernel_map()) and len(set(m.values())) == 3, 5, 0.02)
+        echoed = ping(idle, idle_out, 1)
+        t_rewrite = idle_timeouts(RPORT, "10.79.1.10")
+        point("session timeout", len(idle_on) == 3 and len(t_open) == 3 and max(t_open) <= IDLE
+              and rewritten and echoed and echoed["echoed"] == 3 and len(t_rewrite) == 3 and max(t_rewrite) <= IDLE,
+              f"3 held flows: {t_open} s left of session timeout {IDLE} (conntrack's default: 432000);"
+              f" after the map was rewritten ({other} out and back) and the sessions echoed: {t_rewrite}")
+
         # Reload and upgrade under load: 0 failures; the foreign table survives.
         lp = run_load(10, f"{a.out}/load-upgrade.json")
         time.sleep(2)
@@ -527,10 +582,16 @@ def main():
         log = json.load(open(f"{a.out}/load-upgrade.json"))
         failed = [r for r in log if not r["ok"]]
         still = kernel_map()
+        echoed = ping(idle, idle_out, 2)
+        t_upgrade = idle_timeouts(RPORT, "10.79.1.10")
+        idle.stdin.close()
+        idle.wait()
         point("reload+upgrade", not failed and new and gone_old and still and len(set(still.values())) == 3
-              and foreign_after_reload,
+              and foreign_after_reload and echoed and echoed["echoed"] == 6 and len(t_upgrade) == 3
+              and max(t_upgrade) <= IDLE,
               f"{len(log)} sessions, {len(failed)} failed; new relay pid {new}, old one gone: {bool(gone_old)};"
-              f" table kept by the successor: {bool(still)}; foreign table after reload: {foreign_after_reload}")
+              f" table kept by the successor: {bool(still)}; foreign table after reload: {foreign_after_reload};"
+              f" 3 flows held across it still echo, with {t_upgrade} s left of their session timeout")
 
         # UDP ASSOCIATE: the reply names the server; datagrams go to it directly.
         client("udp", f"{a.out}/udp.json")
@@ -569,7 +630,7 @@ def main():
             os.kill(pid, signal.SIGKILL)
         teardown()
 
-    ok = all(p["ok"] for p in points) and len(points) >= 11
+    ok = all(p["ok"] for p in points) and len(points) >= 12
     with open(f"{a.out}/redirect.json", "w") as f:
         json.dump({"points": points, "figures": figures}, f, indent=1)
     with open(f"{a.out}/redirect.md", "w") as f:

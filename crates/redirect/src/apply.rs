@@ -74,6 +74,40 @@ pub fn check(script: &str) -> Result<(), ApplyError> {
     run("nft", "nftables", &["-c", "-f", "-"], script).map(drop)
 }
 
+/// How [`put`] changed the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Put {
+    /// There was none: written whole.
+    Created,
+    /// Rules and maps rewritten; the timeout objects, and the flows' timeouts, kept.
+    Updated,
+    /// The update was refused (the table was not as we left it): written whole, so tracked
+    /// flows went back to conntrack's default timeout. Carries why.
+    Replaced(String),
+}
+
+/// Puts `redirects` into effect: updates our table in place if it is there (so tracked flows
+/// keep their session timeout), or writes it whole.
+pub fn put(redirects: &[crate::Redirect]) -> Result<Put, ApplyError> {
+    let listing = match run(
+        "nft",
+        "nftables",
+        &["-j", "-t", "list", "table", "inet", "hasocks"],
+        "",
+    ) {
+        Ok(json) => json,
+        Err(ApplyError::Failed { stderr, .. }) if stderr.contains("No such file or directory") => {
+            return apply(&crate::plan::script(redirects)).map(|()| Put::Created);
+        }
+        Err(e) => return Err(e),
+    };
+    let maps = crate::plan::maps_in(&listing);
+    match apply(&crate::plan::update_script(redirects, &maps)) {
+        Ok(()) => Ok(Put::Updated),
+        Err(e) => apply(&crate::plan::script(redirects)).map(|()| Put::Replaced(e.to_string())),
+    }
+}
+
 /// Removes our table.
 pub fn remove() -> Result<(), ApplyError> {
     apply(&crate::plan::remove_script())

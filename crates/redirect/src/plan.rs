@@ -1,6 +1,9 @@
-//! The ruleset as a pure function of the redirects and their hosts' states: one nft script
-//! that replaces the whole `inet hasocks` table in one transaction (so the kernel never sees
-//! a half-written map), tested without the kernel.
+//! The ruleset as a pure function of the redirects and their hosts' states, tested without
+//! the kernel. Two scripts, each one transaction (so the kernel never sees a half-written
+//! map): [`script`] writes the `inet hasocks` table anew, and [`update_script`] rewrites its
+//! rules and maps but keeps the table and its `ct timeout` objects. Deleting a timeout object
+//! strips it from every flow that uses it, so replacing the table on each check verdict
+//! would put established flows back on conntrack's default timeout (5 days).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,6 +19,11 @@ pub const TABLE: &str = "inet hasocks";
 /// Buckets of a hash placement: enough that one host's share moves in small steps, few
 /// enough that a whole map is rewritten in a few milliseconds.
 pub const BUCKETS: u32 = 4096;
+
+/// The longest idle time conntrack can hold for a flow: the kernel keeps a flow's timeout
+/// in 32-bit jiffies and compares it as signed, so at HZ=1000 about 24.8 days fit.
+/// `session timeout 0` (relayd: no limit) and larger values get this.
+pub const MAX_SESSION_TIMEOUT_S: u32 = 2_000_000;
 
 /// A host of a redirect's table, as the checks see it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +92,18 @@ pub struct Redirect {
     pub pools: Vec<Pool>,
     /// The mode.
     pub placement: Placement,
+    /// `session timeout S`: the idle time after which conntrack forgets an established
+    /// flow (0: as long as conntrack can, [`MAX_SESSION_TIMEOUT_S`]).
+    pub session_timeout_s: u32,
+}
+
+/// The established-flow timeout the kernel is given for `session timeout s`.
+pub fn conntrack_timeout(s: u32) -> u32 {
+    if s == 0 {
+        MAX_SESSION_TIMEOUT_S
+    } else {
+        s.min(MAX_SESSION_TIMEOUT_S)
+    }
 }
 
 /// The hash seed of a key: its first four bytes (the kernel hashes with a 32-bit seed).
@@ -170,11 +190,25 @@ pub fn bucket_map(pool: &Pool, key: &[u8; 16], listen: Option<SocketAddrV4>) -> 
         .collect()
 }
 
-/// The whole nft script for `redirects` at config generation `generation`: creates the
-/// table if missing, deletes it, and writes it anew, in one transaction.
-pub fn script(redirects: &[Redirect], generation: u64) -> String {
-    let mut maps = String::new();
-    let mut rules = String::new();
+/// The parts of the table that depend on the redirects.
+#[derive(Debug, Default)]
+struct Body {
+    /// `ct timeout` objects, one per distinct timeout.
+    timeouts: String,
+    /// Named bucket maps.
+    maps: String,
+    /// Rules of the prerouting chain (clients from other machines).
+    pre: String,
+    /// Rules of the output chain (clients on this machine: tests, checks).
+    out: String,
+}
+
+const PREROUTING: &str = "type nat hook prerouting priority dstnat; policy accept;";
+const OUTPUT: &str = "type nat hook output priority -100; policy accept;";
+
+fn body(redirects: &[Redirect]) -> Body {
+    let mut b = Body::default();
+    let mut timeouts = std::collections::BTreeSet::new();
     for (ri, r) in redirects.iter().enumerate() {
         if r.disabled {
             continue;
@@ -182,6 +216,8 @@ pub fn script(redirects: &[Redirect], generation: u64) -> String {
         let Some(pool) = active_pool(r) else {
             continue;
         };
+        let timeout = conntrack_timeout(r.session_timeout_s);
+        timeouts.insert(timeout);
         for (li, l) in r.listens.iter().enumerate() {
             let matcher = format!("ip daddr {} tcp dport {}", l.addr.ip(), l.addr.port());
             let target = match &r.placement {
@@ -189,20 +225,23 @@ pub fn script(redirects: &[Redirect], generation: u64) -> String {
                     let name = format!("r{ri}_{li}");
                     let s = seed(key);
                     let hosts = bucket_map(pool, key, with_listen.then_some(l.addr));
+                    // Declared by a numgen of the same type (32-bit integer), not by `typeof
+                    // jhash ...`: Debian 12's nft (1.0.6) crashes printing a jhash typeof, which
+                    // would break `nft list ruleset` for the whole machine.
                     let _ = write!(
-                        maps,
-                        "\tmap {name} {{\n\t\ttypeof jhash ip saddr mod {BUCKETS} seed 0x{s:08x} : ip daddr . tcp dport\n\t\tcomment \"redirect {}\"\n",
+                        b.maps,
+                        "\tmap {name} {{\n\t\ttypeof numgen random mod {BUCKETS} : ip daddr . tcp dport\n\t\tcomment \"redirect {}: bucket (jhash ip saddr mod {BUCKETS} seed 0x{s:08x}) to host\"\n",
                         quote(&r.name)
                     );
                     if !hosts.is_empty() {
-                        maps.push_str("\t\telements = { ");
-                        for (b, h) in hosts.iter().enumerate() {
-                            let sep = if b == 0 { "" } else { ", " };
-                            let _ = write!(maps, "{sep}{b} : {} . {}", h.ip(), h.port());
+                        b.maps.push_str("\t\telements = { ");
+                        for (i, h) in hosts.iter().enumerate() {
+                            let sep = if i == 0 { "" } else { ", " };
+                            let _ = write!(b.maps, "{sep}{i} : {} . {}", h.ip(), h.port());
                         }
-                        maps.push_str(" }\n");
+                        b.maps.push_str(" }\n");
                     }
-                    maps.push_str("\t}\n");
+                    b.maps.push_str("\t}\n");
                     format!("jhash ip saddr mod {BUCKETS} seed 0x{s:08x} map @{name}")
                 }
                 Placement::LeastStates { weights } => {
@@ -255,34 +294,83 @@ pub fn script(redirects: &[Redirect], generation: u64) -> String {
                 .as_ref()
                 .map(|i| format!("iifname \"{}\" ", quote(i)))
                 .unwrap_or_default();
-            let _ = writeln!(
-                rules,
-                "\t\t{iif}{matcher} dnat ip to {target} comment \"{}\"",
-                quote(&r.name)
+            // Only a flow's first packet reaches a nat chain, while its conntrack entry is
+            // not yet confirmed: the one moment a timeout object can be attached.
+            let rule = format!(
+                "{matcher} ct timeout set \"{}\" dnat ip to {target}",
+                timeout_name(timeout)
             );
-            let _ = writeln!(
-                rules,
-                "\t\t{matcher} dnat ip to {target} comment \"{} (local clients)\"",
-                quote(&r.name)
-            );
+            let name = quote(&r.name);
+            let _ = writeln!(b.pre, "\t\t{iif}{rule} comment \"{name}\"");
+            let _ = writeln!(b.out, "\t\t{rule} comment \"{name} (local clients)\"");
         }
     }
-    let (pre, out) = split_rules(&rules);
+    for t in timeouts {
+        let _ = write!(
+            b.timeouts,
+            "\tct timeout {} {{\n\t\tprotocol tcp\n\t\tl3proto ip\n\t\tpolicy = {{ established: {t} }}\n\t}}\n",
+            timeout_name(t)
+        );
+    }
+    b
+}
+
+/// The name of the `ct timeout` object for `seconds`: objects are never rewritten, a new
+/// value gets a new object.
+fn timeout_name(seconds: u32) -> String {
+    format!("session{seconds}")
+}
+
+/// The whole nft script for `redirects`: creates the table if missing, deletes it, and
+/// writes it anew, in one transaction. For a table that is not there yet; flows tracked
+/// under an old table lose their session timeout.
+pub fn script(redirects: &[Redirect]) -> String {
+    let b = body(redirects);
     format!(
-        "table {TABLE} {{}}\ndelete table {TABLE}\ntable {TABLE} {{\n\tcomment \"hasocks redirect generation {generation}\"\n{maps}\tchain prerouting {{\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n{pre}\t}}\n\tchain output {{\n\t\ttype nat hook output priority -100; policy accept;\n{out}\t}}\n}}\n"
+        "table {TABLE} {{}}\ndelete table {TABLE}\ntable {TABLE} {{\n\tcomment \"hasocks redirects (written by hasocks relay)\"\n{}{}\tchain prerouting {{\n\t\t{PREROUTING}\n{}\t}}\n\tchain output {{\n\t\t{OUTPUT}\n{}\t}}\n}}\n",
+        b.timeouts, b.maps, b.pre, b.out
     )
 }
 
-/// Rules for prerouting (from other machines) and output (local clients, for tests and
-/// checks on the relay host itself): every second line is the local variant.
-fn split_rules(rules: &str) -> (String, String) {
-    let (mut pre, mut out) = (String::new(), String::new());
-    for (i, line) in rules.lines().enumerate() {
-        let dst = if i % 2 == 0 { &mut pre } else { &mut out };
-        dst.push_str(line);
-        dst.push('\n');
+/// The nft script that brings an existing table to `redirects` in one transaction: flushes
+/// the two chains, deletes the maps the table has now (`existing_maps`, see [`maps_in`]),
+/// and writes maps and rules anew. The `ct timeout` objects stay (adding one that exists
+/// changes nothing), so tracked flows keep theirs; an unused one stays until the table goes.
+pub fn update_script(redirects: &[Redirect], existing_maps: &[String]) -> String {
+    let b = body(redirects);
+    let mut s = format!(
+        "table {TABLE} {{\n\tchain prerouting {{\n\t\t{PREROUTING}\n\t}}\n\tchain output {{\n\t\t{OUTPUT}\n\t}}\n}}\nflush chain {TABLE} prerouting\nflush chain {TABLE} output\n"
+    );
+    for m in existing_maps {
+        let _ = writeln!(s, "delete map {TABLE} {}", quote(m));
     }
-    (pre, out)
+    let _ = write!(
+        s,
+        "table {TABLE} {{\n{}{}\tchain prerouting {{\n{}\t}}\n\tchain output {{\n{}\t}}\n}}\n",
+        b.timeouts, b.maps, b.pre, b.out
+    );
+    s
+}
+
+/// The names of the maps in our table, from `nft -j -t list table inet hasocks` (terse: no
+/// elements). Anything unreadable yields none, and the update then fails and falls back to
+/// [`script`].
+pub fn maps_in(listing_json: &str) -> Vec<String> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(listing_json) else {
+        return Vec::new();
+    };
+    let Some(items) = v.get("nftables").and_then(|n| n.as_array()) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|i| i.get("map"))
+        .filter(|m| {
+            m.get("table").and_then(|t| t.as_str()) == Some("hasocks")
+                && m.get("family").and_then(|f| f.as_str()) == Some("inet")
+        })
+        .filter_map(|m| m.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+        .collect()
 }
 
 /// A string safe inside nft's double quotes.
@@ -356,6 +444,7 @@ mod tests {
                     .collect(),
             }],
             placement,
+            session_timeout_s: 600,
         }
     }
 
@@ -393,34 +482,83 @@ mod tests {
         assert!(moved > 1000 && moved < 1700, "{moved}");
     }
 
+    fn hashed() -> Placement {
+        Placement::Buckets {
+            key: KEY,
+            with_listen: false,
+        }
+    }
+
     #[test]
     fn the_script_replaces_only_our_table_with_a_full_map() {
-        let s = script(
-            &[redirect(
-                &[true, true],
-                Placement::Buckets {
-                    key: KEY,
-                    with_listen: false,
-                },
-            )],
-            3,
-        );
+        let s = script(&[redirect(&[true, true], hashed())]);
         assert!(s.starts_with("table inet hasocks {}\ndelete table inet hasocks\n"));
         assert_eq!(s.matches("table ").count(), 3, "{s}");
-        assert!(s.contains("generation 3"));
-        assert!(s.contains("ip daddr 10.79.1.1 tcp dport 1080 dnat ip to jhash ip saddr mod 4096 seed 0x6861736f map @r0_0"));
+        assert!(s.contains("ip daddr 10.79.1.1 tcp dport 1080 ct timeout set \"session600\" dnat ip to jhash ip saddr mod 4096 seed 0x6861736f map @r0_0"));
         assert!(s.contains("4095 : 10.79.2."));
         assert!(!s.contains("flush ruleset"));
+        // Debian 12's nft crashes listing a map declared `typeof jhash`.
+        assert!(!s.contains("typeof jhash"), "{s}");
+    }
+
+    #[test]
+    fn each_session_timeout_gets_one_timeout_object_and_zero_means_the_longest() {
+        let mut a = redirect(&[true, true], hashed());
+        a.session_timeout_s = 30;
+        let mut b = redirect(&[true], Placement::RoundRobin);
+        b.name = "b".into();
+        b.session_timeout_s = 0;
+        let mut c = redirect(&[true], Placement::Random);
+        c.session_timeout_s = 30;
+        let s = script(&[a, b, c]);
+        assert_eq!(s.matches("ct timeout session30 {").count(), 1, "{s}");
+        assert!(s.contains("policy = { established: 30 }"));
+        assert!(s.contains(&format!("ct timeout session{MAX_SESSION_TIMEOUT_S} {{")));
+        assert_eq!(s.matches("ct timeout set \"session30\"").count(), 4, "{s}");
+        assert_eq!(conntrack_timeout(u32::MAX), MAX_SESSION_TIMEOUT_S);
+        assert_eq!(conntrack_timeout(600), 600);
+    }
+
+    #[test]
+    fn an_update_keeps_the_table_and_its_timeouts_and_rewrites_rules_and_maps() {
+        let r = redirect(&[true, false], hashed());
+        let s = update_script(&[r], &["r0_0".into(), "old".into()]);
+        assert!(!s.contains("delete table"), "{s}");
+        let flush = s
+            .find("flush chain inet hasocks prerouting")
+            .expect("flush");
+        assert!(s.contains("flush chain inet hasocks output"));
+        let del = s.find("delete map inet hasocks old").expect("delete");
+        assert!(s.contains("delete map inet hasocks r0_0"));
+        let add = s.find("\tmap r0_0 {").expect("map");
+        let rule = s.find("ct timeout set \"session600\" dnat").expect("rule");
+        assert!(flush < del && del < add && add < rule, "{s}");
+        assert!(s.contains("ct timeout session600 {"));
+        assert!(!s.contains("delete ct timeout"));
+        assert!(s.contains("4095 : 10.79.2.2 . 1080"));
+    }
+
+    #[test]
+    fn only_our_tables_maps_are_read_from_the_listing() {
+        let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
+            {"table": {"family": "inet", "name": "hasocks", "handle": 6}},
+            {"ct timeout": {"family": "inet", "name": "session600", "table": "hasocks"}},
+            {"map": {"family": "inet", "name": "r0_0", "table": "hasocks", "type": "integer"}},
+            {"map": {"family": "ip", "name": "theirs", "table": "hasocks"}},
+            {"map": {"family": "inet", "name": "r1_0", "table": "hasocks"}}]}"#;
+        assert_eq!(maps_in(json), vec!["r0_0".to_string(), "r1_0".to_string()]);
+        assert!(maps_in("garbage").is_empty());
+        assert!(maps_in("{}").is_empty());
     }
 
     #[test]
     fn round_robin_counts_over_the_up_hosts_only() {
-        let s = script(&[redirect(&[true, false, true], Placement::RoundRobin)], 1);
+        let s = script(&[redirect(&[true, false, true], Placement::RoundRobin)]);
         assert!(
             s.contains("numgen inc mod 2 map { 0 : 10.79.2.2 . 1080, 1 : 10.79.2.4 . 1080 }"),
             "{s}"
         );
-        let r = script(&[redirect(&[true, true], Placement::Random)], 1);
+        let r = script(&[redirect(&[true, true], Placement::Random)]);
         assert!(r.contains("numgen random mod 2"));
     }
 
@@ -433,12 +571,12 @@ mod tests {
     #[test]
     fn least_states_with_equal_counts_writes_the_round_robin_map() {
         let mut r = redirect(&[true, false, true], least());
-        let rr = script(&[redirect(&[true, false, true], Placement::RoundRobin)], 1);
+        let rr = script(&[redirect(&[true, false, true], Placement::RoundRobin)]);
         // Not counted yet, then counted equal: the very map of `roundrobin`.
-        assert_eq!(script(std::slice::from_ref(&r), 1), rr);
+        assert_eq!(script(std::slice::from_ref(&r)), rr);
         let counts = BTreeMap::from([(host(2, true).addr, 4), (host(4, true).addr, 4)]);
         weigh(&mut r, &counts);
-        assert_eq!(script(&[r], 1), rr);
+        assert_eq!(script(&[r]), rr);
     }
 
     #[test]
@@ -446,7 +584,7 @@ mod tests {
         let mut r = redirect(&[true, true, true], least());
         let counts = BTreeMap::from([(host(2, true).addr, 10)]);
         weigh(&mut r, &counts);
-        let s = script(&[r], 1);
+        let s = script(&[r]);
         let busy = s.matches("10.79.2.2 . 1080").count();
         let idle = s.matches("10.79.2.3 . 1080").count();
         assert!(s.contains("numgen inc mod 16 map { 0 : "), "{s}");
@@ -465,7 +603,7 @@ mod tests {
             weights.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
             vec![host(2, true).addr, host(4, true).addr]
         );
-        let s = script(&[r], 1);
+        let s = script(&[r]);
         assert!(!s.contains("10.79.2.3 "), "{s}");
     }
 
@@ -484,14 +622,14 @@ mod tests {
     #[test]
     fn no_host_up_or_disabled_means_no_rule_and_backups_take_over() {
         let mut r = redirect(&[false, false], Placement::RoundRobin);
-        assert!(!script(std::slice::from_ref(&r), 1).contains("dnat"));
+        assert!(!script(std::slice::from_ref(&r)).contains("dnat"));
         r.pools.push(Pool {
             disabled: false,
             hosts: vec![host(9, true)],
         });
-        assert!(script(std::slice::from_ref(&r), 1).contains("0 : 10.79.2.9 . 1080"));
+        assert!(script(std::slice::from_ref(&r)).contains("0 : 10.79.2.9 . 1080"));
         r.disabled = true;
-        assert!(!script(&[r], 1).contains("dnat"));
+        assert!(!script(&[r]).contains("dnat"));
     }
 
     #[test]
@@ -508,7 +646,7 @@ mod tests {
     fn names_cannot_break_out_of_quotes() {
         let mut r = redirect(&[true], Placement::RoundRobin);
         r.name = "a\"; flush ruleset; \"".into();
-        let s = script(&[r], 1);
+        let s = script(&[r]);
         assert!(s.contains("comment \"a; flush ruleset; \""));
         assert_eq!(s.matches('"').count() % 2, 0);
     }

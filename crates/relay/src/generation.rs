@@ -82,6 +82,8 @@ pub(crate) struct RedirectGen {
     /// Its pools, primary first, then backups.
     pub forwards: Vec<Forward>,
     pub placement: hasocks_redirect::Placement,
+    /// `session timeout S`: conntrack's idle timeout for its established flows.
+    pub session_timeout_s: u32,
     /// `file:line:col` of its keyword.
     pub at: String,
 }
@@ -121,6 +123,7 @@ impl RedirectGen {
             listens: self.listens.clone(),
             pools,
             placement: self.placement.clone(),
+            session_timeout_s: self.session_timeout_s,
         }
     }
 }
@@ -430,6 +433,7 @@ pub(crate) fn build(
             listens,
             forwards,
             placement: placement(&mode, r.sticky),
+            session_timeout_s: r.session_timeout_s,
             at: r.at.clone(),
         }));
     }

@@ -1,7 +1,8 @@
 //! The redirects' kernel side: a loop that turns the current generation and its hosts' check
 //! verdicts into the nftables table (only when the plan changes) and deletes the conntrack
 //! entries of hosts that stopped serving, so their clients fail fast. A successor that takes
-//! over adopts the table (its first plan replaces it whole, in one transaction); a clean stop
+//! over adopts the table (its first plan rewrites the rules and maps in one transaction and
+//! keeps the timeout objects, so tracked flows keep their session timeout); a clean stop
 //! removes it unless `hasocks.redirect.on-exit keep`. For `mode least-states` it also counts
 //! each host's tracked flows (`conntrack -L`) on a slower tick and weighs the map by them.
 
@@ -154,17 +155,23 @@ impl Redirector {
         if last.error.is_none() && last.generation == gen.number && last.plans == plans {
             return;
         }
-        let script = hasocks_redirect::plan::script(&plans, gen.number);
+        let script = hasocks_redirect::plan::script(&plans);
         if last.script.as_deref() == Some(script.as_str()) {
             return;
         }
-        if let Err(e) = hasocks_redirect::apply::apply(&script) {
-            let msg = e.to_string();
-            if last.error.as_deref() != Some(msg.as_str()) {
-                tracing::error!("redirects: cannot update the nftables table: {msg}");
-                last.error = Some(msg);
+        match hasocks_redirect::apply::put(&plans) {
+            Ok(hasocks_redirect::Put::Replaced(why)) => tracing::warn!(
+                "redirects: table inet hasocks written anew (the update was refused: {why}); flows tracked before keep conntrack's default timeout, not the session timeout"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                let msg = e.to_string();
+                if last.error.as_deref() != Some(msg.as_str()) {
+                    tracing::error!("redirects: cannot update the nftables table: {msg}");
+                    last.error = Some(msg);
+                }
+                return;
             }
-            return;
         }
         last.error = None;
         for (listen, host) in hasocks_redirect::plan::gone(&last.plans, &plans) {
@@ -212,7 +219,7 @@ pub(crate) async fn check(gen: &Generation) -> Result<(), crate::error::RelayErr
         return Ok(());
     };
     let plans: Vec<_> = gen.redirects.iter().map(|r| r.plan()).collect();
-    let script = hasocks_redirect::plan::script(&plans, gen.number);
+    let script = hasocks_redirect::plan::script(&plans);
     let r = tokio::task::spawn_blocking(move || hasocks_redirect::apply::check(&script)).await;
     let reason = match r {
         Ok(Ok(())) => return Ok(()),

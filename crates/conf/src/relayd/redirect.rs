@@ -7,6 +7,10 @@ use super::parser::{Parser, Res};
 use super::words::{is_reserved, is_unsupported, not_supported};
 use super::{Mode, Redirect, RedirectListen};
 
+/// The longest idle timeout conntrack can hold (hasocks_redirect::plan::MAX_SESSION_TIMEOUT_S):
+/// a flow's timeout is 32-bit jiffies compared as signed.
+const CONNTRACK_MAX_TIMEOUT_S: u32 = 2_000_000;
+
 impl Parser {
     /// The redirect block after the `redirect` keyword `kw`.
     pub(crate) fn redirect(&mut self, kw: &Token) -> Res<()> {
@@ -109,10 +113,12 @@ impl Parser {
                 "session" => {
                     self.expect_word("timeout", "session")?;
                     r.session_timeout_s = self.number("session timeout", 0, 2_147_483_647)?.0;
-                    self.warn(
-                        &t,
-                        "session timeout in a redirect: the kernel's conntrack timeouts apply (nf_conntrack_tcp_timeout_established), not this value".to_string(),
-                    );
+                    if r.session_timeout_s > CONNTRACK_MAX_TIMEOUT_S {
+                        self.warn(
+                            &t,
+                            format!("session timeout in a redirect: conntrack holds an idle flow at most {CONNTRACK_MAX_TIMEOUT_S} s (about 23 days); that is used"),
+                        );
+                    }
                 }
                 "disable" => r.disabled = true,
                 "sticky-address" => r.sticky = true,
@@ -204,6 +210,30 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.message.contains("not defined"), "{e}");
+    }
+
+    #[test]
+    fn session_timeout_is_kept_and_only_a_value_beyond_conntrack_warns() {
+        let conf = |t: &str| {
+            run(&format!(
+                "{HEAD}redirect r {{\n listen on a port 1\n forward to <t>\n session timeout {t}\n}}\n"
+            ))
+            .unwrap()
+        };
+        let timeout_warnings = |c: &RelaydConfig| {
+            c.warnings
+                .iter()
+                .filter(|w| w.message.contains("session timeout"))
+                .map(|w| (w.line, w.col, w.message.contains("2000000")))
+                .collect::<Vec<_>>()
+        };
+        let c = conf("30");
+        assert_eq!(c.redirects[0].session_timeout_s, 30);
+        assert!(timeout_warnings(&c).is_empty(), "{:?}", c.warnings);
+        assert!(timeout_warnings(&conf("0")).is_empty());
+        let c = conf("3000000");
+        assert_eq!(c.redirects[0].session_timeout_s, 3_000_000);
+        assert_eq!(timeout_warnings(&c), vec![(6, 2, true)], "{:?}", c.warnings);
     }
 
     #[test]

@@ -186,7 +186,8 @@ pub struct Redirect {
     pub forwards: Vec<Forward>,
     /// `sticky-address`: a client keeps its host (placement by source address buckets).
     pub sticky: bool,
-    /// `session timeout S` (default 600): recorded; conntrack's own timeouts apply.
+    /// `session timeout S` (default 600): conntrack forgets an established flow idle that
+    /// long (0: as long as conntrack can).
     pub session_timeout_s: u32,
     /// `disable` given.
     pub disabled: bool,
