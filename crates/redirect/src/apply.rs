@@ -86,9 +86,9 @@ pub enum Put {
     Replaced(String),
 }
 
-/// Puts `redirects` into effect: updates our table in place if it is there (so tracked flows
-/// keep their session timeout), or writes it whole.
-pub fn put(redirects: &[crate::Redirect]) -> Result<Put, ApplyError> {
+/// Puts `table` into effect: updates our table in place if it is there (so tracked flows
+/// keep their session timeout), or writes it whole (`whole`: [`crate::plan::Table::script`]).
+pub fn put(table: &crate::plan::Table, whole: &str) -> Result<Put, ApplyError> {
     let listing = match run(
         "nft",
         "nftables",
@@ -97,14 +97,14 @@ pub fn put(redirects: &[crate::Redirect]) -> Result<Put, ApplyError> {
     ) {
         Ok(json) => json,
         Err(ApplyError::Failed { stderr, .. }) if stderr.contains("No such file or directory") => {
-            return apply(&crate::plan::script(redirects)).map(|()| Put::Created);
+            return apply(whole).map(|()| Put::Created);
         }
         Err(e) => return Err(e),
     };
     let maps = crate::plan::maps_in(&listing);
-    match apply(&crate::plan::update_script(redirects, &maps)) {
+    match apply(&table.update_script(&maps)) {
         Ok(()) => Ok(Put::Updated),
-        Err(e) => apply(&crate::plan::script(redirects)).map(|()| Put::Replaced(e.to_string())),
+        Err(e) => apply(whole).map(|()| Put::Replaced(e.to_string())),
     }
 }
 

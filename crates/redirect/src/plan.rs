@@ -1,9 +1,9 @@
 //! The ruleset as a pure function of the redirects and their hosts' states, tested without
 //! the kernel. Two scripts, each one transaction (so the kernel never sees a half-written
-//! map): [`script`] writes the `inet hasocks` table anew, and [`update_script`] rewrites its
-//! rules and maps but keeps the table and its `ct timeout` objects. Deleting a timeout object
-//! strips it from every flow that uses it, so replacing the table on each check verdict
-//! would put established flows back on conntrack's default timeout (5 days).
+//! map): [`Table::script`] writes the `inet hasocks` table anew, and [`Table::update_script`]
+//! rewrites its rules and maps but keeps the table and its `ct timeout` objects. Deleting a
+//! timeout object strips it from every flow that uses it, so replacing the table on each
+//! check verdict would put established flows back on conntrack's default timeout (5 days).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -190,9 +190,10 @@ pub fn bucket_map(pool: &Pool, key: &[u8; 16], listen: Option<SocketAddrV4>) -> 
         .collect()
 }
 
-/// The parts of the table that depend on the redirects.
+/// The parts of the table that depend on the redirects, computed once (the bucket maps
+/// take 4096 x hosts hashes) and written by [`Table::script`] or [`Table::update_script`].
 #[derive(Debug, Default)]
-struct Body {
+pub struct Table {
     /// `ct timeout` objects, one per distinct timeout.
     timeouts: String,
     /// Named bucket maps.
@@ -206,8 +207,9 @@ struct Body {
 const PREROUTING: &str = "type nat hook prerouting priority dstnat; policy accept;";
 const OUTPUT: &str = "type nat hook output priority -100; policy accept;";
 
-fn body(redirects: &[Redirect]) -> Body {
-    let mut b = Body::default();
+/// The table for `redirects`.
+pub fn table(redirects: &[Redirect]) -> Table {
+    let mut b = Table::default();
     let mut timeouts = std::collections::BTreeSet::new();
     for (ri, r) in redirects.iter().enumerate() {
         if r.disabled {
@@ -321,40 +323,46 @@ fn timeout_name(seconds: u32) -> String {
     format!("session{seconds}")
 }
 
-/// The whole nft script for `redirects`: creates the table if missing, deletes it, and
-/// writes it anew, in one transaction. For a table that is not there yet; flows tracked
-/// under an old table lose their session timeout.
-pub fn script(redirects: &[Redirect]) -> String {
-    let b = body(redirects);
-    format!(
-        "table {TABLE} {{}}\ndelete table {TABLE}\ntable {TABLE} {{\n\tcomment \"hasocks redirects (written by hasocks relay)\"\n{}{}\tchain prerouting {{\n\t\t{PREROUTING}\n{}\t}}\n\tchain output {{\n\t\t{OUTPUT}\n{}\t}}\n}}\n",
-        b.timeouts, b.maps, b.pre, b.out
-    )
+impl Table {
+    /// The whole nft script: creates the table if missing, deletes it, and writes it anew, in
+    /// one transaction. For a table that is not there yet; flows tracked under an old table
+    /// lose their session timeout.
+    pub fn script(&self) -> String {
+        format!(
+            "table {TABLE} {{}}\ndelete table {TABLE}\ntable {TABLE} {{\n\tcomment \"hasocks redirects (written by hasocks relay)\"\n{}{}\tchain prerouting {{\n\t\t{PREROUTING}\n{}\t}}\n\tchain output {{\n\t\t{OUTPUT}\n{}\t}}\n}}\n",
+            self.timeouts, self.maps, self.pre, self.out
+        )
+    }
+
+    /// The nft script that brings an existing table here in one transaction: flushes the
+    /// two chains, deletes the maps the table has now (`existing_maps`, see [`maps_in`]), and
+    /// writes maps and rules anew. The `ct timeout` objects stay (adding one that exists
+    /// changes nothing), so tracked flows keep theirs; an unused one stays until the table
+    /// goes.
+    pub fn update_script(&self, existing_maps: &[String]) -> String {
+        let mut s = format!(
+            "table {TABLE} {{\n\tchain prerouting {{\n\t\t{PREROUTING}\n\t}}\n\tchain output {{\n\t\t{OUTPUT}\n\t}}\n}}\nflush chain {TABLE} prerouting\nflush chain {TABLE} output\n"
+        );
+        for m in existing_maps {
+            let _ = writeln!(s, "delete map {TABLE} {}", quote(m));
+        }
+        let _ = write!(
+            s,
+            "table {TABLE} {{\n{}{}\tchain prerouting {{\n{}\t}}\n\tchain output {{\n{}\t}}\n}}\n",
+            self.timeouts, self.maps, self.pre, self.out
+        );
+        s
+    }
 }
 
-/// The nft script that brings an existing table to `redirects` in one transaction: flushes
-/// the two chains, deletes the maps the table has now (`existing_maps`, see [`maps_in`]),
-/// and writes maps and rules anew. The `ct timeout` objects stay (adding one that exists
-/// changes nothing), so tracked flows keep theirs; an unused one stays until the table goes.
-pub fn update_script(redirects: &[Redirect], existing_maps: &[String]) -> String {
-    let b = body(redirects);
-    let mut s = format!(
-        "table {TABLE} {{\n\tchain prerouting {{\n\t\t{PREROUTING}\n\t}}\n\tchain output {{\n\t\t{OUTPUT}\n\t}}\n}}\nflush chain {TABLE} prerouting\nflush chain {TABLE} output\n"
-    );
-    for m in existing_maps {
-        let _ = writeln!(s, "delete map {TABLE} {}", quote(m));
-    }
-    let _ = write!(
-        s,
-        "table {TABLE} {{\n{}{}\tchain prerouting {{\n{}\t}}\n\tchain output {{\n{}\t}}\n}}\n",
-        b.timeouts, b.maps, b.pre, b.out
-    );
-    s
+/// [`Table::script`] of `redirects`.
+pub fn script(redirects: &[Redirect]) -> String {
+    table(redirects).script()
 }
 
 /// The names of the maps in our table, from `nft -j -t list table inet hasocks` (terse: no
 /// elements). Anything unreadable yields none, and the update then fails and falls back to
-/// [`script`].
+/// [`Table::script`].
 pub fn maps_in(listing_json: &str) -> Vec<String> {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(listing_json) else {
         return Vec::new();
@@ -522,7 +530,7 @@ mod tests {
     #[test]
     fn an_update_keeps_the_table_and_its_timeouts_and_rewrites_rules_and_maps() {
         let r = redirect(&[true, false], hashed());
-        let s = update_script(&[r], &["r0_0".into(), "old".into()]);
+        let s = table(&[r]).update_script(&["r0_0".into(), "old".into()]);
         assert!(!s.contains("delete table"), "{s}");
         let flush = s
             .find("flush chain inet hasocks prerouting")

@@ -155,11 +155,12 @@ impl Redirector {
         if last.error.is_none() && last.generation == gen.number && last.plans == plans {
             return;
         }
-        let script = hasocks_redirect::plan::script(&plans);
+        let table = hasocks_redirect::plan::table(&plans);
+        let script = table.script();
         if last.script.as_deref() == Some(script.as_str()) {
             return;
         }
-        match hasocks_redirect::apply::put(&plans) {
+        match hasocks_redirect::apply::put(&table, &script) {
             Ok(hasocks_redirect::Put::Replaced(why)) => tracing::warn!(
                 "redirects: table inet hasocks written anew (the update was refused: {why}); flows tracked before keep conntrack's default timeout, not the session timeout"
             ),
